@@ -1,0 +1,60 @@
+//! Support code shared by this workspace's integration tests and examples. Not published.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Counts how many bodies run at once, and remembers the most it ever saw (a high-water
+/// mark), so a test can check that a limit held and was reached.
+///
+/// ```
+/// let gauge = limit_suite::Gauge::new();
+/// {
+///     let _a = gauge.enter();
+///     let _b = gauge.enter();
+///     assert_eq!(gauge.current(), 2);
+/// }
+/// assert_eq!((gauge.current(), gauge.peak()), (0, 2));
+/// ```
+#[derive(Debug, Default)]
+pub struct Gauge {
+    current: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Gauge {
+    /// A gauge at zero.
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            current: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts one more body running until the guard is dropped.
+    pub fn enter(&self) -> GaugeGuard<'_> {
+        let now = self.current.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        GaugeGuard(self)
+    }
+
+    /// Bodies running now.
+    pub fn current(&self) -> usize {
+        self.current.load(Ordering::SeqCst)
+    }
+
+    /// The most bodies ever seen running at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+}
+
+/// One running body of a [`Gauge`].
+#[derive(Debug)]
+#[must_use = "the body stops counting when the guard is dropped"]
+pub struct GaugeGuard<'a>(&'a Gauge);
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.current.fetch_sub(1, Ordering::SeqCst);
+    }
+}
