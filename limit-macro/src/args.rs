@@ -10,8 +10,9 @@ use syn::{Expr, Ident, LitStr, Token};
 /// The options accepted after the limit, for the "expected one of" message.
 pub(crate) const OPTIONS: &[&str] = &["name"];
 
-pub(crate) const EXPECTED_LIMIT: &str = "expected a concurrency limit: a positive integer \
-     literal such as `#[concurrency_limit(5)]`, or an expression of type `usize` such as \
+/// What a limit may be, for the messages that reject one.
+pub(crate) const EXPECTED_LIMIT: &str = "expected a positive integer literal such as \
+     `#[concurrency_limit(5)]`, or an expression of type `usize` such as \
      `#[concurrency_limit(MAX_JOBS)]`";
 
 /// The arguments as written.

@@ -10,6 +10,9 @@ mod expand;
 mod item;
 mod validate;
 
+#[cfg(test)]
+mod snapshots;
+
 use proc_macro::TokenStream;
 
 /// Limits how many calls of an `async fn` run at once. See the `limit-runtime` crate.

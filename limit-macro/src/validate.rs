@@ -140,7 +140,10 @@ fn check_limit(limit: &Expr) -> syn::Result<()> {
             }
             other => Err(syn::Error::new_spanned(
                 other,
-                format!("{EXPECTED_LIMIT}; found {}", describe(other)),
+                format!(
+                    "the concurrency limit cannot be {}; {EXPECTED_LIMIT}",
+                    describe(other)
+                ),
             )),
         },
         Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => {

@@ -1,0 +1,62 @@
+//! The "coroutine pool" scenario: a producer submits 50 jobs, at most 5 run at once, and
+//! `drain()` says when every one of them has finished.
+//!
+//! Run it with `cargo run --example job_pool`. Each line of the timeline shows one job
+//! starting or finishing, how many run at that moment, and which of the 5 slots are busy.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use limit_runtime::{concurrency_limit, drain};
+
+const JOBS: u32 = 50;
+const LIMIT: usize = 5;
+
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+static FINISHED: AtomicUsize = AtomicUsize::new(0);
+
+#[concurrency_limit(LIMIT)]
+async fn job(id: u32, started: Instant) {
+    let running = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+    PEAK.fetch_max(running, Ordering::SeqCst);
+    report(started, "start ", id, running);
+
+    // Jobs take between 20 and 110 ms, in a fixed pseudo-random pattern.
+    let work = 20 + u64::from(id * 37 % 10) * 10;
+    tokio::time::sleep(Duration::from_millis(work)).await;
+
+    let running = RUNNING.fetch_sub(1, Ordering::SeqCst) - 1;
+    FINISHED.fetch_add(1, Ordering::SeqCst);
+    report(started, "finish", id, running);
+}
+
+fn report(started: Instant, event: &str, id: u32, running: usize) {
+    let slots = format!("{}{}", "#".repeat(running), ".".repeat(LIMIT - running));
+    println!(
+        "{:>5} ms  {event} job {id:>2}   running {running}/{LIMIT} [{slots}]",
+        started.elapsed().as_millis()
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let started = Instant::now();
+    println!("submitting {JOBS} jobs, at most {LIMIT} at a time\n");
+    for id in 1..=JOBS {
+        // Each call counts as in flight from this line on, before the task first runs,
+        // so the drain below cannot miss a job that has not started yet.
+        tokio::spawn(job(id, started));
+    }
+    drain().await;
+
+    let finished = FINISHED.load(Ordering::SeqCst);
+    let peak = PEAK.load(Ordering::SeqCst);
+    println!(
+        "\ndrain() returned after {} ms: {finished} of {JOBS} jobs finished, \
+         at most {peak} ran at once",
+        started.elapsed().as_millis()
+    );
+    assert_eq!(finished, JOBS as usize, "drain() returned before every job ended");
+    assert!(peak <= LIMIT, "the limit of {LIMIT} was exceeded: {peak}");
+}
