@@ -1,5 +1,10 @@
 //! Limit how many calls of an async function run at once, and wait for all of them to finish.
 //!
+//! Put [`#[concurrency_limit(N)]`](concurrency_limit) on an `async fn` and at most `N` calls
+//! of it run at once; the others wait their turn, first come, first served. Call
+//! [`drain()`] at shutdown and it returns once every call made so far has finished,
+//! including calls that were spawned but have not started yet.
+//!
 //! ```
 //! use limit_runtime::{concurrency_limit, drain};
 //!
@@ -16,6 +21,31 @@
 //! drain().await; // returns once every call made so far has finished
 //! # }
 //! ```
+//!
+//! # Semantics
+//!
+//! - At most `N` bodies of an annotated function run at once, and `N` do run when there is
+//!   enough work.
+//! - A call counts as *in flight* from the moment it is made (the function is called and its
+//!   future created), not from its first poll. It stops counting when its future completes,
+//!   is dropped (never polled, waiting, or mid-body), or its body panics. That is what makes
+//!   `for job in jobs { tokio::spawn(f(job)); } drain().await;` wait for every job.
+//! - The permit is held only while the body runs. Waiting is FIFO. Cancelling a call at any
+//!   point returns its permit and its in-flight count at once.
+//! - [`drain()`] returns the first moment no limited call is in flight anywhere in the
+//!   process. It is cancel-safe; bound it with `tokio::time::timeout`.
+//! - There is one limit per annotated function item, shared by all callers, threads,
+//!   runtimes, receivers and generic instantiations.
+//! - Nothing here needs a particular executor: the limiter is built on `tokio::sync`, which
+//!   works under any runtime, `futures::executor::block_on` included.
+//!
+//! # Limitations
+//!
+//! - A limited function that awaits itself (directly or not) while its own callers hold all
+//!   `N` permits waits forever: keep recursion depth below the limit.
+//! - A limited call held un-polled while its task waits on something else (a `select!` branch
+//!   that is not polled, say) still counts as in flight and may hold its permit;
+//!   [`drain()`] waits for it.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -23,6 +53,177 @@ mod in_flight;
 mod limiter;
 mod registry;
 
+/// Limits how many calls of an `async fn` run at once.
+///
+/// ```
+/// use limit_runtime::concurrency_limit;
+///
+/// #[concurrency_limit(5)]
+/// async fn fetch(url: String) -> usize {
+///     url.len()
+/// }
+/// # futures::executor::block_on(async { assert_eq!(fetch("abc".into()).await, 3) });
+/// ```
+///
+/// # The limit
+///
+/// A positive integer literal, or any expression of type `usize`. An expression is
+/// evaluated once, at the first call, so it may read configuration or the environment. It
+/// is evaluated in the function's scope, so `Self::CONSTANT` works in methods.
+///
+/// ```
+/// use limit_runtime::concurrency_limit;
+///
+/// const MAX_JOBS: usize = 8;
+///
+/// fn limit_from_config() -> usize {
+///     std::env::var("WORKERS").ok().and_then(|v| v.parse().ok()).unwrap_or(4)
+/// }
+///
+/// #[concurrency_limit(MAX_JOBS)]
+/// async fn job(id: u32) -> u32 {
+///     id
+/// }
+///
+/// #[concurrency_limit(limit_from_config())]
+/// async fn crawl(url: &str) -> usize {
+///     url.len()
+/// }
+///
+/// struct Client;
+///
+/// impl Client {
+///     const LIMIT: usize = 16;
+///
+///     #[concurrency_limit(Self::LIMIT)]
+///     async fn get(&self, path: &str) -> String {
+///         format!("GET {path}")
+///     }
+/// }
+/// # futures::executor::block_on(async {
+/// #     assert_eq!(job(1).await + crawl("ab").await as u32, 3);
+/// #     assert_eq!(Client.get("/").await, "GET /");
+/// # });
+/// ```
+///
+/// A literal `0`, a negative, string or non-integer literal, or a literal above tokio's
+/// `Semaphore::MAX_PERMITS` is a compile error. An expression that evaluates to 0 or above
+/// the maximum panics at the first call, with a message that names the function and the
+/// value:
+///
+/// ```should_panic
+/// use limit_runtime::concurrency_limit;
+///
+/// fn no_workers() -> usize {
+///     0
+/// }
+///
+/// #[concurrency_limit(no_workers())]
+/// async fn job() {}
+///
+/// let _ = job(); // panics: "… the limit evaluated to 0; it must be at least 1"
+/// ```
+///
+/// # Options
+///
+/// - `name = "…"`: a label for the limiter, used in messages. The default is the
+///   function's path, `module_path!()` + `::` + its name.
+///
+/// # What it expands to
+///
+/// The `async fn` becomes a plain `fn` returning `impl Future`. The plain `fn` registers the
+/// call, so the call is in flight from the moment it is made; the future it returns waits
+/// for a permit and then runs the body. For
+///
+/// ```
+/// # use limit_runtime::concurrency_limit;
+/// #[concurrency_limit(5)]
+/// async fn fetch(url: String) -> usize {
+///     url.len()
+/// }
+/// ```
+///
+/// `cargo expand` shows (this block compiles as it stands):
+///
+/// ```
+/// fn fetch(url: String) -> impl ::core::future::Future<Output = usize> {
+///     static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
+///         ::core::concat!(::core::module_path!(), "::fetch"),
+///     );
+///     let __call = __LIMITER.call(|| 5);
+///     async move {
+///         let __permit = __call.admit().await;
+///         let url = url;
+///         { url.len() }
+///     }
+/// }
+/// # futures::executor::block_on(async { assert_eq!(fetch("ab".into()).await, 2) });
+/// ```
+///
+/// Written by hand, that is a `static` `tokio::sync::Semaphore`, plus an in-flight counter
+/// and a `Notify` for [`drain()`], plus a guard created *before* the `async` block so that an
+/// unpolled call is counted, plus a `let` for each argument so that arguments the body does
+/// not mention still live as long as the body, as in an `async fn`.
+///
+/// The returned future captures every lifetime in scope, as an `async fn`'s does, also in
+/// edition-2021 crates; it is `Send` exactly when the body's future is.
+///
+/// # Where it applies
+///
+/// Any `async fn`: free functions of any visibility, methods with any receiver (`&self`,
+/// `&mut self`, `self`, `self: Arc<Self>`, `self: Pin<&mut Self>`), generic functions,
+/// `async fn` in trait impls. One limiter per function item is shared by every caller,
+/// receiver and generic instantiation:
+///
+/// ```
+/// use limit_runtime::concurrency_limit;
+///
+/// struct Store;
+///
+/// impl Store {
+///     // `a.load()` and `b.load()` share these 2 permits, as do `load::<u8>` and
+///     // `load::<String>` below.
+///     #[concurrency_limit(2)]
+///     async fn load<T: Default>(&self) -> T {
+///         T::default()
+///     }
+/// }
+/// # futures::executor::block_on(async {
+/// #     let (a, b) = (Store, Store);
+/// #     assert_eq!(a.load::<u8>().await, 0);
+/// #     assert_eq!(b.load::<String>().await, "");
+/// # });
+/// ```
+///
+/// Methods of an `#[async_trait]` impl work too: `#[async_trait]` runs first and hands the
+/// attribute a `fn` returning `Pin<Box<dyn Future + Send + 'async_trait>>` whose body is
+/// `Box::pin(async move { … })`; the attribute recognises that form and limits the boxed
+/// block, still counting the call from the moment it is made.
+///
+/// ```
+/// use limit_runtime::concurrency_limit;
+///
+/// #[async_trait::async_trait]
+/// trait Service {
+///     async fn call(&self, request: u32) -> u32;
+/// }
+///
+/// struct Doubler;
+///
+/// #[async_trait::async_trait]
+/// impl Service for Doubler {
+///     #[concurrency_limit(4)]
+///     async fn call(&self, request: u32) -> u32 {
+///         request * 2
+///     }
+/// }
+/// # futures::executor::block_on(async { assert_eq!(Doubler.call(2).await, 4) });
+/// ```
+///
+/// Anything else is a compile error that says what is accepted: a plain `fn`, a `const fn`,
+/// a trait method declaration without a body (put the attribute on the impl), or an item
+/// that is not a function.
+#[doc(inline)]
 pub use limit_macro::concurrency_limit;
 pub use registry::drain;
 

@@ -40,13 +40,14 @@ impl Limiter {
 
     /// Registers a call: it is in flight from now until the returned guard is dropped.
     ///
-    /// `limit` is evaluated once, by the first call. It panics, naming the function and the
-    /// value, when the limit is 0 or above [`Semaphore::MAX_PERMITS`].
+    /// `limit` is evaluated by the first call only, however many calls race to be first.
+    /// It panics, naming the function and the value, when the limit is 0 or above
+    /// [`Semaphore::MAX_PERMITS`].
     #[doc(hidden)]
     #[inline]
     pub fn call(&'static self, limit: impl FnOnce() -> usize) -> Call {
         if self.initialized.get().is_none() {
-            self.initialize(limit());
+            self.initialize(limit);
         }
         self.in_flight.enter();
         Call { limiter: self }
@@ -54,20 +55,22 @@ impl Limiter {
 
     #[cold]
     #[inline(never)]
-    fn initialize(&'static self, limit: usize) {
-        let name = self.name;
-        assert!(
-            limit != 0,
-            "#[concurrency_limit] on `{name}`: the limit evaluated to 0; it must be at least 1",
-        );
-        assert!(
-            limit <= MAX_LIMIT,
-            "#[concurrency_limit] on `{name}`: the limit evaluated to {limit}, \
-             above the maximum of {MAX_LIMIT}",
-        );
-        // Racing first calls may each evaluate their closure, but only one value is kept and
-        // only its permits are added, so the limit is set exactly once.
+    fn initialize(&'static self, limit: impl FnOnce() -> usize) {
+        // `get_or_init` runs one closure at a time and keeps the first value, so the limit
+        // expression runs exactly once. If it panics (or the value is rejected), the limiter
+        // stays uninitialized and the next call tries again.
         self.initialized.get_or_init(|| {
+            let limit = limit();
+            let name = self.name;
+            assert!(
+                limit != 0,
+                "#[concurrency_limit] on `{name}`: the limit evaluated to 0; it must be at least 1",
+            );
+            assert!(
+                limit <= MAX_LIMIT,
+                "#[concurrency_limit] on `{name}`: the limit evaluated to {limit}, \
+                 above the maximum of {MAX_LIMIT}",
+            );
             self.semaphore.add_permits(limit);
             registry::register(self);
             limit
