@@ -57,6 +57,9 @@ async fn main() {
          at most {peak} ran at once",
         started.elapsed().as_millis()
     );
-    assert_eq!(finished, JOBS as usize, "drain() returned before every job ended");
+    assert_eq!(
+        finished, JOBS as usize,
+        "drain() returned before every job ended"
+    );
     assert!(peak <= LIMIT, "the limit of {LIMIT} was exceeded: {peak}");
 }

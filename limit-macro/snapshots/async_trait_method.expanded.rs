@@ -12,10 +12,12 @@ where
     'life0: 'async_trait,
     Self: 'async_trait,
 {
-    static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
-        ::core::concat!(::core::module_path!(), "::call"),
-    );
-    let __call = __LIMITER.call(|| 4);
+    let __call = {
+        static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
+            ::core::concat!(::core::module_path!(), "::call"),
+        );
+        __LIMITER.call(|| 4)
+    };
     Box::pin(async move {
         let __permit = __call.admit().await;
         {

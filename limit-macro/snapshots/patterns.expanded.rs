@@ -5,16 +5,20 @@ pub(crate) fn sum(
     __arg1: Guard,
     _permit: Token,
 ) -> impl ::core::future::Future<Output = u32> {
-    static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
-        "pairs",
-    );
-    let __call = __LIMITER.call(|| 2);
+    let __call = {
+        static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
+            "pairs",
+        );
+        __LIMITER.call(|| 2)
+    };
     async move {
         let __permit = __call.admit().await;
         let __arg0 = __arg0;
         let (a, b) = __arg0;
         let __arg1 = __arg1;
         let _permit = _permit;
-        { a + b }
+        #[allow(clippy::diverging_sub_expression)]
+        let __ret: u32 = { a + b };
+        #[allow(unreachable_code)] __ret
     }
 }

@@ -6,14 +6,16 @@
 //!
 //! The `impl` token is spanned by this crate (edition 2024), so the opaque type captures
 //! every lifetime in scope, as an `async fn` does, even in an edition-2021 crate.
-//! Every path is absolute, and every name the expansion introduces is `mixed_site`, so the
-//! user's code can neither shadow nor see them.
+//! Every path is absolute. Every local the expansion introduces is `mixed_site`, and its one
+//! item, the limiter's `static`, sits in a block of its own, so the user's code can neither
+//! shadow nor see them.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{format_ident, quote};
 use syn::ext::IdentExt;
 use syn::punctuated::Punctuated;
-use syn::{FnArg, Pat, PatIdent, ReturnType, Token, parse_quote};
+use syn::visit_mut::VisitMut;
+use syn::{FnArg, Pat, PatIdent, ReturnType, Token, Type, parse_quote};
 
 use crate::validate::{Plan, Shape};
 
@@ -39,22 +41,25 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
     );
     let inner_attrs = &body.inner_attrs;
     let register = quote! {
-        static #limiter: ::limit_runtime::__private::Limiter =
-            ::limit_runtime::__private::Limiter::per_fn(#name);
-        let #call = #limiter.call(|| #limit);
+        let #call = {
+            static #limiter: ::limit_runtime::__private::Limiter =
+                ::limit_runtime::__private::Limiter::per_fn(#name);
+            #limiter.call(|| #limit)
+        };
     };
 
     match shape {
         Shape::AsyncFn => {
             let (inputs, rebind) = move_arguments(&sig.inputs);
-            let output = match &sig.output {
-                ReturnType::Default => quote!(()),
-                ReturnType::Type(_, ty) => quote!(#ty),
+            let block = body.block();
+            let (output, body) = match &sig.output {
+                ReturnType::Type(_, ty) if !is_unit(ty) => (quote!(#ty), typed_body(ty, block)),
+                // A unit body needs no coercion: it stays the block's tail.
+                _ => (quote!(()), quote!(#block)),
             };
             sig.asyncness = None;
             sig.inputs = inputs;
             sig.output = parse_quote!(-> impl ::core::future::Future<Output = #output>);
-            let block = body.block();
             quote! {
                 #(#attrs)*
                 #vis #sig {
@@ -63,7 +68,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
                     async move {
                         let #permit = #call.admit().await;
                         #(#rebind)*
-                        #block
+                        #body
                     }
                 }
             }
@@ -84,6 +89,69 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
                 })
             }
         },
+    }
+}
+
+/// The body of a function returning `ty`, as the tail of the `async move` block.
+///
+/// An `async fn`'s body is checked against its declared return type, so `&self.name` becomes
+/// a `&str` and `Box::new(e)` a `Box<dyn Error>`. An `async` block's output is inferred from
+/// its body instead, so the expansion states the type: `let __ret: T = { body };`, and, when
+/// the body contains `return`, a never-taken `return` of type `T` first, which fixes the
+/// block's return type for every other `return` (the technique async-trait uses). Inside the
+/// type, `impl Trait` becomes `_`, since it cannot be named in a `let`.
+fn typed_body(ty: &Type, block: proc_macro2::Group) -> TokenStream {
+    let mut ty = ty.clone();
+    InferImplTrait.visit_type_mut(&mut ty);
+    let ret = format_ident!("__ret", span = Span::mixed_site());
+    let hint = contains_return(block.stream()).then(|| {
+        quote! {
+            if let ::core::option::Option::Some(#ret) = ::core::option::Option::None::<#ty> {
+                #[allow(unreachable_code)]
+                return #ret;
+            }
+        }
+    });
+    // The lints allowed on generated code, and why:
+    // - `unreachable_code`: after a body that diverges (`loop {}`, `todo!()`), `__ret` and
+    //   the hint's `return` are unreachable, which an `async fn` would not report.
+    // - `clippy::diverging_sub_expression`: a body ending in `return x;` becomes the value of
+    //   the `let`, which that lint reports; in an `async fn` it is a tail statement.
+    quote! {
+        #hint
+        #[allow(clippy::diverging_sub_expression)]
+        let #ret: #ty = #block;
+        #[allow(unreachable_code)]
+        #ret
+    }
+}
+
+fn is_unit(ty: &Type) -> bool {
+    matches!(ty, Type::Tuple(tuple) if tuple.elems.is_empty())
+}
+
+/// Whether `return` appears anywhere in the tokens. A `return` inside a closure in the body
+/// counts too, which only costs an unneeded (and free) hint.
+fn contains_return(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|token| match token {
+        TokenTree::Ident(ident) => ident == "return",
+        TokenTree::Group(group) => contains_return(group.stream()),
+        _ => false,
+    })
+}
+
+struct InferImplTrait;
+
+impl VisitMut for InferImplTrait {
+    fn visit_type_mut(&mut self, ty: &mut Type) {
+        if let Type::ImplTrait(impl_trait) = ty {
+            *ty = Type::Infer(syn::TypeInfer {
+                attrs: Vec::new(),
+                underscore_token: Token![_](syn::spanned::Spanned::span(impl_trait)),
+            });
+        } else {
+            syn::visit_mut::visit_type_mut(self, ty);
+        }
     }
 }
 
@@ -108,7 +176,10 @@ fn move_arguments(
                 outer.push(input.clone());
             }
             FnArg::Typed(typed) => {
-                let cfg = typed.attrs.iter().filter(|attr| attr.path().is_ident("cfg"));
+                let cfg = typed
+                    .attrs
+                    .iter()
+                    .filter(|attr| attr.path().is_ident("cfg"));
                 let mut typed = typed.clone();
                 match &*typed.pat {
                     Pat::Ident(PatIdent {
@@ -131,11 +202,18 @@ fn move_arguments(
                     }
                     pattern => {
                         let hidden = format_ident!("__arg{}", index, span = Span::mixed_site());
+                        let cfg: Vec<_> = cfg.collect();
                         let destructure = match pattern {
                             Pat::Wild(_) => None,
-                            pattern => Some(quote!(let #pattern = #hidden;)),
+                            pattern => Some(quote!(#(#cfg)* let #pattern = #hidden;)),
                         };
-                        rebind.push(quote!(#(#cfg)* let #hidden = #hidden; #destructure));
+                        // `ref mut x` borrows the hidden binding mutably.
+                        let mutability =
+                            contains_ref_mut(quote!(#pattern)).then(<Token![mut]>::default);
+                        rebind.push(quote! {
+                            #(#cfg)* let #mutability #hidden = #hidden;
+                            #destructure
+                        });
                         typed.pat = Box::new(Pat::Ident(PatIdent {
                             attrs: Vec::new(),
                             by_ref: None,
@@ -150,4 +228,15 @@ fn move_arguments(
         }
     }
     (outer, rebind)
+}
+
+/// Whether a pattern binds anything by `ref mut`.
+fn contains_ref_mut(tokens: TokenStream) -> bool {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    tokens.windows(2).any(|pair| {
+        matches!(pair, [TokenTree::Ident(a), TokenTree::Ident(b)] if a == "ref" && b == "mut")
+    }) || tokens.iter().any(|token| match token {
+        TokenTree::Group(group) => contains_ref_mut(group.stream()),
+        _ => false,
+    })
 }

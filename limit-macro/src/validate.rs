@@ -5,7 +5,7 @@
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use syn::spanned::Spanned;
-use syn::{Attribute, Expr, Lit, LitStr, Signature, UnOp, Visibility};
+use syn::{Attribute, Expr, Lit, LitStr, ReturnType, Signature, Type, UnOp, Visibility};
 
 use crate::args::{Args, EXPECTED_LIMIT};
 use crate::item::{Body, Function};
@@ -80,6 +80,16 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
             ),
         ));
     };
+    if let ReturnType::Type(_, ty) = &sig.output
+        && let Type::Never(never) = &**ty
+    {
+        return Err(syn::Error::new_spanned(
+            never,
+            "#[concurrency_limit] cannot be applied to an `async fn` returning `!`: the \
+             future's `Output = !` needs the unstable never type; return \
+             `std::convert::Infallible` instead",
+        ));
+    }
     if let Some(variadic) = &sig.variadic {
         return Err(syn::Error::new_spanned(
             variadic,

@@ -1,10 +1,13 @@
-//! In-flight accounting for one limiter: how many of its calls exist right now, and the
-//! handshake that lets a drain wait for that number to reach zero without missing the moment.
+//! In-flight accounting: how many calls of one limiter exist right now, and the handshake that
+//! lets a drain wait for that number to reach zero without missing the moment.
 //!
-//! The hot path is one read-modify-write on entry and one on exit, on a word that belongs to
-//! this limiter alone, so independent limiters on different cores never share a cache line.
-//! Only the exit that brings the count to zero looks further, and it notifies only when a
-//! drain is actually waiting: the pattern of tokio-util's `TaskTracker`.
+//! The same type counts at two levels. Each limiter counts its calls. The process counts
+//! *busy limiters*, so that the process-wide `drain()` can see the moment when nothing at
+//! all is in flight, without a process-wide write on every call: a limiter stays marked as
+//! busy after its calls end (the mark is lazy) and is unmarked only while a drain is
+//! pending, by its last call out or by the drain itself. So in steady state a call touches
+//! only its own limiter's word: one read-modify-write on entry and one on exit, as in
+//! tokio-util's `TaskTracker`.
 
 use std::pin::pin;
 use std::sync::atomic::Ordering::SeqCst;
@@ -12,45 +15,52 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 
 use tokio::sync::Notify;
 
-/// Low half of `state`: calls in flight.
+/// Bits 0..32 of `state`: calls in flight.
 const COUNT_MASK: u64 = u32::MAX as u64;
-/// One entry: one more call in flight, and one more call ever entered (the high half).
-const ENTER: u64 = 1 | (1 << 32);
+/// Bit 32 of a limiter's `state`: the limiter is counted as busy by its parent.
+const MARKED: u64 = 1 << 32;
+/// Bits 33..64: calls ever entered, wrapping at 2^31.
+const ENTERED_SHIFT: u32 = 33;
+const ENTERED_MASK: u32 = (1 << 31) - 1;
+/// One entry: one more call in flight, and one more call ever entered. An overflow of the
+/// entered count falls off the top of the word, which is the wrapping we want.
+const ENTER: u64 = 1 | (1 << ENTERED_SHIFT);
 /// Marks `idle_at` as holding a value (it starts out empty).
 const IDLE_AT_SET: u64 = 1 << 63;
 
-/// A consistent reading of one limiter's accounting word.
+/// A reading of one counter's state word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Snapshot {
     /// Calls in flight at the moment of the reading.
     pub(crate) in_flight: u32,
-    /// Calls entered since the limiter was created, wrapping. Two readings with the same
-    /// value and no call in flight prove the limiter stayed idle between them.
+    /// Calls entered so far, wrapping at 2^31.
     pub(crate) entered: u32,
 }
 
 impl Snapshot {
     fn from_word(word: u64) -> Self {
         Self {
-            // Truncation is the point: the word packs two 32-bit halves.
+            // Truncation is the point: the word packs several fields.
             in_flight: (word & COUNT_MASK) as u32,
-            entered: (word >> 32) as u32,
+            entered: (word >> ENTERED_SHIFT) as u32 & ENTERED_MASK,
         }
     }
 }
 
-/// Counts the calls of one limiter and wakes drains when the count reaches zero.
+/// Counts calls (or, at the process level, busy limiters) and wakes drains when the count
+/// reaches zero.
 pub(crate) struct InFlight {
-    /// Calls in flight (low half) and calls ever entered (high half), so that one
-    /// `fetch_add` on entry updates both.
+    /// Calls in flight, the `MARKED` bit, and calls ever entered, so that one `fetch_add`
+    /// on entry updates all that needs updating.
     state: AtomicU64,
-    /// Drains registered on this limiter. An exit that reaches zero notifies only when this
-    /// is non-zero. Entry/exit and registration form a store-buffer pattern, so every access
-    /// on both sides is `SeqCst`: either the drain sees the exit, or the exit sees the drain.
+    /// Drains registered on this counter. An exit that reaches zero looks further only when
+    /// this is non-zero. Entry/exit and registration form a store-buffer pattern, so every
+    /// access on both sides is `SeqCst`: either the drain sees the exit, or the exit sees
+    /// the drain.
     drainers: AtomicUsize,
-    /// `entered` at the latest return to zero that a registered drain could have been waiting
-    /// for, tagged with `IDLE_AT_SET`. A drain that registered when `entered` was `e` knows
-    /// that the count was zero after it registered exactly when this is at or past `e`.
+    /// The entered count at the latest return to zero that a registered drain could be
+    /// waiting for, tagged with `IDLE_AT_SET`. A drain that registered when the entered
+    /// count was `e` knows the count was zero after it registered iff this is at or past `e`.
     idle_at: AtomicU64,
     idle: Notify,
 }
@@ -65,39 +75,96 @@ impl InFlight {
         }
     }
 
-    /// Registers one more call in flight.
+    /// Registers one more call in flight on a limiter whose busyness `parent` counts.
     #[inline]
-    pub(crate) fn enter(&self) {
-        let prev = self.state.fetch_add(ENTER, SeqCst);
-        if prev & COUNT_MASK == COUNT_MASK {
-            // 2^32 live calls cannot fit in memory; the check only keeps a corrupted word
-            // from ever being observed.
-            self.state.fetch_sub(ENTER, SeqCst);
-            panic!("limit-runtime: more than {} calls in flight on one limiter", u32::MAX);
+    pub(crate) fn enter(&self, parent: &Self) {
+        let prev = self.add_entry();
+        if prev & MARKED == 0 {
+            self.mark(parent);
         }
     }
 
     /// Registers that one call stopped being in flight.
     #[inline]
-    pub(crate) fn exit(&self) {
+    pub(crate) fn exit(&self, parent: &Self) {
         let prev = self.state.fetch_sub(1, SeqCst);
         if prev & COUNT_MASK == 1 {
-            self.reached_zero(Snapshot::from_word(prev).entered);
+            self.reached_zero(prev, Some(parent));
+        }
+    }
+
+    /// `enter` for the top level, which has no parent to mark itself in.
+    fn enter_root(&self) {
+        self.add_entry();
+    }
+
+    fn exit_root(&self) {
+        let prev = self.state.fetch_sub(1, SeqCst);
+        if prev & COUNT_MASK == 1 {
+            self.reached_zero(prev, None);
+        }
+    }
+
+    fn add_entry(&self) -> u64 {
+        let prev = self.state.fetch_add(ENTER, SeqCst);
+        if prev & COUNT_MASK == COUNT_MASK {
+            // 2^32 live calls cannot fit in memory; the check only keeps a corrupted word
+            // from ever being observed.
+            self.state.fetch_sub(ENTER, SeqCst);
+            panic!(
+                "limit-runtime: more than {} calls in flight on one counter",
+                u32::MAX
+            );
+        }
+        prev
+    }
+
+    /// The first call since the last unmarking counts this limiter as busy in `parent`.
+    /// Racing callers set the bit once; only the one that set it counts the limiter.
+    #[cold]
+    #[inline(never)]
+    fn mark(&self, parent: &Self) {
+        if self.state.fetch_or(MARKED, SeqCst) & MARKED == 0 {
+            parent.enter_root();
+        }
+    }
+
+    /// Stops counting this limiter as busy in `parent`, if it is idle and marked. Clearing
+    /// the bit comes first: a call that starts in between marks the limiter again, and the
+    /// parent's count never says "idle" while a marked limiter has a call.
+    pub(crate) fn unmark(&self, parent: &Self) {
+        let mut current = self.state.load(SeqCst);
+        while current & COUNT_MASK == 0 && current & MARKED != 0 {
+            match self
+                .state
+                .compare_exchange(current, current & !MARKED, SeqCst, SeqCst)
+            {
+                Ok(_) => {
+                    parent.exit_root();
+                    return;
+                }
+                Err(actual) => current = actual,
+            }
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn reached_zero(&self, entered: u32) {
-        if self.drainers.load(SeqCst) == 0 {
-            return;
+    fn reached_zero(&self, prev: u64, parent: Option<&Self>) {
+        if self.drainers.load(SeqCst) != 0 {
+            let entered = Snapshot::from_word(prev).entered;
+            // Keep the newest zero moment: two exits may publish out of order.
+            let _ = self.idle_at.fetch_update(SeqCst, SeqCst, |current| {
+                let newer = current & IDLE_AT_SET == 0 || is_at_or_after(entered, current as u32);
+                newer.then_some(IDLE_AT_SET | u64::from(entered))
+            });
+            self.idle.notify_waiters();
         }
-        // Keep the newest zero moment: two exits may publish out of order.
-        let _ = self.idle_at.fetch_update(SeqCst, SeqCst, |current| {
-            let newer = current & IDLE_AT_SET == 0 || is_at_or_after(entered, current as u32);
-            newer.then_some(IDLE_AT_SET | u64::from(entered))
-        });
-        self.idle.notify_waiters();
+        if let Some(parent) = parent
+            && parent.drainers.load(SeqCst) != 0
+        {
+            self.unmark(parent);
+        }
     }
 
     pub(crate) fn snapshot(&self) -> Snapshot {
@@ -108,8 +175,18 @@ impl InFlight {
     ///
     /// Cancel-safe: dropping the future unregisters it. It cannot miss the moment, because
     /// it registers (and enables its `Notified`) before it reads the count.
+    // Used by the unit tests now; `Limiter::drain` will use it for a single limiter.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn wait_idle(&self) {
+        self.wait_idle_after(|| ()).await;
+    }
+
+    /// `wait_idle`, running `prepare` once registered and before the first reading. The
+    /// process-wide drain unmarks idle limiters there: from then on their last calls out
+    /// unmark them, so every busy limiter either is counted or is about to be unmarked.
+    pub(crate) async fn wait_idle_after(&self, prepare: impl FnOnce()) {
         let _registered = Registration::new(&self.drainers);
+        prepare();
         let since = self.snapshot();
         if since.in_flight == 0 {
             return;
@@ -133,10 +210,10 @@ impl InFlight {
     }
 }
 
-/// Whether entry count `a` is at or after `b`, for counts that wrap at 2^32 and are
-/// compared within 2^31 entries of each other.
+/// Whether entry count `a` is at or after `b`, for counts that wrap at 2^31 and are
+/// compared within 2^30 entries of each other.
 fn is_at_or_after(a: u32, b: u32) -> bool {
-    a.wrapping_sub(b) < 1 << 31
+    a.wrapping_sub(b) & ENTERED_MASK < 1 << 30
 }
 
 /// One drain registered on an `InFlight`, for as long as it lives.
@@ -168,10 +245,11 @@ mod tests {
 
     #[test]
     fn snapshot_counts_in_flight_and_entered() {
+        let parent = InFlight::new();
         let counter = InFlight::new();
-        counter.enter();
-        counter.enter();
-        counter.exit();
+        counter.enter(&parent);
+        counter.enter(&parent);
+        counter.exit(&parent);
         assert_eq!(
             counter.snapshot(),
             Snapshot {
@@ -190,28 +268,97 @@ mod tests {
 
     #[test]
     fn wait_idle_completes_on_a_zero_moment_even_if_a_call_starts_right_after() {
+        let parent = InFlight::new();
         let counter = InFlight::new();
-        counter.enter();
+        counter.enter(&parent);
         let mut wait = pin!(counter.wait_idle());
         assert!(poll_once(wait.as_mut()).is_pending());
-        counter.exit();
-        counter.enter();
+        counter.exit(&parent);
+        counter.enter(&parent);
         assert!(poll_once(wait.as_mut()).is_ready());
     }
 
     #[test]
     fn a_zero_moment_before_registration_does_not_count() {
+        let parent = InFlight::new();
         let counter = InFlight::new();
         // A drain elsewhere makes exits publish their zero moments.
-        counter.enter();
+        counter.enter(&parent);
         let mut other = pin!(counter.wait_idle());
         assert!(poll_once(other.as_mut()).is_pending());
-        counter.exit();
-        counter.enter();
+        counter.exit(&parent);
+        counter.enter(&parent);
         let mut wait = pin!(counter.wait_idle());
         assert!(poll_once(wait.as_mut()).is_pending());
-        counter.exit();
+        counter.exit(&parent);
         assert!(poll_once(wait.as_mut()).is_ready());
+    }
+
+    /// The parent's drain, with the registry's unmarking pass over `children`.
+    fn drain_parent<'a>(
+        parent: &'a InFlight,
+        children: &'a [&'a InFlight],
+    ) -> impl Future<Output = ()> + 'a {
+        parent.wait_idle_after(move || {
+            for child in children {
+                child.unmark(parent);
+            }
+        })
+    }
+
+    #[test]
+    fn marks_are_lazy_and_cost_the_parent_nothing_per_call() {
+        let parent = InFlight::new();
+        let child = InFlight::new();
+        for _ in 0..3 {
+            child.enter(&parent);
+            child.exit(&parent);
+        }
+        // Marked once by the first call, never unmarked without a drain.
+        assert_eq!(
+            parent.snapshot(),
+            Snapshot {
+                in_flight: 1,
+                entered: 1
+            }
+        );
+        let children = [&child];
+        let mut drain = pin!(drain_parent(&parent, &children));
+        assert!(poll_once(drain.as_mut()).is_ready());
+        assert_eq!(parent.snapshot().in_flight, 0);
+    }
+
+    #[test]
+    fn parent_drain_sees_a_zero_moment_across_children() {
+        let parent = InFlight::new();
+        let (a, b) = (InFlight::new(), InFlight::new());
+        b.enter(&parent);
+        b.exit(&parent); // b is idle but still marked
+        a.enter(&parent);
+        let children = [&a, &b];
+        let mut drain = pin!(drain_parent(&parent, &children));
+        assert!(poll_once(drain.as_mut()).is_pending());
+        a.exit(&parent); // nothing in flight anywhere
+        b.enter(&parent); // a new call elsewhere, before the drain is polled again
+        assert!(poll_once(drain.as_mut()).is_ready());
+    }
+
+    #[test]
+    fn parent_drain_waits_for_every_busy_child() {
+        let parent = InFlight::new();
+        let (a, b) = (InFlight::new(), InFlight::new());
+        a.enter(&parent);
+        b.enter(&parent);
+        let children = [&a, &b];
+        let mut drain = pin!(drain_parent(&parent, &children));
+        assert!(poll_once(drain.as_mut()).is_pending());
+        a.exit(&parent);
+        assert!(poll_once(drain.as_mut()).is_pending());
+        a.enter(&parent);
+        b.exit(&parent);
+        assert!(poll_once(drain.as_mut()).is_pending());
+        a.exit(&parent);
+        assert!(poll_once(drain.as_mut()).is_ready());
     }
 
     #[test]
@@ -219,7 +366,7 @@ mod tests {
         assert!(is_at_or_after(5, 5));
         assert!(is_at_or_after(6, 5));
         assert!(!is_at_or_after(4, 5));
-        assert!(is_at_or_after(2, u32::MAX));
-        assert!(!is_at_or_after(u32::MAX, 2));
+        assert!(is_at_or_after(2, ENTERED_MASK));
+        assert!(!is_at_or_after(ENTERED_MASK, 2));
     }
 }

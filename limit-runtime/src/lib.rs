@@ -147,14 +147,18 @@ mod registry;
 ///
 /// ```
 /// fn fetch(url: String) -> impl ::core::future::Future<Output = usize> {
-///     static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
-///         ::core::concat!(::core::module_path!(), "::fetch"),
-///     );
-///     let __call = __LIMITER.call(|| 5);
+///     let __call = {
+///         static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
+///             ::core::concat!(::core::module_path!(), "::fetch"),
+///         );
+///         __LIMITER.call(|| 5)
+///     };
 ///     async move {
 ///         let __permit = __call.admit().await;
 ///         let url = url;
-///         { url.len() }
+///         #[allow(clippy::diverging_sub_expression)]
+///         let __ret: usize = { url.len() };
+///         #[allow(unreachable_code)] __ret
 ///     }
 /// }
 /// # futures::executor::block_on(async { assert_eq!(fetch("ab".into()).await, 2) });
@@ -163,7 +167,8 @@ mod registry;
 /// Written by hand, that is a `static` `tokio::sync::Semaphore`, plus an in-flight counter
 /// and a `Notify` for [`drain()`], plus a guard created *before* the `async` block so that an
 /// unpolled call is counted, plus a `let` for each argument so that arguments the body does
-/// not mention still live as long as the body, as in an `async fn`.
+/// not mention still live as long as the body, as in an `async fn`, plus a `let` with the
+/// declared type so that the body's value is coerced to it, as in an `async fn`.
 ///
 /// The returned future captures every lifetime in scope, as an `async fn`'s does, also in
 /// edition-2021 crates; it is `Send` exactly when the body's future is.

@@ -49,7 +49,7 @@ impl Limiter {
         if self.initialized.get().is_none() {
             self.initialize(limit);
         }
-        self.in_flight.enter();
+        self.in_flight.enter(&registry::BUSY_LIMITERS);
         Call { limiter: self }
     }
 
@@ -118,7 +118,7 @@ impl Call {
 impl Drop for Call {
     #[inline]
     fn drop(&mut self) {
-        self.limiter.in_flight.exit();
+        self.limiter.in_flight.exit(&registry::BUSY_LIMITERS);
     }
 }
 

@@ -1,12 +1,12 @@
 //! Every limiter that has been used in this process, and the process-wide `drain()`.
 //!
 //! A limiter joins the registry at its first call, before that call is counted, so a drain
-//! that walks the registry can never miss a call. Nothing here is touched per call: `drain()`
-//! reads each limiter's own counter instead of a global one.
+//! that walks the registry can never miss a call. Nothing here is written per call while no
+//! drain is pending: see `in_flight` for how busy limiters are counted.
 
 use std::sync::{Mutex, PoisonError};
 
-use crate::in_flight::Snapshot;
+use crate::in_flight::InFlight;
 use crate::limiter::Limiter;
 
 static LIMITERS: Mutex<Vec<&'static Limiter>> = Mutex::new(Vec::new());
@@ -18,14 +18,10 @@ pub(crate) fn register(limiter: &'static Limiter) {
         .push(limiter);
 }
 
-/// One reading of every registered limiter, in registration order.
-fn read_all() -> Vec<(&'static Limiter, Snapshot)> {
-    let limiters = LIMITERS.lock().unwrap_or_else(PoisonError::into_inner);
-    limiters
-        .iter()
-        .map(|limiter| (*limiter, limiter.in_flight().snapshot()))
-        .collect()
-}
+/// How many limiters are counted as busy. A limiter is marked busy by its first call and
+/// unmarked only while a drain is pending (see `in_flight`), so this is written per call only
+/// while someone drains.
+pub(crate) static BUSY_LIMITERS: InFlight = InFlight::new();
 
 /// Waits until no call of any `#[concurrency_limit]` function is in flight.
 ///
@@ -74,35 +70,12 @@ fn read_all() -> Vec<(&'static Limiter, Snapshot)> {
 /// # }
 /// ```
 pub async fn drain() {
-    loop {
-        let before = read_all();
-        let Some(busy) = before.iter().position(|(_, s)| s.in_flight != 0) else {
-            // Idle at one reading each; a second identical reading proves they were idle
-            // together at the moment between the two.
-            if unchanged_and_idle(&before, &read_all(), None) {
-                return;
+    BUSY_LIMITERS
+        .wait_idle_after(|| {
+            let limiters = LIMITERS.lock().unwrap_or_else(PoisonError::into_inner);
+            for limiter in limiters.iter() {
+                limiter.in_flight().unmark(&BUSY_LIMITERS);
             }
-            continue;
-        };
-        before[busy].0.in_flight().wait_idle().await;
-        // `busy` was idle at some moment after the first reading. If every other limiter
-        // was idle and untouched from the first reading to this one, that moment was idle
-        // everywhere.
-        if unchanged_and_idle(&before, &read_all(), Some(busy)) {
-            return;
-        }
-    }
-}
-
-/// Whether every limiter but `except` was idle in `before` and untouched up to `after`, and
-/// no limiter was registered in between.
-fn unchanged_and_idle(
-    before: &[(&'static Limiter, Snapshot)],
-    after: &[(&'static Limiter, Snapshot)],
-    except: Option<usize>,
-) -> bool {
-    before.len() == after.len()
-        && before.iter().zip(after).enumerate().all(|(i, (b, a))| {
-            Some(i) == except || (std::ptr::eq(b.0, a.0) && b.1 == a.1 && b.1.in_flight == 0)
         })
+        .await;
 }
