@@ -58,3 +58,35 @@ impl Drop for GaugeGuard<'_> {
         self.0.current.fetch_sub(1, Ordering::SeqCst);
     }
 }
+
+/// Yields to the executor once, on any executor (no tokio needed): the future returns
+/// `Pending` a single time and wakes itself at once, so other calls get to run.
+///
+/// ```
+/// futures::executor::block_on(limit_suite::yield_now());
+/// ```
+pub fn yield_now() -> YieldNow {
+    YieldNow(false)
+}
+
+/// The future returned by [`yield_now`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct YieldNow(bool);
+
+impl std::future::Future for YieldNow {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            std::task::Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    }
+}

@@ -7,15 +7,14 @@
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Duration;
 
 use futures::executor::block_on;
 use futures::future::{join, join_all};
 use limit_runtime::{concurrency_limit, drain};
-use limit_suite::Gauge;
+use limit_suite::{Gauge, yield_now};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -28,27 +27,6 @@ fn assert_no_runtime() {
         tokio::runtime::Handle::try_current().is_err(),
         "this test must run outside any tokio runtime"
     );
-}
-
-/// Yields to the executor once, without tokio.
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
-
-fn yield_now() -> YieldNow {
-    YieldNow(false)
 }
 
 #[concurrency_limit(2)]

@@ -21,79 +21,14 @@
 
 use std::fmt::Display;
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 
 use limit_runtime::concurrency_limit;
-
-/// Counts how many bodies run at once and remembers the most it saw.
-#[derive(Debug, Default)]
-pub struct Gauge {
-    current: AtomicUsize,
-    peak: AtomicUsize,
-}
-
-impl Gauge {
-    /// A gauge at zero.
-    pub const fn new() -> Self {
-        Self {
-            current: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
-        }
-    }
-
-    /// Counts one more body until the guard is dropped.
-    pub fn enter(&self) -> GaugeGuard<'_> {
-        let now = self.current.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(now, Ordering::SeqCst);
-        GaugeGuard(self)
-    }
-
-    /// Bodies running now.
-    pub fn current(&self) -> usize {
-        self.current.load(Ordering::SeqCst)
-    }
-
-    /// The most bodies ever seen running at once.
-    pub fn peak(&self) -> usize {
-        self.peak.load(Ordering::SeqCst)
-    }
-}
-
-/// One running body of a [`Gauge`].
-#[derive(Debug)]
-#[must_use = "the body stops counting when the guard is dropped"]
-pub struct GaugeGuard<'a>(&'a Gauge);
-
-impl Drop for GaugeGuard<'_> {
-    fn drop(&mut self) {
-        self.0.current.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Returns `Pending` once (waking itself at once), so that other calls get to run while a
-/// body holds its permit. Executor-agnostic: this crate depends on no runtime.
-struct YieldOnce(bool);
-
-impl Future for YieldOnce {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            Poll::Ready(())
-        } else {
-            self.0 = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-    }
-}
+pub use limit_suite::{Gauge, GaugeGuard};
 
 /// Work that lets the other calls run while this one holds its permit.
 pub async fn busy() {
     for _ in 0..3 {
-        YieldOnce(false).await;
+        limit_suite::yield_now().await;
     }
 }
 
