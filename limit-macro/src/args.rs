@@ -1,26 +1,38 @@
 //! Stage 1: parse the attribute's arguments, `(LIMIT, option = value, …)`.
 //!
-//! This stage only reads syntax. What the values mean is checked in `validate`.
+//! This stage only reads syntax and rejects repeats. What the values mean, and which
+//! combinations make sense, is checked in `validate`.
 
 use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream, Parser};
-use syn::{Expr, Ident, LitStr, Token};
+use syn::{Expr, Ident, LitStr, Path, Token};
 
 /// The options accepted after the limit, for the "expected one of" message.
-pub(crate) const OPTIONS: &[&str] = &["name"];
+pub(crate) const OPTIONS: &[&str] = &["limiter", "max_wait", "queue", "key", "name"];
 
 /// What a limit may be, for the messages that reject one.
 pub(crate) const EXPECTED_LIMIT: &str = "expected a positive integer literal such as \
-     `#[concurrency_limit(5)]`, or an expression of type `usize` such as \
-     `#[concurrency_limit(MAX_JOBS)]`";
+     `#[concurrency_limit(5)]`, an expression of type `usize` such as \
+     `#[concurrency_limit(MAX_JOBS)]`, or a shared limiter such as \
+     `#[concurrency_limit(limiter = DATABASE)]`";
+
+/// An option's value, with the option's name for error spans.
+pub(crate) struct Opt<T> {
+    pub(crate) key: Ident,
+    pub(crate) value: T,
+}
 
 /// The arguments as written.
+#[derive(Default)]
 pub(crate) struct Args {
     /// The positional limit, if one was given.
     pub(crate) limit: Option<Expr>,
-    /// `name = "…"`.
-    pub(crate) name: Option<LitStr>,
+    pub(crate) limiter: Option<Opt<Path>>,
+    pub(crate) max_wait: Option<Opt<Expr>>,
+    pub(crate) queue: Option<Opt<Expr>>,
+    pub(crate) key: Option<Opt<Expr>>,
+    pub(crate) name: Option<Opt<LitStr>>,
 }
 
 pub(crate) fn parse(args: TokenStream) -> syn::Result<Args> {
@@ -35,10 +47,7 @@ pub(crate) fn parse(args: TokenStream) -> syn::Result<Args> {
 
 impl Parse for Args {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let mut args = Args {
-            limit: None,
-            name: None,
-        };
+        let mut args = Args::default();
         loop {
             if is_option(input) {
                 args.parse_option(input)?;
@@ -74,10 +83,11 @@ impl Args {
         let key = input.call(Ident::parse_any)?;
         input.parse::<Token![=]>()?;
         match key.to_string().as_str() {
-            "name" => {
-                let value: LitStr = input.parse()?;
-                set_once(&mut self.name, value, &key)
-            }
+            "limiter" => set_once(&mut self.limiter, key, input.parse()?),
+            "max_wait" => set_once(&mut self.max_wait, key, input.parse()?),
+            "queue" => set_once(&mut self.queue, key, input.parse()?),
+            "key" => set_once(&mut self.key, key, input.parse()?),
+            "name" => set_once(&mut self.name, key, input.parse()?),
             _ => Err(syn::Error::new(
                 key.span(),
                 format!(
@@ -93,13 +103,13 @@ impl Args {
     }
 }
 
-fn set_once<T>(slot: &mut Option<T>, value: T, key: &Ident) -> syn::Result<()> {
+fn set_once<T>(slot: &mut Option<Opt<T>>, key: Ident, value: T) -> syn::Result<()> {
     if slot.is_some() {
         return Err(syn::Error::new(
             key.span(),
             format!("`{key}` is set more than once"),
         ));
     }
-    *slot = Some(value);
+    *slot = Some(Opt { key, value });
     Ok(())
 }

@@ -17,7 +17,7 @@ use syn::punctuated::Punctuated;
 use syn::visit_mut::VisitMut;
 use syn::{FnArg, Pat, PatIdent, ReturnType, Token, Type, parse_quote};
 
-use crate::validate::{Plan, Shape};
+use crate::validate::{Plan, Policy, Shape, Source};
 
 pub(crate) fn expand(plan: Plan) -> TokenStream {
     let Plan {
@@ -25,28 +25,21 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
         vis,
         mut sig,
         body,
-        limit,
-        name,
+        source,
+        policy,
         shape,
     } = plan;
-    let limiter = format_ident!("__LIMITER", span = Span::mixed_site());
     let call = format_ident!("__call", span = Span::mixed_site());
     let permit = format_ident!("__permit", span = Span::mixed_site());
-    let name = name.map_or_else(
-        || {
-            let suffix = format!("::{}", sig.ident.unraw());
-            quote!(::core::concat!(::core::module_path!(), #suffix))
-        },
-        |name| quote!(#name),
-    );
+    let policy_ident = format_ident!("__policy", span = Span::mixed_site());
     let inner_attrs = &body.inner_attrs;
-    let register = quote! {
-        let #call = {
-            static #limiter: ::limit_runtime::__private::Limiter =
-                ::limit_runtime::__private::Limiter::per_fn(#name);
-            #limiter.call(|| #limit)
-        };
-    };
+    let register = register(&source, &sig.ident, &call);
+    let policy_value = policy.as_ref().map(|policy| {
+        let value = policy_value(policy);
+        quote!(let #policy_ident = #value;)
+    });
+    let register = quote!(#register #policy_value);
+    let admit = admit(policy.is_some(), &call, &permit, &policy_ident);
 
     match shape {
         Shape::AsyncFn => {
@@ -66,7 +59,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
                     #(#inner_attrs)*
                     #register
                     async move {
-                        let #permit = #call.admit().await;
+                        #admit
                         #(#rebind)*
                         #body
                     }
@@ -84,11 +77,73 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
                 #(#inner_attrs)*
                 #register
                 #callee(#async_kw #move_kw {
-                    let #permit = #call.admit().await;
+                    #admit
                     #block
                 })
             }
         },
+    }
+}
+
+/// The statement, in the plain `fn`, that registers the call and binds its guard to `call`.
+fn register(source: &Source, function: &syn::Ident, call: &syn::Ident) -> TokenStream {
+    match source {
+        Source::Shared(path) => quote! {
+            let #call = ::limit_runtime::__private::Limiter::call_shared(&#path);
+        },
+        Source::Own { limit, name, key } => {
+            let limiter = format_ident!("__LIMITER", span = Span::mixed_site());
+            let name = name.as_ref().map_or_else(
+                || {
+                    let suffix = format!("::{}", function.unraw());
+                    quote!(::core::concat!(::core::module_path!(), #suffix))
+                },
+                |name| quote!(#name),
+            );
+            let enter = match key {
+                None => quote!(#limiter.call(|| #limit)),
+                Some(key) => quote!(#limiter.call_keyed(|| #limit, #key)),
+            };
+            quote! {
+                let #call = {
+                    static #limiter: ::limit_runtime::__private::Limiter =
+                        ::limit_runtime::__private::Limiter::per_fn(#name);
+                    #enter
+                };
+            }
+        }
+    }
+}
+
+/// `max_wait` and `queue`, evaluated when the call is made (so they may use the arguments).
+fn policy_value(policy: &Policy) -> TokenStream {
+    let max_wait = policy
+        .max_wait
+        .as_ref()
+        .map(|max_wait| quote!(.max_wait(#max_wait)));
+    let queue = policy.queue.as_ref().map(|queue| quote!(.queue(#queue)));
+    quote!(::limit_runtime::__private::Policy::new() #max_wait #queue)
+}
+
+/// The statement, first in the `async` block, that waits for the permit. Under a policy, a
+/// refused call returns `Err(From::from(LimitError))` without running the body.
+fn admit(
+    has_policy: bool,
+    call: &syn::Ident,
+    permit: &syn::Ident,
+    policy: &syn::Ident,
+) -> TokenStream {
+    if !has_policy {
+        return quote!(let #permit = #call.admit().await;);
+    }
+    let error = format_ident!("__error", span = Span::mixed_site());
+    quote! {
+        let #permit = match #call.admit_with(#policy).await {
+            ::core::result::Result::Ok(#permit) => #permit,
+            ::core::result::Result::Err(#error) => {
+                return ::core::result::Result::Err(::core::convert::From::from(#error));
+            }
+        };
     }
 }
 

@@ -5,9 +5,12 @@
 
 use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use syn::spanned::Spanned;
-use syn::{Attribute, Expr, Lit, LitStr, ReturnType, Signature, Type, UnOp, Visibility};
+use syn::{
+    Attribute, Expr, GenericArgument, Lit, LitStr, Path, PathArguments, ReturnType, Signature,
+    Type, TypeParamBound, UnOp, Visibility,
+};
 
-use crate::args::{Args, EXPECTED_LIMIT};
+use crate::args::{Args, EXPECTED_LIMIT, Opt};
 use crate::item::{Body, Function};
 
 /// tokio's `Semaphore::MAX_PERMITS` on a 64-bit target. A smaller target still checks the
@@ -20,9 +23,28 @@ pub(crate) struct Plan {
     pub(crate) vis: Visibility,
     pub(crate) sig: Signature,
     pub(crate) body: Body,
-    pub(crate) limit: Expr,
-    pub(crate) name: Option<LitStr>,
+    pub(crate) source: Source,
+    /// `max_wait` and `queue`, when either is set: the call may then fail with a
+    /// `LimitError`, returned through the function's `Result`.
+    pub(crate) policy: Option<Policy>,
     pub(crate) shape: Shape,
+}
+
+/// Where the function's permits come from.
+pub(crate) enum Source {
+    /// Its own limiter, created in a `static`.
+    Own {
+        limit: Box<Expr>,
+        name: Option<LitStr>,
+        key: Option<Box<Expr>>,
+    },
+    /// A `static` `Limiter` named by `limiter = PATH`.
+    Shared(Path),
+}
+
+pub(crate) struct Policy {
+    pub(crate) max_wait: Option<Expr>,
+    pub(crate) queue: Option<Expr>,
 }
 
 pub(crate) enum Shape {
@@ -96,22 +118,178 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
             "#[concurrency_limit] cannot be applied to a variadic function",
         ));
     }
-    let Some(limit) = args.limit else {
+    let source = source(args.limit, args.limiter, args.key, args.name)?;
+    let policy = policy(args.max_wait, args.queue, &sig, &shape)?;
+    Ok(Plan {
+        attrs,
+        vis,
+        sig,
+        body,
+        source,
+        policy,
+        shape,
+    })
+}
+
+fn source(
+    limit: Option<Expr>,
+    limiter: Option<Opt<Path>>,
+    key: Option<Opt<Expr>>,
+    name: Option<Opt<LitStr>>,
+) -> syn::Result<Source> {
+    if let Some(limiter) = limiter {
+        let path = &limiter.value;
+        let path = quote::ToTokens::to_token_stream(path);
+        if let Some(limit) = limit {
+            return Err(syn::Error::new_spanned(
+                limit,
+                format!(
+                    "a positional limit cannot be combined with `limiter = {path}`: the \
+                     shared limiter has its own limit, set by `Limiter::new`"
+                ),
+            ));
+        }
+        if let Some(key) = key {
+            return Err(syn::Error::new(
+                key.key.span(),
+                format!(
+                    "`key` cannot be combined with `limiter = {path}`: a shared limiter has one \
+                     limit for all its callers; for a limit per key, give the function its own, \
+                     as in `#[concurrency_limit(2, key = …)]`"
+                ),
+            ));
+        }
+        if let Some(name) = name {
+            return Err(syn::Error::new(
+                name.key.span(),
+                format!(
+                    "`name` cannot be combined with `limiter = {path}`: the shared limiter has \
+                     its own name; set it with `Limiter::new(…).with_name(\"…\")`"
+                ),
+            ));
+        }
+        return Ok(Source::Shared(limiter.value));
+    }
+    let Some(limit) = limit else {
         return Err(syn::Error::new(
             Span::call_site(),
             format!("missing concurrency limit; {EXPECTED_LIMIT}"),
         ));
     };
     check_limit(&limit)?;
-    Ok(Plan {
-        attrs,
-        vis,
-        sig,
-        body,
-        limit,
-        name: args.name,
-        shape,
+    Ok(Source::Own {
+        limit: Box::new(limit),
+        name: name.map(|name| name.value),
+        key: key.map(|key| Box::new(key.value)),
     })
+}
+
+fn policy(
+    max_wait: Option<Opt<Expr>>,
+    queue: Option<Opt<Expr>>,
+    sig: &Signature,
+    shape: &Shape,
+) -> syn::Result<Option<Policy>> {
+    for option in [&max_wait, &queue].into_iter().flatten() {
+        if !output_type(sig, shape).is_some_and(is_result) {
+            let returns = match output_type(sig, shape) {
+                Some(ty) => format!("`{}`", quote::ToTokens::to_token_stream(ty)),
+                None => "`()`".to_owned(),
+            };
+            return Err(syn::Error::new(
+                option.key.span(),
+                format!(
+                    "`{}` needs a function that returns `Result<T, E>` with \
+                     `E: From<LimitError>`, so that a call refused a permit can return an error; \
+                     `{}` returns {returns}",
+                    option.key, sig.ident
+                ),
+            ));
+        }
+    }
+    if let Some(queue) = &queue {
+        check_queue(&queue.value)?;
+    }
+    if max_wait.is_none() && queue.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(Policy {
+        max_wait: max_wait.map(|option| option.value),
+        queue: queue.map(|option| option.value),
+    }))
+}
+
+/// What the function's future resolves to: the declared return type of an `async fn`, or
+/// the `Output = …` of the boxed future an `#[async_trait]` method returns.
+fn output_type<'a>(sig: &'a Signature, shape: &Shape) -> Option<&'a Type> {
+    let ReturnType::Type(_, ty) = &sig.output else {
+        return None;
+    };
+    match shape {
+        Shape::AsyncFn => Some(ty),
+        Shape::BoxedAsyncBlock { .. } => future_output(ty),
+    }
+}
+
+/// Finds `Output = T` in a type such as `Pin<Box<dyn Future<Output = T> + Send + 'a>>`.
+fn future_output(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Path(path) => path_output(&path.path),
+        Type::TraitObject(object) => object.bounds.iter().find_map(|bound| match bound {
+            TypeParamBound::Trait(bound) => path_output(&bound.path),
+            _ => None,
+        }),
+        Type::Paren(inner) => future_output(&inner.elem),
+        Type::Group(inner) => future_output(&inner.elem),
+        _ => None,
+    }
+}
+
+fn path_output(path: &Path) -> Option<&Type> {
+    path.segments.iter().find_map(|segment| {
+        let PathArguments::AngleBracketed(args) = &segment.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|arg| match arg {
+            GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(&assoc.ty),
+            GenericArgument::Type(inner) => future_output(inner),
+            _ => None,
+        })
+    })
+}
+
+/// `Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`: any path ending in `Result`.
+fn is_result(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "Result"),
+        Type::Paren(inner) => is_result(&inner.elem),
+        Type::Group(inner) => is_result(&inner.elem),
+        _ => false,
+    }
+}
+
+/// `queue = 0` is fine (nobody may wait); a negative or non-integer literal is not.
+fn check_queue(queue: &Expr) -> syn::Result<()> {
+    let expected = "expected the most calls that may wait at once: an integer literal such as \
+                    `queue = 100` (0 means no call may wait), or an expression of type `usize`";
+    match unparenthesized(queue) {
+        Expr::Lit(literal) => match &literal.lit {
+            Lit::Int(int) if matches!(int.suffix(), "" | "usize") => Ok(()),
+            other => Err(syn::Error::new_spanned(
+                other,
+                format!("`queue` cannot be {}; {expected}", describe(other)),
+            )),
+        },
+        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => Err(syn::Error::new_spanned(
+            unary,
+            format!("`queue` cannot be negative; {expected}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Rejects limits that are wrong whatever their context: literals that are not positive
@@ -189,6 +367,7 @@ fn describe(lit: &Lit) -> &'static str {
         Lit::Byte(_) => "a byte literal",
         Lit::Char(_) => "a character literal",
         Lit::Float(_) => "a floating-point literal",
+        Lit::Int(_) => "an integer literal of a type other than `usize`",
         Lit::Bool(_) => "a boolean literal",
         _ => "a literal that is not an integer",
     }

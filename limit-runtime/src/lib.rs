@@ -49,10 +49,15 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod error;
+mod gate;
 mod in_flight;
+mod keyed;
 mod limiter;
 mod registry;
+mod stats;
 
+pub use error::LimitError;
 /// Limits how many calls of an `async fn` run at once.
 ///
 /// ```
@@ -230,11 +235,13 @@ mod registry;
 /// that is not a function.
 #[doc(inline)]
 pub use limit_macro::concurrency_limit;
-pub use registry::drain;
+pub use limiter::{Limiter, Permit};
+pub use registry::{drain, limiter, limiters};
+pub use stats::{Stats, Stragglers, stragglers};
 
 /// What the expansion of `#[concurrency_limit]` refers to. Not a public API: it may change
 /// in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::limiter::{Admitted, Call, Limiter};
+    pub use crate::limiter::{Call, Limiter, Permit, Policy};
 }

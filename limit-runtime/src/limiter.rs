@@ -1,83 +1,443 @@
-//! The limiter behind one annotated function: the permits, the in-flight count, the name.
+//! [`Limiter`]: one limit, its permits, its in-flight count and its counters.
 //!
 //! A call goes through two guards. [`Call`] exists from the moment the function is called
-//! until its future is finished or dropped: that is what `drain()` waits for. [`Admitted`]
-//! adds the permit, and exists only while the body runs.
+//! until its future is finished or dropped: that is what `drain()` waits for. [`Permit`]
+//! adds a permit, and exists only while the body runs.
 
-use std::sync::OnceLock;
+use std::panic::Location;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
-
+use crate::error::LimitError;
+use crate::gate::{Gate, MAX_LIMIT};
 use crate::in_flight::InFlight;
+use crate::keyed::{Keys, Slot};
 use crate::registry;
+use crate::stats::Stats;
 
-/// The largest limit a limiter accepts: tokio's `Semaphore::MAX_PERMITS`.
-pub(crate) const MAX_LIMIT: usize = Semaphore::MAX_PERMITS;
-
-/// The limiter of one `#[concurrency_limit]` function, created in a `static` by the expansion.
+/// A concurrency limit that several functions, and code that is not a function, can share.
 ///
-/// It starts with no permits. The first call evaluates the limit, checks it, adds that many
-/// permits and registers the limiter, so that `drain()` can find it.
+/// Declare it as a `static`, name it in `#[concurrency_limit(limiter = …)]`, or take a permit
+/// by hand with [`acquire`](Self::acquire). Every annotated function also has a `Limiter` of
+/// its own, which [`limiters()`](crate::limiters) finds by name.
+///
+/// ```
+/// use limit_runtime::{concurrency_limit, Limiter};
+///
+/// static DATABASE: Limiter = Limiter::new(10).with_name("database");
+///
+/// #[concurrency_limit(limiter = DATABASE)]
+/// async fn load_user(id: u64) -> String {
+///     format!("user {id}")
+/// }
+///
+/// #[concurrency_limit(limiter = DATABASE)]
+/// async fn save_user(_name: String) {}
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // Code that is not a function takes a permit by hand; it counts for `drain()` too.
+/// let permit = DATABASE.acquire().await;
+/// assert_eq!(DATABASE.running(), 1);
+/// drop(permit);
+///
+/// save_user(load_user(1).await).await; // at most 10 of these, together, at once
+/// assert_eq!(DATABASE.stats().admitted, 3);
+/// # }
+/// ```
 pub struct Limiter {
-    name: &'static str,
-    initialized: OnceLock<usize>,
-    semaphore: Semaphore,
+    name: Name,
+    /// The default name, formatted on first use. Leaked, once per limiter, so that `Stats`
+    /// and errors can hold a `&'static str`; limiters are `static`s in practice.
+    name_cache: OnceLock<&'static str>,
+    per_fn: bool,
+    /// Set once the limit is known and the limiter is registered.
+    initialized: OnceLock<()>,
+    gate: Gate,
+    keys: OnceLock<Keys>,
+    running: AtomicUsize,
+    waiting: AtomicUsize,
+    peak_running: AtomicUsize,
+    admitted: AtomicU64,
+    rejected: AtomicU64,
     in_flight: InFlight,
 }
 
+#[derive(Clone, Copy)]
+enum Name {
+    Given(&'static str),
+    DefinedAt(&'static Location<'static>),
+}
+
 impl Limiter {
-    /// A limiter whose limit is given at its first call. `name` is the function's path.
+    /// A limiter that lets `limit` calls run at once. A `const fn`, for `static`s.
+    ///
+    /// Its name is where it is defined (`src/db.rs:12`) until you give it one with
+    /// [`with_name`](Self::with_name).
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is 0 (which would never admit a call: use [`set_limit(0)`](Self::set_limit)
+    /// to pause admission) or above tokio's `Semaphore::MAX_PERMITS`. In a `static`, that is a
+    /// compile-time error.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static UPLOADS: Limiter = Limiter::new(4);
+    ///
+    /// assert_eq!(UPLOADS.limit(), 4);
+    /// // Named after where it is defined: `file.rs:line`.
+    /// assert!(UPLOADS.name().contains(".rs:"), "{}", UPLOADS.name());
+    /// ```
+    #[must_use]
+    #[track_caller]
+    pub const fn new(limit: usize) -> Self {
+        assert!(
+            limit != 0,
+            "a concurrency limit of 0 would never admit a call; start at 1 or more, and use \
+             `set_limit(0)` to pause admission"
+        );
+        assert!(
+            limit <= MAX_LIMIT,
+            "a concurrency limit must be at most tokio's `Semaphore::MAX_PERMITS`"
+        );
+        Self::with_gate(Name::DefinedAt(Location::caller()), false, Gate::new(limit))
+    }
+
+    /// The same limiter, named: the name appears in [`Stats`], [`LimitError`] messages and
+    /// [`stragglers()`](crate::stragglers).
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static DATABASE: Limiter = Limiter::new(10).with_name("database");
+    ///
+    /// assert_eq!(DATABASE.name(), "database");
+    /// ```
+    #[must_use]
+    pub const fn with_name(mut self, name: &'static str) -> Self {
+        self.name = Name::Given(name);
+        self
+    }
+
+    /// The limiter of one `#[concurrency_limit]` function. Its limit is given by its first
+    /// call. Not a public API.
     #[doc(hidden)]
     #[must_use]
     pub const fn per_fn(name: &'static str) -> Self {
+        Self::with_gate(Name::Given(name), true, Gate::new(0))
+    }
+
+    const fn with_gate(name: Name, per_fn: bool, gate: Gate) -> Self {
         Self {
             name,
+            name_cache: OnceLock::new(),
+            per_fn,
             initialized: OnceLock::new(),
-            semaphore: Semaphore::const_new(0),
+            gate,
+            keys: OnceLock::new(),
+            running: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
+            peak_running: AtomicUsize::new(0),
+            admitted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
             in_flight: InFlight::new(),
         }
     }
 
-    /// Registers a call: it is in flight from now until the returned guard is dropped.
+    /// The limiter's name: the one given to [`with_name`](Self::with_name) or
+    /// `#[concurrency_limit(name = …)]`, else the function's path (`my_crate::api::fetch`)
+    /// for a function's own limiter, or the place of definition for a `static`.
     ///
-    /// `limit` is evaluated by the first call only, however many calls race to be first.
-    /// It panics, naming the function and the value, when the limit is 0 or above
-    /// [`Semaphore::MAX_PERMITS`].
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static CACHE: Limiter = Limiter::new(2).with_name("cache");
+    /// assert_eq!(CACHE.name(), "cache");
+    /// ```
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self.name {
+            Name::Given(name) => name,
+            Name::DefinedAt(location) => self.name_cache.get_or_init(|| {
+                Box::leak(format!("{}:{}", location.file(), location.line()).into_boxed_str())
+            }),
+        }
+    }
+
+    /// The limit now: how many calls may hold a permit at once. For a function with
+    /// `key = …`, the limit of each key. 0 for a function's limiter before its first call,
+    /// or after [`set_limit(0)`](Self::set_limit).
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static JOBS: Limiter = Limiter::new(3);
+    /// assert_eq!(JOBS.limit(), 3);
+    /// ```
+    #[must_use]
+    pub fn limit(&self) -> usize {
+        self.gate.limit()
+    }
+
+    /// Calls holding a permit now.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static JOBS: Limiter = Limiter::new(3);
+    /// let permit = JOBS.try_acquire().unwrap();
+    /// assert_eq!(JOBS.running(), 1);
+    /// # drop(permit);
+    /// ```
+    #[must_use]
+    pub fn running(&self) -> usize {
+        self.running.load(SeqCst)
+    }
+
+    /// Calls waiting for a permit now (polled, and not admitted yet).
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static JOBS: Limiter = Limiter::new(1);
+    /// assert_eq!(JOBS.waiting(), 0);
+    /// ```
+    #[must_use]
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(SeqCst)
+    }
+
+    /// Calls in flight now: made and not finished, whether running, waiting, or not polled
+    /// yet. This is what [`drain`](Self::drain) and [`drain()`](crate::drain) wait for.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static JOBS: Limiter = Limiter::new(1);
+    /// let permit = JOBS.try_acquire().unwrap();
+    /// assert_eq!(JOBS.in_flight(), 1);
+    /// drop(permit);
+    /// assert_eq!(JOBS.in_flight(), 0);
+    /// ```
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.snapshot().in_flight as usize
+    }
+
+    /// A snapshot of the limiter's counters.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static JOBS: Limiter = Limiter::new(2).with_name("jobs");
+    /// let (a, b) = (JOBS.try_acquire().unwrap(), JOBS.try_acquire().unwrap());
+    /// assert!(JOBS.try_acquire().is_err());
+    /// let stats = JOBS.stats();
+    /// assert_eq!((stats.running, stats.admitted, stats.rejected), (2, 2, 1));
+    /// # drop((a, b));
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        Stats {
+            name: self.name(),
+            limit: self.limit(),
+            running: self.running(),
+            waiting: self.waiting(),
+            in_flight: self.in_flight(),
+            admitted: self.admitted.load(SeqCst),
+            rejected: self.rejected.load(SeqCst),
+            peak_running: self.peak_running.load(SeqCst),
+            active_keys: self.keys.get().map_or(0, Keys::active),
+        }
+    }
+
+    /// Changes the limit, at once. Growing admits waiting calls right away. Shrinking never
+    /// revokes a running call: new calls are admitted only while fewer than `limit` run.
+    /// `set_limit(0)` pauses admission until the limit grows again. For a function with
+    /// `key = …`, it changes the limit of every key.
+    ///
+    /// # Panics
+    ///
+    /// If `limit` is above tokio's `Semaphore::MAX_PERMITS`.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static JOBS: Limiter = Limiter::new(1);
+    ///
+    /// let first = JOBS.try_acquire().unwrap();
+    /// assert!(JOBS.try_acquire().is_err());
+    /// JOBS.set_limit(2);
+    /// let second = JOBS.try_acquire().unwrap();
+    /// JOBS.set_limit(0); // pause: both keep running, nothing new starts
+    /// drop((first, second));
+    /// assert!(JOBS.try_acquire().is_err());
+    /// JOBS.set_limit(1);
+    /// assert!(JOBS.try_acquire().is_ok());
+    /// ```
+    pub fn set_limit(&'static self, limit: usize) {
+        self.initialize(|| limit);
+        self.gate.set_limit(limit);
+        if let Some(keys) = self.keys.get() {
+            keys.set_limit(limit);
+        }
+    }
+
+    /// Waits for a permit, in FIFO order. The permit counts as a call in flight (for
+    /// [`drain()`](crate::drain)) until it is dropped.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static EXPORTS: Limiter = Limiter::new(2);
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let permit = EXPORTS.acquire().await;
+    /// assert_eq!(EXPORTS.running(), 1);
+    /// drop(permit);
+    /// # }
+    /// ```
+    pub async fn acquire(&'static self) -> Permit {
+        self.call_shared().admit().await
+    }
+
+    /// Takes a permit if one is free now, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`LimitError::NoPermit`] when every permit is taken.
+    ///
+    /// ```
+    /// use limit_runtime::{LimitError, Limiter};
+    ///
+    /// static ONE: Limiter = Limiter::new(1);
+    ///
+    /// let permit = ONE.try_acquire().unwrap();
+    /// assert!(matches!(ONE.try_acquire(), Err(LimitError::NoPermit { .. })));
+    /// drop(permit);
+    /// ```
+    pub fn try_acquire(&'static self) -> Result<Permit, LimitError> {
+        let call = self.call_shared();
+        if call.gate().try_acquire() {
+            Ok(call.admitted())
+        } else {
+            Err(self.reject(LimitError::NoPermit {
+                limiter: self,
+                limit: self.limit(),
+            }))
+        }
+    }
+
+    /// Waits until this limiter has no call in flight. Like [`drain()`](crate::drain), for one
+    /// limiter: it returns the first moment nothing is in flight here, and is cancel-safe.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static JOBS: Limiter = Limiter::new(2);
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let permit = JOBS.acquire().await;
+    /// tokio::spawn(async move {
+    ///     tokio::task::yield_now().await;
+    ///     drop(permit);
+    /// });
+    /// JOBS.drain().await;
+    /// assert_eq!(JOBS.in_flight(), 0);
+    /// # }
+    /// ```
+    pub async fn drain(&self) {
+        self.in_flight.wait_idle().await;
+    }
+
+    /// Registers a call of a function's own limiter: it is in flight from now until the
+    /// returned guard is dropped. `limit` is evaluated by the first call only, however many
+    /// calls race to be first. Not a public API.
+    ///
+    /// # Panics
+    ///
+    /// When the limit is 0 or above `Semaphore::MAX_PERMITS`, naming the function and the
+    /// value.
     #[doc(hidden)]
     #[inline]
     pub fn call(&'static self, limit: impl FnOnce() -> usize) -> Call {
-        if self.initialized.get().is_none() {
-            self.initialize(limit);
-        }
+        self.initialize(limit);
+        self.enter(None)
+    }
+
+    /// `call`, for a function with `key = …`: each distinct key has its own limit. Not a
+    /// public API.
+    #[doc(hidden)]
+    pub fn call_keyed<K>(&'static self, limit: impl FnOnce() -> usize, key: K) -> Call
+    where
+        K: std::hash::Hash + Eq + Send + Sync + 'static,
+    {
+        self.initialize(limit);
+        let keys = self.keys.get_or_init(Keys::default);
+        let slot = keys.enter(key, || self.limit());
+        self.enter(Some(slot))
+    }
+
+    /// `call`, for a `static` limiter (`limiter = PATH`, or `acquire`). Not a public API.
+    #[doc(hidden)]
+    #[inline]
+    pub fn call_shared(&'static self) -> Call {
+        self.call(|| self.limit())
+    }
+
+    fn enter(&'static self, slot: Option<Arc<Slot>>) -> Call {
         self.in_flight.enter(&registry::BUSY_LIMITERS);
-        Call { limiter: self }
+        Call {
+            limiter: self,
+            slot,
+        }
+    }
+
+    #[inline]
+    fn initialize(&'static self, limit: impl FnOnce() -> usize) {
+        if self.initialized.get().is_none() {
+            self.initialize_cold(limit);
+        }
     }
 
     #[cold]
     #[inline(never)]
-    fn initialize(&'static self, limit: impl FnOnce() -> usize) {
-        // `get_or_init` runs one closure at a time and keeps the first value, so the limit
-        // expression runs exactly once. If it panics (or the value is rejected), the limiter
-        // stays uninitialized and the next call tries again.
+    fn initialize_cold(&'static self, limit: impl FnOnce() -> usize) {
+        // `get_or_init` runs one closure at a time and keeps the first result, so a
+        // function's limit expression runs exactly once. If it panics (or its value is
+        // rejected), the limiter stays uninitialized and the next call tries again.
         self.initialized.get_or_init(|| {
-            let limit = limit();
-            let name = self.name;
-            assert!(
-                limit != 0,
-                "#[concurrency_limit] on `{name}`: the limit evaluated to 0; it must be at least 1",
-            );
-            assert!(
-                limit <= MAX_LIMIT,
-                "#[concurrency_limit] on `{name}`: the limit evaluated to {limit}, \
-                 above the maximum of {MAX_LIMIT}",
-            );
-            self.semaphore.add_permits(limit);
+            if self.per_fn {
+                let limit = limit();
+                let name = self.name();
+                assert!(
+                    limit != 0,
+                    "#[concurrency_limit] on `{name}`: the limit evaluated to 0; \
+                     it must be at least 1",
+                );
+                assert!(
+                    limit <= MAX_LIMIT,
+                    "#[concurrency_limit] on `{name}`: the limit evaluated to {limit}, \
+                     above the maximum of {MAX_LIMIT}",
+                );
+                self.gate.set_limit(limit);
+            }
             registry::register(self);
-            limit
         });
     }
 
-    pub(crate) fn in_flight(&self) -> &InFlight {
+    fn reject(&self, error: LimitError) -> LimitError {
+        self.rejected.fetch_add(1, Relaxed);
+        error
+    }
+
+    pub(crate) fn counter(&self) -> &InFlight {
         &self.in_flight
     }
 }
@@ -85,49 +445,223 @@ impl Limiter {
 impl std::fmt::Debug for Limiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Limiter")
-            .field("name", &self.name)
-            .field("limit", &self.initialized.get())
-            .field("in_flight", &self.in_flight.snapshot().in_flight)
+            .field("name", &self.name())
+            .field("limit", &self.limit())
+            .field("running", &self.running())
+            .field("in_flight", &self.in_flight())
             .finish_non_exhaustive()
     }
 }
 
-/// One call of a limited function, counted as in flight until it is dropped.
+/// How long a call may wait, and how many calls may wait at once: the `max_wait` and
+/// `queue` options. Not a public API.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Policy {
+    max_wait: Option<Duration>,
+    queue: Option<usize>,
+}
+
+impl Policy {
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            max_wait: None,
+            queue: None,
+        }
+    }
+
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = Some(max_wait);
+        self
+    }
+
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn queue(mut self, queue: usize) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+}
+
+/// One call of a limited function, counted as in flight until it is dropped. Not a public
+/// API.
 #[doc(hidden)]
 #[must_use = "a call stops counting as in flight when this guard is dropped"]
 pub struct Call {
     limiter: &'static Limiter,
+    slot: Option<Arc<Slot>>,
 }
 
 impl Call {
-    /// Waits for a permit, in FIFO order with the other calls of the same limiter.
+    fn gate(&self) -> &Gate {
+        self.slot
+            .as_ref()
+            .map_or(&self.limiter.gate, |slot| &slot.gate)
+    }
+
+    /// Waits for a permit, in FIFO order with the other calls of the same limit.
     #[doc(hidden)]
-    pub async fn admit(self) -> Admitted {
-        let permit = match self.limiter.semaphore.acquire().await {
-            Ok(permit) => permit,
-            // The semaphore is private and never closed.
-            Err(_) => unreachable!("limit-runtime: a limiter's semaphore was closed"),
-        };
-        Admitted {
-            _permit: permit,
-            _call: self,
+    pub async fn admit(self) -> Permit {
+        if !self.gate().try_acquire() {
+            let _waiting = Waiting::enter(&self, None);
+            self.gate().acquire().await;
         }
+        self.admitted()
+    }
+
+    /// Waits for a permit under `policy`.
+    ///
+    /// # Errors
+    ///
+    /// When no permit comes within `max_wait`, or `queue` calls already wait.
+    #[doc(hidden)]
+    pub async fn admit_with(self, policy: Policy) -> Result<Permit, LimitError> {
+        if self.gate().try_acquire() {
+            return Ok(self.admitted());
+        }
+        let limiter = self.limiter;
+        let limit = self.gate().limit();
+        if policy.max_wait == Some(Duration::ZERO) {
+            return Err(limiter.reject(LimitError::NoPermit { limiter, limit }));
+        }
+        let Some(_waiting) = Waiting::enter(&self, policy.queue) else {
+            let queue = policy.queue.unwrap_or_default();
+            return Err(limiter.reject(LimitError::QueueFull {
+                limiter,
+                limit,
+                queue,
+            }));
+        };
+        match policy.max_wait {
+            None => self.gate().acquire().await,
+            Some(max_wait) => {
+                if tokio::time::timeout(max_wait, self.gate().acquire())
+                    .await
+                    .is_err()
+                {
+                    return Err(limiter.reject(LimitError::Timeout {
+                        limiter,
+                        limit: self.gate().limit(),
+                        waited: max_wait,
+                    }));
+                }
+            }
+        }
+        drop(_waiting);
+        Ok(self.admitted())
+    }
+
+    /// Turns a call whose permit was just acquired into its running guard.
+    fn admitted(self) -> Permit {
+        let limiter = self.limiter;
+        let running = limiter.running.fetch_add(1, SeqCst) + 1;
+        if running > limiter.peak_running.load(Relaxed) {
+            limiter.peak_running.fetch_max(running, Relaxed);
+        }
+        limiter.admitted.fetch_add(1, Relaxed);
+        Permit { call: self }
     }
 }
 
 impl Drop for Call {
     #[inline]
     fn drop(&mut self) {
+        if let Some(slot) = &self.slot
+            && let Some(keys) = self.limiter.keys.get()
+        {
+            keys.exit(slot);
+        }
         self.limiter.in_flight.exit(&registry::BUSY_LIMITERS);
     }
 }
 
-/// A call that holds a permit. Dropping it returns the permit first, then ends the call,
-/// so that when `drain()` returns every permit is back.
-#[doc(hidden)]
-#[must_use = "the permit is returned when this guard is dropped"]
-pub struct Admitted {
-    // Field order is drop order: the permit goes back before the call stops counting.
-    _permit: SemaphorePermit<'static>,
-    _call: Call,
+/// A call counted as waiting, for the `queue` bound and for [`Limiter::waiting`].
+struct Waiting<'a> {
+    gate: &'a Gate,
+    limiter: &'static Limiter,
+}
+
+impl<'a> Waiting<'a> {
+    /// Counts `call` as waiting, unless `queue` calls already wait on its gate.
+    fn enter(call: &'a Call, queue: Option<usize>) -> Option<Self> {
+        let gate = call.gate();
+        let waiting = gate.waiting();
+        match queue {
+            None => {
+                waiting.fetch_add(1, SeqCst);
+            }
+            Some(queue) => {
+                waiting
+                    .fetch_update(SeqCst, SeqCst, |now| (now < queue).then_some(now + 1))
+                    .ok()?;
+            }
+        }
+        call.limiter.waiting.fetch_add(1, SeqCst);
+        Some(Self {
+            gate,
+            limiter: call.limiter,
+        })
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.gate.waiting().fetch_sub(1, SeqCst);
+        self.limiter.waiting.fetch_sub(1, SeqCst);
+    }
+}
+
+/// A permit of a [`Limiter`]: while it lives, it takes one of the limit's places, and it
+/// counts as a call in flight for [`drain()`](crate::drain). Dropping it gives the place back
+/// (to the next waiter, in FIFO order) and then ends the call.
+///
+/// ```
+/// use limit_runtime::Limiter;
+///
+/// static ONE: Limiter = Limiter::new(1);
+///
+/// let permit = ONE.try_acquire().unwrap();
+/// assert!(ONE.try_acquire().is_err());
+/// drop(permit);
+/// assert!(ONE.try_acquire().is_ok());
+/// ```
+#[must_use = "the permit is given back as soon as it is dropped"]
+pub struct Permit {
+    // Dropped after `Drop::drop` gave the place back, so a drain that returns finds every
+    // permit returned.
+    call: Call,
+}
+
+impl Permit {
+    /// The limiter this permit belongs to.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static ONE: Limiter = Limiter::new(1).with_name("one");
+    /// assert_eq!(ONE.try_acquire().unwrap().limiter().name(), "one");
+    /// ```
+    #[must_use]
+    pub fn limiter(&self) -> &'static Limiter {
+        self.call.limiter
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.call.limiter.running.fetch_sub(1, SeqCst);
+        self.call.gate().release();
+    }
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Permit")
+            .field("limiter", &self.call.limiter.name())
+            .finish()
+    }
 }

@@ -74,8 +74,60 @@ pub async fn drain() {
         .wait_idle_after(|| {
             let limiters = LIMITERS.lock().unwrap_or_else(PoisonError::into_inner);
             for limiter in limiters.iter() {
-                limiter.in_flight().unmark(&BUSY_LIMITERS);
+                limiter.counter().unmark(&BUSY_LIMITERS);
             }
         })
         .await;
+}
+
+/// Every limiter used so far in this process, in the order of first use: each annotated
+/// function's own limiter (once the function has been called), and each `static`
+/// [`Limiter`] (once it has been used). This answers "what is still running?" at shutdown;
+/// [`stragglers()`](crate::stragglers) formats the answer for a log line.
+///
+/// A function's limiter is named after the function's path, `module_path!()` + `::` + the
+/// function's name (so `my_crate::api::fetch`), unless `name = "…"` says otherwise.
+///
+/// ```
+/// use limit_runtime::{concurrency_limit, limiters};
+///
+/// mod api {
+///     #[limit_runtime::concurrency_limit(3)]
+///     pub async fn fetch() {}
+/// }
+///
+/// let call = api::fetch();
+/// let limiter = limiters()
+///     .find(|limiter| limiter.name().ends_with("api::fetch"))
+///     .expect("called once, so registered");
+/// assert_eq!((limiter.limit(), limiter.in_flight()), (3, 1));
+/// # drop(call);
+/// ```
+pub fn limiters() -> impl Iterator<Item = &'static Limiter> {
+    LIMITERS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .into_iter()
+}
+
+/// The limiter named `name`, if one has been used in this process (the first one, if
+/// several share the name). See [`limiters()`] for the naming rule.
+///
+/// ```
+/// use limit_runtime::{concurrency_limit, limiter};
+///
+/// #[concurrency_limit(2, name = "thumbnails")]
+/// async fn thumbnail(id: u32) -> u32 {
+///     id
+/// }
+///
+/// # futures::executor::block_on(async {
+/// thumbnail(1).await;
+/// assert_eq!(limiter("thumbnails").unwrap().stats().admitted, 1);
+/// # });
+/// ```
+#[must_use]
+pub fn limiter(name: &str) -> Option<&'static Limiter> {
+    limiters().find(|limiter| limiter.name() == name)
 }

@@ -1,0 +1,158 @@
+//! The error a limited call returns when it gets no permit under its `max_wait` or `queue`.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::Limiter;
+
+/// Why a limited call did not run: no permit in time (`max_wait`), no room to wait
+/// (`queue`), or no permit at once where waiting was not allowed.
+///
+/// The attribute turns it into the function's error type with `From`, so a function with
+/// `max_wait` or `queue` returns `Result<T, E>` where `E: From<LimitError>`:
+///
+/// ```
+/// use limit_runtime::{concurrency_limit, LimitError};
+/// use std::time::Duration;
+///
+/// #[derive(Debug)]
+/// enum ApiError {
+///     Busy(LimitError),
+/// }
+///
+/// impl From<LimitError> for ApiError {
+///     fn from(error: LimitError) -> Self {
+///         ApiError::Busy(error)
+///     }
+/// }
+///
+/// #[concurrency_limit(1, max_wait = Duration::ZERO, name = "api")]
+/// async fn call_api(hold: tokio::sync::oneshot::Receiver<()>) -> Result<u32, ApiError> {
+///     let _ = hold.await;
+///     Ok(7)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (release, hold) = tokio::sync::oneshot::channel();
+/// let first = tokio::spawn(call_api(hold));
+/// tokio::task::yield_now().await; // `first` now holds the only permit
+///
+/// let (_, unused) = tokio::sync::oneshot::channel();
+/// let Err(ApiError::Busy(error)) = call_api(unused).await else { panic!() };
+/// assert!(matches!(error, LimitError::NoPermit { .. }));
+/// assert_eq!(
+///     error.to_string(),
+///     r#"concurrency limit "api" (1): no permit free, and the call may not wait"#
+/// );
+/// release.send(()).unwrap();
+/// assert_eq!(first.await.unwrap().unwrap(), 7);
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum LimitError {
+    /// No permit was granted within `max_wait`.
+    #[non_exhaustive]
+    Timeout {
+        /// The limiter that refused the call.
+        limiter: &'static Limiter,
+        /// Its limit when the call gave up.
+        limit: usize,
+        /// How long the call waited: its `max_wait`.
+        waited: Duration,
+    },
+    /// `queue` calls were already waiting, so this one could not wait.
+    #[non_exhaustive]
+    QueueFull {
+        /// The limiter that refused the call.
+        limiter: &'static Limiter,
+        /// Its limit when the call was refused.
+        limit: usize,
+        /// The most calls allowed to wait: the `queue` option.
+        queue: usize,
+    },
+    /// No permit was free and the call may not wait (`max_wait = Duration::ZERO`).
+    #[non_exhaustive]
+    NoPermit {
+        /// The limiter that refused the call.
+        limiter: &'static Limiter,
+        /// Its limit when the call was refused.
+        limit: usize,
+    },
+}
+
+impl LimitError {
+    /// The limiter that refused the call.
+    ///
+    /// ```
+    /// # use limit_runtime::{LimitError, Limiter};
+    /// static DB: Limiter = Limiter::new(1).with_name("db");
+    /// # let permit = DB.try_acquire().unwrap();
+    /// let error: LimitError = DB.try_acquire().unwrap_err();
+    /// assert_eq!(error.limiter().name(), "db");
+    /// # drop(permit);
+    /// ```
+    #[must_use]
+    pub fn limiter(&self) -> &'static Limiter {
+        match *self {
+            Self::Timeout { limiter, .. }
+            | Self::QueueFull { limiter, .. }
+            | Self::NoPermit { limiter, .. } => limiter,
+        }
+    }
+}
+
+impl fmt::Display for LimitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (limiter, limit) = match *self {
+            Self::Timeout { limiter, limit, .. }
+            | Self::QueueFull { limiter, limit, .. }
+            | Self::NoPermit { limiter, limit } => (limiter, limit),
+        };
+        write!(f, "concurrency limit {:?} ({limit}): ", limiter.name())?;
+        match *self {
+            Self::Timeout { waited, .. } => write!(f, "no permit within {waited:?}"),
+            Self::QueueFull { queue: 0, .. } => {
+                f.write_str("no permit free, and `queue = 0` lets no call wait")
+            }
+            Self::QueueFull { queue, .. } => {
+                write!(
+                    f,
+                    "no permit free, and the queue of {queue} waiting calls is full"
+                )
+            }
+            Self::NoPermit { .. } => f.write_str("no permit free, and the call may not wait"),
+        }
+    }
+}
+
+impl std::error::Error for LimitError {}
+
+/// So that a function returning `io::Result<T>` can take `max_wait` or `queue`: a timeout
+/// becomes [`TimedOut`](std::io::ErrorKind::TimedOut), a refusal to wait
+/// [`ResourceBusy`](std::io::ErrorKind::ResourceBusy), with the `LimitError` inside.
+///
+/// ```
+/// use limit_runtime::concurrency_limit;
+/// use std::time::Duration;
+///
+/// #[concurrency_limit(1, max_wait = Duration::ZERO)]
+/// async fn read_config(path: &str) -> std::io::Result<String> {
+///     Ok(format!("read {path}"))
+/// }
+/// # futures::executor::block_on(async {
+/// #     assert_eq!(read_config("a").await.unwrap(), "read a");
+/// # });
+/// ```
+impl From<LimitError> for std::io::Error {
+    fn from(error: LimitError) -> Self {
+        let kind = match error {
+            LimitError::Timeout { .. } => std::io::ErrorKind::TimedOut,
+            LimitError::QueueFull { .. } | LimitError::NoPermit { .. } => {
+                std::io::ErrorKind::ResourceBusy
+            }
+        };
+        Self::new(kind, error)
+    }
+}

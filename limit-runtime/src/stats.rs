@@ -1,0 +1,124 @@
+//! Snapshots of a limiter's counters, and the shutdown report of what is still in flight.
+
+use std::fmt;
+
+use crate::Limiter;
+
+/// A snapshot of one limiter, from [`Limiter::stats`].
+///
+/// The counters are read one after another, not atomically together, so under load they
+/// may disagree by the calls that moved between two reads.
+///
+/// ```
+/// use limit_runtime::Limiter;
+///
+/// static DB: Limiter = Limiter::new(4).with_name("db");
+///
+/// let permit = DB.try_acquire().unwrap();
+/// let stats = DB.stats();
+/// assert_eq!((stats.name, stats.limit, stats.running), ("db", 4, 1));
+/// assert_eq!((stats.admitted, stats.peak_running), (1, 1));
+/// drop(permit);
+/// assert_eq!(DB.stats().running, 0);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// The limiter's name.
+    pub name: &'static str,
+    /// The limit now (per key, for a limiter with `key = …`).
+    pub limit: usize,
+    /// Calls holding a permit now.
+    pub running: usize,
+    /// Calls waiting for a permit now.
+    pub waiting: usize,
+    /// Calls in flight now: made and not yet finished, whether running, waiting, or not
+    /// polled yet. This is what `drain()` waits for.
+    pub in_flight: usize,
+    /// Calls admitted (given a permit) since the limiter was created.
+    pub admitted: u64,
+    /// Calls refused by `max_wait` or `queue` since the limiter was created.
+    pub rejected: u64,
+    /// The most calls that ever held a permit at once.
+    pub peak_running: usize,
+    /// Keys with a call in flight, for a limiter with `key = …`; 0 otherwise.
+    pub active_keys: usize,
+}
+
+/// The limiters that still have calls in flight, formatted for one log line. From
+/// [`stragglers()`].
+///
+/// ```
+/// use limit_runtime::{concurrency_limit, stragglers};
+///
+/// #[concurrency_limit(1, name = "slow-job")]
+/// async fn slow_job() {}
+///
+/// let pending = slow_job();
+/// assert_eq!(
+///     stragglers().to_string(),
+///     r#"1 limiter with calls in flight: "slow-job" (1 in flight: 0 running, 0 waiting)"#
+/// );
+/// drop(pending);
+/// assert_eq!(stragglers().to_string(), "no limited call in flight");
+/// ```
+#[derive(Clone, Debug)]
+pub struct Stragglers(pub(crate) Vec<Stats>);
+
+impl Stragglers {
+    /// The snapshot of each limiter that had calls in flight.
+    #[must_use]
+    pub fn stats(&self) -> &[Stats] {
+        &self.0
+    }
+
+    /// Whether nothing was in flight.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Stragglers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.0.len();
+        if count == 0 {
+            return f.write_str("no limited call in flight");
+        }
+        let plural = if count == 1 { "" } else { "s" };
+        write!(f, "{count} limiter{plural} with calls in flight: ")?;
+        for (index, stats) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str(", ")?;
+            }
+            write!(
+                f,
+                "{:?} ({} in flight: {} running, {} waiting)",
+                stats.name, stats.in_flight, stats.running, stats.waiting
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What is still in flight, for a log line at shutdown when `drain()` ran out of time.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::time::Duration;
+///
+/// if tokio::time::timeout(Duration::from_secs(5), limit_runtime::drain()).await.is_err() {
+///     eprintln!("shutdown grace period over; {}", limit_runtime::stragglers());
+/// }
+/// # }
+/// ```
+#[must_use]
+pub fn stragglers() -> Stragglers {
+    Stragglers(
+        crate::limiters()
+            .map(Limiter::stats)
+            .filter(|stats| stats.in_flight > 0)
+            .collect(),
+    )
+}
