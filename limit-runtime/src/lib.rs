@@ -37,7 +37,16 @@
 //! - There is one limit per annotated function item, shared by all callers, threads,
 //!   runtimes, receivers and generic instantiations.
 //! - Nothing here needs a particular executor: the limiter is built on `tokio::sync`, which
-//!   works under any runtime, `futures::executor::block_on` included.
+//!   works under any runtime, `futures::executor::block_on` included. Only `max_wait` with a
+//!   non-zero duration needs a tokio runtime with its time driver.
+//!
+//! # Handles
+//!
+//! Every annotated function has a [`Limiter`] of its own, and a `static` [`Limiter`] can be
+//! shared by several functions (`#[concurrency_limit(limiter = DATABASE)]`) and by code that
+//! takes permits by hand. [`limiters()`] lists the limiters used so far, [`limiter()`] finds
+//! one by name, [`Limiter::stats`] reads its counters, [`Limiter::set_limit`] resizes it, and
+//! [`stragglers()`] reports what is still in flight when a bounded [`drain()`] times out.
 //!
 //! # Limitations
 //!
@@ -131,8 +140,79 @@ pub use error::LimitError;
 ///
 /// # Options
 ///
-/// - `name = "…"`: a label for the limiter, used in messages. The default is the
-///   function's path, `module_path!()` + `::` + its name.
+/// Options follow the limit, in any order, and combine unless said otherwise.
+///
+/// - `limiter = PATH`: use the `static` [`Limiter`] at `PATH`, shared with every function
+///   that names it, instead of a limiter of the function's own. It replaces the positional
+///   limit, and excludes `key` and `name`. Expands to `Limiter::call_shared(&PATH)` where a
+///   function with its own limiter has its `static`.
+/// - `max_wait = EXPR`: a `Duration`. If no permit comes in time, the body does not run and
+///   the call returns `Err(From::from(LimitError::Timeout { .. }))`. `Duration::ZERO` fails
+///   at once (`LimitError::NoPermit`) and needs no runtime; any other value needs a tokio
+///   runtime with the time driver (`tokio::time::timeout` is used).
+/// - `queue = N`: at most `N` calls wait at once (from their first poll until they are
+///   admitted); a call that finds `N` waiting fails at once with `LimitError::QueueFull`.
+///   `queue = 0` lets no call wait.
+/// - `key = EXPR`: evaluated when the call is made, so it may borrow the arguments; it yields
+///   an owned `Hash + Eq + Send + Sync + 'static` value, and each distinct key gets its own
+///   limit of `N`. A key with no call in flight is forgotten.
+/// - `name = "…"`: the limiter's name in [`Stats`], [`LimitError`] and [`stragglers()`]. The
+///   default is `module_path!()` + `::` + the function's name.
+///
+/// `max_wait` and `queue` need a return type that is a path ending in `Result`
+/// (`Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`) with `E: From<LimitError>`. The
+/// refused call returns before its body runs; `max_wait` and `queue` are evaluated when the
+/// call is made.
+///
+/// ```
+/// use limit_runtime::{concurrency_limit, LimitError, Limiter};
+/// use std::time::Duration;
+///
+/// static DATABASE: Limiter = Limiter::new(10).with_name("database");
+///
+/// #[derive(Debug)]
+/// struct ApiError(LimitError);
+///
+/// impl From<LimitError> for ApiError {
+///     fn from(error: LimitError) -> Self {
+///         ApiError(error)
+///     }
+/// }
+///
+/// #[concurrency_limit(limiter = DATABASE)]
+/// async fn load_user(id: u64) -> String {
+///     format!("user {id}")
+/// }
+///
+/// #[concurrency_limit(5, max_wait = Duration::from_millis(200), name = "github-api")]
+/// async fn call_api(path: &str) -> Result<String, ApiError> {
+///     Ok(format!("GET {path}"))
+/// }
+///
+/// #[concurrency_limit(5, queue = 100, max_wait = Duration::from_secs(1))]
+/// async fn render(page: u32) -> std::io::Result<u32> {
+///     Ok(page)
+/// }
+///
+/// fn host_of(url: &str) -> String {
+///     url.split('/').nth(2).unwrap_or_default().to_owned()
+/// }
+///
+/// #[concurrency_limit(2, key = host_of(&url), max_wait = Duration::from_millis(500))]
+/// async fn crawl(url: String) -> anyhow::Result<usize> {
+///     Ok(url.len())
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> anyhow::Result<()> {
+/// assert_eq!(load_user(1).await, "user 1");
+/// assert_eq!(call_api("/repos").await.unwrap(), "GET /repos");
+/// assert_eq!(render(3).await?, 3);
+/// assert_eq!(crawl("https://example.com/a".into()).await?, 21);
+/// assert_eq!(limit_runtime::limiter("github-api").unwrap().stats().admitted, 1);
+/// # Ok(())
+/// # }
+/// ```
 ///
 /// # What it expands to
 ///

@@ -1,0 +1,50 @@
+fn load_user(id: u64) -> impl ::core::future::Future<Output = User> {
+    let __call = ::limit_runtime::__private::Limiter::call_shared(&DATABASE);
+    async move {
+        let __permit = __call.admit().await;
+        let id = id;
+        #[allow(clippy::diverging_sub_expression)]
+        let __ret: User = { db().load(id).await };
+        #[allow(unreachable_code)] __ret
+    }
+}
+fn call_api(
+    req: Request,
+) -> impl ::core::future::Future<Output = Result<Response, ApiError>> {
+    let __call = {
+        static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
+            "github-api",
+        );
+        __LIMITER.call(|| 5)
+    };
+    let __policy = ::limit_runtime::__private::Policy::new()
+        .max_wait(Duration::from_millis(200))
+        .queue(100);
+    async move {
+        let __permit = match __call.admit_with(__policy).await {
+            ::core::result::Result::Ok(__permit) => __permit,
+            ::core::result::Result::Err(__error) => {
+                return ::core::result::Result::Err(::core::convert::From::from(__error));
+            }
+        };
+        let req = req;
+        #[allow(clippy::diverging_sub_expression)]
+        let __ret: Result<Response, ApiError> = { client().send(req).await };
+        #[allow(unreachable_code)] __ret
+    }
+}
+fn crawl(url: String) -> impl ::core::future::Future<Output = Page> {
+    let __call = {
+        static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
+            ::core::concat!(::core::module_path!(), "::crawl"),
+        );
+        __LIMITER.call_keyed(|| 2, host_of(&url))
+    };
+    async move {
+        let __permit = __call.admit().await;
+        let url = url;
+        #[allow(clippy::diverging_sub_expression)]
+        let __ret: Page = { get(&url).await };
+        #[allow(unreachable_code)] __ret
+    }
+}
