@@ -23,8 +23,10 @@ fn call_api(
     async move {
         let __permit = match __call.admit_with(__policy).await {
             ::core::result::Result::Ok(__permit) => __permit,
-            ::core::result::Result::Err(__error) => {
-                return ::core::result::Result::Err(::core::convert::From::from(__error));
+            ::core::result::Result::Err(__refused) => {
+                return ::core::result::Result::Err(
+                    ::core::convert::From::from(__refused.error()),
+                );
             }
         };
         let req = req;

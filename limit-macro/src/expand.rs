@@ -136,12 +136,14 @@ fn admit(
     if !has_policy {
         return quote!(let #permit = #call.admit().await;);
     }
-    let error = format_ident!("__error", span = Span::mixed_site());
+    // The refusal holds the call until the `return` completes the future, so `drain()`
+    // still counts the call while its error is being converted.
+    let refused = format_ident!("__refused", span = Span::mixed_site());
     quote! {
         let #permit = match #call.admit_with(#policy).await {
             ::core::result::Result::Ok(#permit) => #permit,
-            ::core::result::Result::Err(#error) => {
-                return ::core::result::Result::Err(::core::convert::From::from(#error));
+            ::core::result::Result::Err(#refused) => {
+                return ::core::result::Result::Err(::core::convert::From::from(#refused.error()));
             }
         };
     }

@@ -496,6 +496,15 @@ pub struct Call {
     slot: Option<Arc<Slot>>,
 }
 
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("limiter", &self.limiter.name())
+            .field("keyed", &self.slot.is_some())
+            .finish()
+    }
+}
+
 impl Call {
     fn gate(&self) -> &Gate {
         self.slot
@@ -517,20 +526,21 @@ impl Call {
     ///
     /// # Errors
     ///
-    /// When no permit comes within `max_wait`, or `queue` calls already wait.
+    /// When no permit comes within `max_wait`, or `queue` calls already wait. The refusal
+    /// keeps the call, so that it stays in flight until the caller's future completes.
     #[doc(hidden)]
-    pub async fn admit_with(self, policy: Policy) -> Result<Permit, LimitError> {
+    pub async fn admit_with(self, policy: Policy) -> Result<Permit, Refused> {
         if self.gate().try_acquire() {
             return Ok(self.admitted());
         }
         let limiter = self.limiter;
         let limit = self.gate().limit();
         if policy.max_wait == Some(Duration::ZERO) {
-            return Err(limiter.reject(LimitError::NoPermit { limiter, limit }));
+            return Err(self.refuse(LimitError::NoPermit { limiter, limit }));
         }
-        let Some(_waiting) = Waiting::enter(&self, policy.queue) else {
+        let Some(waiting) = Waiting::enter(&self, policy.queue) else {
             let queue = policy.queue.unwrap_or_default();
-            return Err(limiter.reject(LimitError::QueueFull {
+            return Err(self.refuse(LimitError::QueueFull {
                 limiter,
                 limit,
                 queue,
@@ -543,16 +553,25 @@ impl Call {
                     .await
                     .is_err()
                 {
-                    return Err(limiter.reject(LimitError::Timeout {
+                    drop(waiting);
+                    let limit = self.gate().limit();
+                    return Err(self.refuse(LimitError::Timeout {
                         limiter,
-                        limit: self.gate().limit(),
+                        limit,
                         waited: max_wait,
                     }));
                 }
             }
         }
-        drop(_waiting);
+        drop(waiting);
         Ok(self.admitted())
+    }
+
+    fn refuse(self, error: LimitError) -> Refused {
+        Refused {
+            error: self.limiter.reject(error),
+            _call: self,
+        }
     }
 
     /// Turns a call whose permit was just acquired into its running guard.
@@ -576,6 +595,25 @@ impl Drop for Call {
             keys.exit(slot);
         }
         self.limiter.in_flight.exit(&registry::BUSY_LIMITERS);
+    }
+}
+
+/// A call that `max_wait` or `queue` refused. It still holds the call, which stays in flight
+/// until the function's future completes, after the error has been converted. Not a public
+/// API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Refused {
+    error: LimitError,
+    _call: Call,
+}
+
+impl Refused {
+    /// Why the call was refused.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn error(&self) -> LimitError {
+        self.error
     }
 }
 

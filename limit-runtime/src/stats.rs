@@ -28,9 +28,9 @@ pub struct Stats {
     pub name: &'static str,
     /// The limit now (per key, for a limiter with `key = …`).
     pub limit: usize,
-    /// Calls holding a permit now.
+    /// Calls holding a permit now (all keys together).
     pub running: usize,
-    /// Calls waiting for a permit now.
+    /// Calls waiting for a permit now (all keys together).
     pub waiting: usize,
     /// Calls in flight now: made and not yet finished, whether running, waiting, or not
     /// polled yet. This is what `drain()` waits for.
@@ -39,7 +39,8 @@ pub struct Stats {
     pub admitted: u64,
     /// Calls refused by `max_wait` or `queue` since the limiter was created.
     pub rejected: u64,
-    /// The most calls that ever held a permit at once.
+    /// The most calls that ever held a permit at once (all keys together, for a limiter
+    /// with `key = …`).
     pub peak_running: usize,
     /// Keys with a call in flight, for a limiter with `key = …`; 0 otherwise.
     pub active_keys: usize,
