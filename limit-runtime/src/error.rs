@@ -119,7 +119,7 @@ impl fmt::Display for LimitError {
             Self::QueueFull { queue, .. } => {
                 write!(
                     f,
-                    "no permit free, and the queue of {queue} waiting calls is full"
+                    "no permit free, and the queue (at most {queue} waiting) is full"
                 )
             }
             Self::NoPermit { .. } => f.write_str("no permit free, and the call may not wait"),

@@ -37,7 +37,8 @@ pub struct Stats {
     pub in_flight: usize,
     /// Calls admitted (given a permit) since the limiter was created.
     pub admitted: u64,
-    /// Calls refused by `max_wait` or `queue` since the limiter was created.
+    /// Calls refused since the limiter was created: by `max_wait` or `queue`, or a
+    /// [`try_acquire`](Limiter::try_acquire) that found no permit free.
     pub rejected: u64,
     /// The most calls that ever held a permit at once (all keys together, for a limiter
     /// with `key = …`).
