@@ -7,7 +7,7 @@
 use std::panic::Location;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crate::error::LimitError;
@@ -57,6 +57,9 @@ pub struct Limiter {
     initialized: OnceLock<()>,
     gate: Gate,
     keys: OnceLock<Keys>,
+    /// Serializes `set_limit`, so that the gate and every key end at the same limit when two
+    /// resizes race.
+    resize: Mutex<()>,
     running: AtomicUsize,
     waiting: AtomicUsize,
     peak_running: AtomicUsize,
@@ -139,6 +142,7 @@ impl Limiter {
             initialized: OnceLock::new(),
             gate,
             keys: OnceLock::new(),
+            resize: Mutex::new(()),
             running: AtomicUsize::new(0),
             waiting: AtomicUsize::new(0),
             peak_running: AtomicUsize::new(0),
@@ -281,6 +285,7 @@ impl Limiter {
     /// ```
     pub fn set_limit(&'static self, limit: usize) {
         self.initialize(|| limit);
+        let _serial = self.resize.lock().unwrap_or_else(PoisonError::into_inner);
         self.gate.set_limit(limit);
         if let Some(keys) = self.keys.get() {
             keys.set_limit(limit);
