@@ -381,79 +381,59 @@ fn a_waiter_cancelled_with_a_permit_during_a_shrink_leaves_no_extra_place(mut ri
     assert_eq!(rig.limiter.in_flight(), 0);
 }
 
-static GROW: Limiter = Limiter::new(2).with_name("resize-grow-static");
+/// Runs `scenario` twice, as `scenario::on_a_static_limiter` (a `static` limiter of
+/// `limit`, shared through `limiter = …`) and `scenario::on_a_functions_limiter` (a
+/// function's own limiter of `limit`, found by name after its first call).
+macro_rules! on_both_limiters {
+    ($scenario:ident, $limit:literal) => {
+        mod $scenario {
+            use super::*;
 
-#[concurrency_limit(limiter = GROW)]
-async fn grow_static(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
-    probe.body(id, release).await;
+            static SHARED: Limiter =
+                Limiter::new($limit).with_name(concat!(module_path!(), "::SHARED"));
+
+            #[concurrency_limit(limiter = SHARED)]
+            async fn shared(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
+                probe.body(id, release).await;
+            }
+
+            #[concurrency_limit($limit)]
+            async fn own(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
+                probe.body(id, release).await;
+            }
+
+            #[test]
+            fn on_a_static_limiter() {
+                super::$scenario(Rig::new(&SHARED, |p, id, r| Box::pin(shared(p, id, r))));
+            }
+
+            #[test]
+            fn on_a_functions_limiter() {
+                let limiter = limiter_of(concat!(module_path!(), "::own"), || {
+                    drop(own(Box::leak(Box::default()), 0, oneshot::channel().1));
+                });
+                super::$scenario(Rig::new(limiter, |p, id, r| Box::pin(own(p, id, r))));
+            }
+        }
+    };
 }
 
-#[test]
-fn growing_a_static_limiter_admits_waiters_at_once() {
-    growing_admits_waiters_at_once(Rig::new(&GROW, |p, id, r| Box::pin(grow_static(p, id, r))));
-}
-
-#[concurrency_limit(2, name = "resize-grow-fn")]
-async fn grow_fn(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
-    probe.body(id, release).await;
-}
-
-#[test]
-fn growing_a_functions_limiter_admits_waiters_at_once() {
-    let limiter = limiter_of("resize-grow-fn", || {
-        drop(grow_fn(Box::leak(Box::default()), 0, oneshot::channel().1));
-    });
-    growing_admits_waiters_at_once(Rig::new(limiter, |p, id, r| Box::pin(grow_fn(p, id, r))));
-}
-
-static SHRINK: Limiter = Limiter::new(4).with_name("resize-shrink-static");
-
-#[concurrency_limit(limiter = SHRINK)]
-async fn shrink_static(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
-    probe.body(id, release).await;
-}
-
-#[test]
-fn shrinking_a_static_limiter_keeps_running_calls_and_admits_only_below_the_new_limit() {
-    shrinking_keeps_running_calls_and_admits_only_below_the_new_limit(Rig::new(
-        &SHRINK,
-        |p, id, r| Box::pin(shrink_static(p, id, r)),
-    ));
-}
-
-#[concurrency_limit(4, name = "resize-shrink-fn")]
-async fn shrink_fn(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
-    probe.body(id, release).await;
-}
-
-#[test]
-fn shrinking_a_functions_limiter_keeps_running_calls_and_admits_only_below_the_new_limit() {
-    let limiter = limiter_of("resize-shrink-fn", || {
-        drop(shrink_fn(
-            Box::leak(Box::default()),
-            0,
-            oneshot::channel().1,
-        ));
-    });
-    shrinking_keeps_running_calls_and_admits_only_below_the_new_limit(Rig::new(
-        limiter,
-        |p, id, r| Box::pin(shrink_fn(p, id, r)),
-    ));
-}
-
-static PAUSE: Limiter = Limiter::new(2).with_name("resize-pause-static");
-
-#[concurrency_limit(limiter = PAUSE)]
-async fn pause_static(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
-    probe.body(id, release).await;
-}
-
-#[test]
-fn limit_zero_pauses_a_static_limiter_until_it_grows() {
-    limit_zero_pauses_admission_until_the_limit_grows(Rig::new(&PAUSE, |p, id, r| {
-        Box::pin(pause_static(p, id, r))
-    }));
-}
+on_both_limiters!(growing_admits_waiters_at_once, 2);
+on_both_limiters!(
+    shrinking_keeps_running_calls_and_admits_only_below_the_new_limit,
+    4
+);
+on_both_limiters!(limit_zero_pauses_admission_until_the_limit_grows, 2);
+on_both_limiters!(
+    shrink_then_grow_before_debts_are_paid_counts_from_the_running_calls,
+    4
+);
+on_both_limiters!(shrinking_takes_idle_places_back_at_once, 3);
+on_both_limiters!(a_waiter_handed_a_permit_during_a_shrink_does_not_start, 2);
+on_both_limiters!(
+    a_waiter_cancelled_with_a_permit_during_a_shrink_leaves_no_extra_place,
+    2
+);
 
 #[test]
 fn limit_zero_refuses_try_acquire_until_the_limit_grows() {
@@ -467,149 +447,6 @@ fn limit_zero_refuses_try_acquire_until_the_limit_grows() {
     let b = PAUSE_TRY.try_acquire().expect("the limit grew to 2");
     assert!(PAUSE_TRY.try_acquire().is_err(), "2 run, the limit is 2");
     drop((a, b));
-}
-
-#[concurrency_limit(2, name = "resize-pause-fn")]
-async fn pause_fn(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
-    probe.body(id, release).await;
-}
-
-#[test]
-fn limit_zero_pauses_a_functions_limiter_until_it_grows() {
-    let limiter = limiter_of("resize-pause-fn", || {
-        drop(pause_fn(Box::leak(Box::default()), 0, oneshot::channel().1));
-    });
-    limit_zero_pauses_admission_until_the_limit_grows(Rig::new(limiter, |p, id, r| {
-        Box::pin(pause_fn(p, id, r))
-    }));
-}
-
-static DEBT: Limiter = Limiter::new(4).with_name("resize-debt-static");
-
-#[concurrency_limit(limiter = DEBT)]
-async fn debt_static(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
-    probe.body(id, release).await;
-}
-
-#[test]
-fn shrink_then_grow_before_calls_end_counts_from_the_running_calls_on_a_static_limiter() {
-    shrink_then_grow_before_debts_are_paid_counts_from_the_running_calls(Rig::new(
-        &DEBT,
-        |p, id, r| Box::pin(debt_static(p, id, r)),
-    ));
-}
-
-#[concurrency_limit(4, name = "resize-debt-fn")]
-async fn debt_fn(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
-    probe.body(id, release).await;
-}
-
-#[test]
-fn shrink_then_grow_before_calls_end_counts_from_the_running_calls_on_a_functions_limiter() {
-    let limiter = limiter_of("resize-debt-fn", || {
-        drop(debt_fn(Box::leak(Box::default()), 0, oneshot::channel().1));
-    });
-    shrink_then_grow_before_debts_are_paid_counts_from_the_running_calls(Rig::new(
-        limiter,
-        |p, id, r| Box::pin(debt_fn(p, id, r)),
-    ));
-}
-
-static IDLE: Limiter = Limiter::new(3).with_name("resize-idle-static");
-
-#[concurrency_limit(limiter = IDLE)]
-async fn idle_static(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
-    probe.body(id, release).await;
-}
-
-#[test]
-fn shrinking_a_static_limiter_takes_idle_places_back_at_once() {
-    shrinking_takes_idle_places_back_at_once(Rig::new(&IDLE, |p, id, r| {
-        Box::pin(idle_static(p, id, r))
-    }));
-}
-
-#[concurrency_limit(3, name = "resize-idle-fn")]
-async fn idle_fn(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
-    probe.body(id, release).await;
-}
-
-#[test]
-fn shrinking_a_functions_limiter_takes_idle_places_back_at_once() {
-    let limiter = limiter_of("resize-idle-fn", || {
-        drop(idle_fn(Box::leak(Box::default()), 0, oneshot::channel().1));
-    });
-    shrinking_takes_idle_places_back_at_once(Rig::new(limiter, |p, id, r| {
-        Box::pin(idle_fn(p, id, r))
-    }));
-}
-
-static HANDED: Limiter = Limiter::new(2).with_name("resize-handed-static");
-
-#[concurrency_limit(limiter = HANDED)]
-async fn handed_static(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
-    probe.body(id, release).await;
-}
-
-#[test]
-fn a_waiter_handed_a_permit_during_a_shrink_does_not_start_on_a_static_limiter() {
-    a_waiter_handed_a_permit_during_a_shrink_does_not_start(Rig::new(&HANDED, |p, id, r| {
-        Box::pin(handed_static(p, id, r))
-    }));
-}
-
-#[concurrency_limit(2, name = "resize-handed-fn")]
-async fn handed_fn(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
-    probe.body(id, release).await;
-}
-
-#[test]
-fn a_waiter_handed_a_permit_during_a_shrink_does_not_start_on_a_functions_limiter() {
-    let limiter = limiter_of("resize-handed-fn", || {
-        drop(handed_fn(
-            Box::leak(Box::default()),
-            0,
-            oneshot::channel().1,
-        ));
-    });
-    a_waiter_handed_a_permit_during_a_shrink_does_not_start(Rig::new(limiter, |p, id, r| {
-        Box::pin(handed_fn(p, id, r))
-    }));
-}
-
-static CANCELLED: Limiter = Limiter::new(2).with_name("resize-cancelled-static");
-
-#[concurrency_limit(limiter = CANCELLED)]
-async fn cancelled_static(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
-    probe.body(id, release).await;
-}
-
-#[test]
-fn a_waiter_cancelled_with_a_permit_during_a_shrink_leaves_no_extra_place_on_a_static_limiter() {
-    a_waiter_cancelled_with_a_permit_during_a_shrink_leaves_no_extra_place(Rig::new(
-        &CANCELLED,
-        |p, id, r| Box::pin(cancelled_static(p, id, r)),
-    ));
-}
-
-#[concurrency_limit(2, name = "resize-cancelled-fn")]
-async fn cancelled_fn(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
-    probe.body(id, release).await;
-}
-
-#[test]
-fn a_waiter_cancelled_with_a_permit_during_a_shrink_leaves_no_extra_place_on_a_functions_limiter() {
-    let limiter = limiter_of("resize-cancelled-fn", || {
-        drop(cancelled_fn(
-            Box::leak(Box::default()),
-            0,
-            oneshot::channel().1,
-        ));
-    });
-    a_waiter_cancelled_with_a_permit_during_a_shrink_leaves_no_extra_place(Rig::new(
-        limiter,
-        |p, id, r| Box::pin(cancelled_fn(p, id, r)),
-    ));
 }
 
 // ---------------------------------------------------------------------------------------
