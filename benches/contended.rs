@@ -1,0 +1,140 @@
+//! Contended throughput: many spawned calls on a 2-worker multi-thread runtime, each body
+//! yielding once, annotated vs hand-written (semaphore + in-flight counter + `Notify`).
+//! Prints `RESULT|metric|baseline|contender|ratio|target` lines for `scripts/bench.sh`.
+
+use std::hint::black_box;
+use std::pin::pin;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::{Duration, Instant};
+
+use limit_runtime::{concurrency_limit, drain};
+use tokio::sync::{Notify, Semaphore};
+
+const CALLS: u64 = 200_000;
+const ROUNDS: usize = 3;
+
+#[concurrency_limit(1)]
+async fn ann1(x: u64) -> u64 {
+    tokio::task::yield_now().await;
+    black_box(x) + 1
+}
+#[concurrency_limit(4)]
+async fn ann4(x: u64) -> u64 {
+    tokio::task::yield_now().await;
+    black_box(x) + 1
+}
+#[concurrency_limit(64)]
+async fn ann64(x: u64) -> u64 {
+    tokio::task::yield_now().await;
+    black_box(x) + 1
+}
+
+static SEM1: Semaphore = Semaphore::const_new(1);
+static SEM4: Semaphore = Semaphore::const_new(4);
+static SEM64: Semaphore = Semaphore::const_new(64);
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static IDLE: Notify = Notify::const_new();
+
+/// Decrements the hand-written in-flight counter on drop (also on cancel/panic).
+struct Guard;
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if IN_FLIGHT.fetch_sub(1, SeqCst) == 1 {
+            IDLE.notify_waiters();
+        }
+    }
+}
+
+/// The hand-written call: counted before it is spawned, as the annotated one is.
+fn hand(sem: &'static Semaphore, x: u64) -> impl Future<Output = u64> + Send {
+    IN_FLIGHT.fetch_add(1, SeqCst);
+    let guard = Guard;
+    async move {
+        let _guard = guard;
+        let _permit = sem.acquire().await.unwrap();
+        tokio::task::yield_now().await;
+        black_box(x) + 1
+    }
+}
+
+async fn hand_drain() {
+    loop {
+        let mut notified = pin!(IDLE.notified());
+        notified.as_mut().enable();
+        if IN_FLIGHT.load(SeqCst) == 0 {
+            return;
+        }
+        notified.await;
+    }
+}
+
+fn run_annotated(rt: &tokio::runtime::Runtime, limit: usize) -> Duration {
+    rt.block_on(async {
+        let start = Instant::now();
+        for i in 0..CALLS {
+            match limit {
+                1 => drop(tokio::spawn(ann1(i))),
+                4 => drop(tokio::spawn(ann4(i))),
+                _ => drop(tokio::spawn(ann64(i))),
+            }
+        }
+        drain().await;
+        start.elapsed()
+    })
+}
+
+fn run_hand(rt: &tokio::runtime::Runtime, limit: usize) -> Duration {
+    let sem = match limit {
+        1 => &SEM1,
+        4 => &SEM4,
+        _ => &SEM64,
+    };
+    rt.block_on(async {
+        let start = Instant::now();
+        for i in 0..CALLS {
+            drop(tokio::spawn(hand(sem, i)));
+        }
+        hand_drain().await;
+        start.elapsed()
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for limit in [1, 4, 64] {
+        // Warm-up.
+        run_annotated(&rt, limit);
+        run_hand(&rt, limit);
+        let (mut a, mut h, mut r) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            // Alternate which side goes first.
+            let (ta, th) = if round % 2 == 0 {
+                let ta = run_annotated(&rt, limit);
+                (ta, run_hand(&rt, limit))
+            } else {
+                let th = run_hand(&rt, limit);
+                (run_annotated(&rt, limit), th)
+            };
+            let (ta, th) = (ta.as_secs_f64() * 1e3, th.as_secs_f64() * 1e3);
+            a.push(ta);
+            h.push(th);
+            r.push(ta / th);
+        }
+        println!(
+            "RESULT|contended limit={limit}, {CALLS} calls, ms (hand vs annotated)|{:.1}|{:.1}|{:.2}|<= 1.0",
+            median(h),
+            median(a),
+            median(r)
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! Drain wake-up latency: time from the last call ending (the last instruction of its body)
+//! to `drain()` returning in a task that was already waiting, on a 2-worker runtime.
+//! Baseline: the same handshake by hand with an `AtomicUsize` counter and a `Notify`.
+//! Prints `RESULT|metric|baseline|contender|ratio|target` lines for `scripts/bench.sh`.
+
+use std::pin::pin;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::SeqCst;
+use std::time::{Duration, Instant};
+
+use limit_runtime::{concurrency_limit, drain};
+use tokio::sync::{Notify, oneshot};
+
+const ITERS: usize = 1_000;
+/// How long the drainer is given to register before the call is released.
+const SETTLE: Duration = Duration::from_millis(1);
+
+#[concurrency_limit(64)]
+async fn annotated(go: oneshot::Receiver<()>) -> Instant {
+    let _ = go.await;
+    Instant::now()
+}
+
+static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+static IDLE: Notify = Notify::const_new();
+
+struct Guard;
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if IN_FLIGHT.fetch_sub(1, SeqCst) == 1 {
+            IDLE.notify_waiters();
+        }
+    }
+}
+
+fn hand(go: oneshot::Receiver<()>) -> impl Future<Output = Instant> + Send {
+    IN_FLIGHT.fetch_add(1, SeqCst);
+    let guard = Guard;
+    async move {
+        let _guard = guard;
+        let _ = go.await;
+        Instant::now()
+    }
+}
+
+async fn hand_drain() {
+    loop {
+        let mut notified = pin!(IDLE.notified());
+        notified.as_mut().enable();
+        if IN_FLIGHT.load(SeqCst) == 0 {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// One handshake; returns microseconds from the body's end to the drain's return.
+async fn once(annotated_side: bool) -> f64 {
+    let (tx, rx) = oneshot::channel();
+    let call = if annotated_side {
+        tokio::spawn(annotated(rx))
+    } else {
+        tokio::spawn(hand(rx))
+    };
+    let drainer = tokio::spawn(async move {
+        if annotated_side {
+            drain().await;
+        } else {
+            hand_drain().await;
+        }
+        Instant::now()
+    });
+    tokio::time::sleep(SETTLE).await;
+    assert!(
+        !drainer.is_finished(),
+        "drain returned with a call in flight"
+    );
+    tx.send(()).unwrap();
+    let ended = call.await.unwrap();
+    let drained = drainer.await.unwrap();
+    drained.duration_since(ended).as_secs_f64() * 1e6
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (a, h) = rt.block_on(async {
+        let (mut a, mut h) = (Vec::new(), Vec::new());
+        for i in 0..ITERS {
+            if i % 2 == 0 {
+                a.push(once(true).await);
+                h.push(once(false).await);
+            } else {
+                h.push(once(false).await);
+                a.push(once(true).await);
+            }
+        }
+        (a, h)
+    });
+    println!(
+        "drain_wakeup us: annotated p50 {:.1} p90 {:.1} p99 {:.1}; hand p50 {:.1} p90 {:.1} p99 {:.1}",
+        median(a.clone()),
+        percentile(a.clone(), 0.9),
+        percentile(a.clone(), 0.99),
+        median(h.clone()),
+        percentile(h.clone(), 0.9),
+        percentile(h.clone(), 0.99),
+    );
+    let (a, h) = (median(a), median(h));
+    println!(
+        "RESULT|drain wake-up median us (hand Notify vs drain())|{h:.1}|{a:.1}|{:.2}|<= 50 us median",
+        a / h
+    );
+}

@@ -1,0 +1,106 @@
+//! Scaling across threads: 2 OS threads, each with its own current-thread runtime, each
+//! calling its own independently limited function in a loop, vs 1 thread making the same
+//! calls (both functions, one after the other). The same with plain `async fn`s is printed
+//! as a reference for what this machine's two cores give by themselves.
+//! Prints `RESULT|metric|baseline|contender|ratio|target` lines for `scripts/bench.sh`.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use limit_runtime::concurrency_limit;
+
+const CALLS: u64 = 2_000_000;
+/// Plain calls are ~40x cheaper; make that reference run long enough to time thread
+/// scaling rather than thread and runtime start-up.
+const PLAIN_CALLS: u64 = 25 * CALLS;
+const ROUNDS: usize = 11;
+
+#[concurrency_limit(64)]
+async fn limited_a(x: u64) -> u64 {
+    black_box(x) + 1
+}
+#[concurrency_limit(64)]
+async fn limited_b(x: u64) -> u64 {
+    black_box(x) + 1
+}
+async fn plain_a(x: u64) -> u64 {
+    black_box(x) + 1
+}
+async fn plain_b(x: u64) -> u64 {
+    black_box(x) + 1
+}
+
+fn count(limited: bool) -> u64 {
+    if limited { CALLS } else { PLAIN_CALLS }
+}
+
+/// `count(limited)` calls of one function on a fresh current-thread runtime.
+fn calls(which: u8, limited: bool) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for i in 0..count(limited) {
+            let x = black_box(i);
+            let y = match (limited, which) {
+                (true, 0) => limited_a(x).await,
+                (true, _) => limited_b(x).await,
+                (false, 0) => plain_a(x).await,
+                (false, _) => plain_b(x).await,
+            };
+            black_box(y);
+        }
+    });
+}
+
+/// Throughput in million calls per second for `2 * count(limited)` calls.
+fn one_thread(limited: bool) -> f64 {
+    let start = Instant::now();
+    std::thread::spawn(move || {
+        calls(0, limited);
+        calls(1, limited);
+    })
+    .join()
+    .unwrap();
+    2.0 * count(limited) as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+fn two_threads(limited: bool) -> f64 {
+    let start = Instant::now();
+    let a = std::thread::spawn(move || calls(0, limited));
+    let b = std::thread::spawn(move || calls(1, limited));
+    a.join().unwrap();
+    b.join().unwrap();
+    2.0 * count(limited) as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    for limited in [true, false] {
+        one_thread(limited); // warm-up
+        two_threads(limited);
+        let (mut one, mut two, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            let o = one_thread(limited);
+            let t = two_threads(limited);
+            one.push(o);
+            two.push(t);
+            ratio.push(t / o);
+        }
+        let (label, target) = if limited {
+            ("annotated", ">= 1.6")
+        } else {
+            ("reference: plain async fn", "(reference)")
+        };
+        println!(
+            "RESULT|two_threads {label}: Mcalls/s, 1 thread vs 2 threads|{:.1}|{:.1}|{:.2}|{target}",
+            median(one),
+            median(two),
+            median(ratio)
+        );
+    }
+}
