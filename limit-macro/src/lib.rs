@@ -1,9 +1,9 @@
 //! The `#[concurrency_limit]` attribute. Depend on `limit-runtime` and use it from there:
 //! the expansion refers to `::limit_runtime`, and that crate documents the attribute.
 //!
-//! The macro runs in stages, a file each: [`item`] reads the annotated item, keeping the
-//! body as tokens; [`args`] parses the attribute's arguments; [`validate`] checks both and
-//! decides the shape of the expansion; [`expand`] writes it.
+//! The macro runs in stages, a file each: `item.rs` reads the annotated item, keeping the
+//! body as tokens; `args.rs` parses the attribute's arguments; `validate.rs` checks both and
+//! decides the shape of the expansion; `expand.rs` writes it.
 
 mod args;
 mod expand;
