@@ -3,13 +3,12 @@
 //! Prints `RESULT|metric|baseline|contender|ratio|target` lines for `scripts/bench.sh`.
 
 use std::hint::black_box;
-use std::pin::pin;
-use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use limit_runtime::{concurrency_limit, drain};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 
 const CALLS: u64 = 200_000;
 const ROUNDS: usize = 3;
@@ -33,39 +32,15 @@ async fn ann64(x: u64) -> u64 {
 static SEM1: Semaphore = Semaphore::const_new(1);
 static SEM4: Semaphore = Semaphore::const_new(4);
 static SEM64: Semaphore = Semaphore::const_new(64);
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-static IDLE: Notify = Notify::const_new();
-
-/// Decrements the hand-written in-flight counter on drop (also on cancel/panic).
-struct Guard;
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if IN_FLIGHT.fetch_sub(1, SeqCst) == 1 {
-            IDLE.notify_waiters();
-        }
-    }
-}
 
 /// The hand-written call: counted before it is spawned, as the annotated one is.
 fn hand(sem: &'static Semaphore, x: u64) -> impl Future<Output = u64> + Send {
-    IN_FLIGHT.fetch_add(1, SeqCst);
-    let guard = Guard;
+    let guard = common::enter();
     async move {
         let _guard = guard;
         let _permit = sem.acquire().await.unwrap();
         tokio::task::yield_now().await;
         black_box(x) + 1
-    }
-}
-
-async fn hand_drain() {
-    loop {
-        let mut notified = pin!(IDLE.notified());
-        notified.as_mut().enable();
-        if IN_FLIGHT.load(SeqCst) == 0 {
-            return;
-        }
-        notified.await;
     }
 }
 
@@ -95,14 +70,9 @@ fn run_hand(rt: &tokio::runtime::Runtime, limit: usize) -> Duration {
         for i in 0..CALLS {
             drop(tokio::spawn(hand(sem, i)));
         }
-        hand_drain().await;
+        common::drain().await;
         start.elapsed()
     })
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {
@@ -132,9 +102,9 @@ fn main() {
         }
         println!(
             "RESULT|contended limit={limit}, {CALLS} calls, ms (hand vs annotated)|{:.1}|{:.1}|{:.2}|<= 1.0",
-            median(h),
-            median(a),
-            median(r)
+            common::median(h),
+            common::median(a),
+            common::median(r)
         );
     }
 }

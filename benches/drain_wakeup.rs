@@ -3,13 +3,12 @@
 //! Baseline: the same handshake by hand with an `AtomicUsize` counter and a `Notify`.
 //! Prints `RESULT|metric|baseline|contender|ratio|target` lines for `scripts/bench.sh`.
 
-use std::pin::pin;
-use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::Ordering::SeqCst;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use limit_runtime::{concurrency_limit, drain};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 
 const ITERS: usize = 1_000;
 /// How long the drainer is given to register before the call is released.
@@ -21,36 +20,12 @@ async fn annotated(go: oneshot::Receiver<()>) -> Instant {
     Instant::now()
 }
 
-static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
-static IDLE: Notify = Notify::const_new();
-
-struct Guard;
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if IN_FLIGHT.fetch_sub(1, SeqCst) == 1 {
-            IDLE.notify_waiters();
-        }
-    }
-}
-
 fn hand(go: oneshot::Receiver<()>) -> impl Future<Output = Instant> + Send {
-    IN_FLIGHT.fetch_add(1, SeqCst);
-    let guard = Guard;
+    let guard = common::enter();
     async move {
         let _guard = guard;
         let _ = go.await;
         Instant::now()
-    }
-}
-
-async fn hand_drain() {
-    loop {
-        let mut notified = pin!(IDLE.notified());
-        notified.as_mut().enable();
-        if IN_FLIGHT.load(SeqCst) == 0 {
-            return;
-        }
-        notified.await;
     }
 }
 
@@ -66,7 +41,7 @@ async fn once(annotated_side: bool) -> f64 {
         if annotated_side {
             drain().await;
         } else {
-            hand_drain().await;
+            common::drain().await;
         }
         Instant::now()
     });
@@ -79,11 +54,6 @@ async fn once(annotated_side: bool) -> f64 {
     let ended = call.await.unwrap();
     let drained = drainer.await.unwrap();
     drained.duration_since(ended).as_secs_f64() * 1e6
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
@@ -112,14 +82,14 @@ fn main() {
     });
     println!(
         "drain_wakeup us: annotated p50 {:.1} p90 {:.1} p99 {:.1}; hand p50 {:.1} p90 {:.1} p99 {:.1}",
-        median(a.clone()),
+        common::median(a.clone()),
         percentile(a.clone(), 0.9),
         percentile(a.clone(), 0.99),
-        median(h.clone()),
+        common::median(h.clone()),
         percentile(h.clone(), 0.9),
         percentile(h.clone(), 0.99),
     );
-    let (a, h) = (median(a), median(h));
+    let (a, h) = (common::median(a), common::median(h));
     println!(
         "RESULT|drain wake-up median us (hand Notify vs drain())|{h:.1}|{a:.1}|{:.2}|<= 50 us median",
         a / h

@@ -7,6 +7,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+mod common;
+
 use limit_runtime::concurrency_limit;
 
 const CALLS: u64 = 2_000_000;
@@ -74,11 +76,6 @@ fn two_threads(limited: bool) -> f64 {
     2.0 * count(limited) as f64 / start.elapsed().as_secs_f64() / 1e6
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     for limited in [true, false] {
         one_thread(limited); // warm-up
@@ -98,9 +95,9 @@ fn main() {
         };
         println!(
             "RESULT|two_threads {label}: Mcalls/s, 1 thread vs 2 threads|{:.1}|{:.1}|{:.2}|{target}",
-            median(one),
-            median(two),
-            median(ratio)
+            common::median(one),
+            common::median(two),
+            common::median(ratio)
         );
     }
 }

@@ -5,6 +5,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+mod common;
+
 use limit_runtime::concurrency_limit;
 use tokio::sync::Semaphore;
 
@@ -25,11 +27,6 @@ static SEM: Semaphore = Semaphore::const_new(64);
 async fn hand(x: u64) -> u64 {
     let _permit = SEM.acquire().await.unwrap();
     black_box(x) + 1
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Nanoseconds per call over `CALLS` sequential calls.
@@ -65,8 +62,8 @@ fn main() {
     // Overhead per round (interleaved, so each round's plain time is the reference).
     let ann_over: Vec<f64> = a.iter().zip(&p).map(|(a, p)| a - p).collect();
     let hand_over: Vec<f64> = h.iter().zip(&p).map(|(h, p)| h - p).collect();
-    let (p, a, h) = (median(p), median(a), median(h));
-    let (ann_over, hand_over) = (median(ann_over), median(hand_over));
+    let (p, a, h) = (common::median(p), common::median(a), common::median(h));
+    let (ann_over, hand_over) = (common::median(ann_over), common::median(hand_over));
     println!("uncontended ns/call: plain {p:.2}, annotated {a:.2}, hand {h:.2}");
     println!(
         "RESULT|uncontended overhead ns/call (hand-written sem vs annotated)|{hand_over:.2}|{ann_over:.2}|{:.2}|<= 1.0 (stretch <= 0.5)",

@@ -12,6 +12,8 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Instant;
 
+mod common;
+
 use limit_runtime::concurrency_limit;
 use tokio::sync::{Notify, Semaphore};
 
@@ -83,11 +85,6 @@ fn run(waiters: u64, annotated_side: bool) -> f64 {
     ns
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     for annotated_side in [true, false] {
         run(10, annotated_side); // warm-up
@@ -96,7 +93,7 @@ fn main() {
             few.push(run(10, annotated_side));
             many.push(run(100_000, annotated_side));
         }
-        let (few, many) = (median(few), median(many));
+        let (few, many) = (common::median(few), common::median(many));
         let (label, target) = if annotated_side {
             ("annotated", "<= 1.5")
         } else {

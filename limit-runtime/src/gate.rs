@@ -53,7 +53,7 @@ impl Gate {
     pub(crate) fn try_acquire(&self) -> bool {
         while let Ok(permit) = self.semaphore.try_acquire() {
             permit.forget();
-            if !self.pay_debt(1) {
+            if !self.pay_one_debt() {
                 return true;
             }
         }
@@ -68,7 +68,7 @@ impl Gate {
                 unreachable!("limit-runtime: a gate's semaphore is never closed");
             };
             permit.forget();
-            if !self.pay_debt(1) {
+            if !self.pay_one_debt() {
                 return;
             }
         }
@@ -76,15 +76,14 @@ impl Gate {
 
     /// Gives back one permit taken by `try_acquire` or `acquire`.
     pub(crate) fn release(&self) {
-        if !self.pay_debt(1) {
+        if !self.pay_one_debt() {
             self.semaphore.add_permits(1);
         }
     }
 
-    /// Pays up to `max` units of debt; returns whether any was paid (for `max == 1`, whether
-    /// the permit in hand was consumed).
-    fn pay_debt(&self, max: usize) -> bool {
-        self.take_debt(max) > 0
+    /// Pays one unit of debt with the permit in hand; returns whether the permit was consumed.
+    fn pay_one_debt(&self) -> bool {
+        self.take_debt(1) == 1
     }
 
     fn take_debt(&self, max: usize) -> usize {
