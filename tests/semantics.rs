@@ -554,7 +554,7 @@ fn limit_above_max_permits_panics_at_the_first_call_naming_the_function_and_valu
         "names the value: {message}"
     );
     assert!(
-        message.contains(&Semaphore::MAX_PERMITS.to_string()),
+        message.contains(&limit_runtime::Limiter::MAX_LIMIT.to_string()),
         "names the maximum: {message}"
     );
 }

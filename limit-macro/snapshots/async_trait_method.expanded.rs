@@ -13,10 +13,18 @@ where
     Self: 'async_trait,
 {
     let __call = {
-        static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
-            ::core::concat!(::core::module_path!(), "::call"),
-        );
-        __LIMITER.call(|| 4)
+        #[derive(::core::clone::Clone, ::core::marker::Copy)]
+        struct __Limiter;
+        impl ::limit_runtime::__private::Handle for __Limiter {
+            #[inline]
+            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+                static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
+                    ::core::concat!(::core::module_path!(), "::call"),
+                );
+                &__LIMITER
+            }
+        }
+        ::limit_runtime::__private::Limiter::call(__Limiter, || 4)
     };
     Box::pin(async move {
         let __permit = __call.admit().await;

@@ -1,9 +1,17 @@
 fn name(&self, fallback: bool) -> impl ::core::future::Future<Output = &str> {
     let __call = {
-        static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
-            ::core::concat!(::core::module_path!(), "::name"),
-        );
-        __LIMITER.call(|| 3)
+        #[derive(::core::clone::Clone, ::core::marker::Copy)]
+        struct __Limiter;
+        impl ::limit_runtime::__private::Handle for __Limiter {
+            #[inline]
+            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+                static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
+                    ::core::concat!(::core::module_path!(), "::name"),
+                );
+                &__LIMITER
+            }
+        }
+        ::limit_runtime::__private::Limiter::call(__Limiter, || 3)
     };
     async move {
         let __permit = __call.admit().await;
@@ -26,10 +34,18 @@ fn name(&self, fallback: bool) -> impl ::core::future::Future<Output = &str> {
 }
 fn label(id: u32) -> impl ::core::future::Future<Output = Box<impl Display>> {
     let __call = {
-        static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
-            ::core::concat!(::core::module_path!(), "::label"),
-        );
-        __LIMITER.call(|| 3)
+        #[derive(::core::clone::Clone, ::core::marker::Copy)]
+        struct __Limiter;
+        impl ::limit_runtime::__private::Handle for __Limiter {
+            #[inline]
+            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+                static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
+                    ::core::concat!(::core::module_path!(), "::label"),
+                );
+                &__LIMITER
+            }
+        }
+        ::limit_runtime::__private::Limiter::call(__Limiter, || 3)
     };
     async move {
         let __permit = __call.admit().await;
@@ -45,10 +61,18 @@ fn edit(
     __arg1: (u8, u8),
 ) -> impl ::core::future::Future<Output = ()> {
     let __call = {
-        static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
-            ::core::concat!(::core::module_path!(), "::edit"),
-        );
-        __LIMITER.call(|| 3)
+        #[derive(::core::clone::Clone, ::core::marker::Copy)]
+        struct __Limiter;
+        impl ::limit_runtime::__private::Handle for __Limiter {
+            #[inline]
+            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+                static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
+                    ::core::concat!(::core::module_path!(), "::edit"),
+                );
+                &__LIMITER
+            }
+        }
+        ::limit_runtime::__private::Limiter::call(__Limiter, || 3)
     };
     async move {
         let __permit = __call.admit().await;

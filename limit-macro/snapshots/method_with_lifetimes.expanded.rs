@@ -4,10 +4,18 @@ pub fn lookup<'a>(
     retries: u32,
 ) -> impl ::core::future::Future<Output = Option<&'a Entry>> {
     let __call = {
-        static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
-            ::core::concat!(::core::module_path!(), "::lookup"),
-        );
-        __LIMITER.call(|| MAX_LOOKUPS)
+        #[derive(::core::clone::Clone, ::core::marker::Copy)]
+        struct __Limiter;
+        impl ::limit_runtime::__private::Handle for __Limiter {
+            #[inline]
+            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+                static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
+                    ::core::concat!(::core::module_path!(), "::lookup"),
+                );
+                &__LIMITER
+            }
+        }
+        ::limit_runtime::__private::Limiter::call(__Limiter, || MAX_LOOKUPS)
     };
     async move {
         let __permit = __call.admit().await;

@@ -1,5 +1,15 @@
 fn load_user(id: u64) -> impl ::core::future::Future<Output = User> {
-    let __call = ::limit_runtime::__private::Limiter::call_shared(&DATABASE);
+    let __call = {
+        #[derive(::core::clone::Clone, ::core::marker::Copy)]
+        struct __Limiter;
+        impl ::limit_runtime::__private::Handle for __Limiter {
+            #[inline]
+            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+                &DATABASE
+            }
+        }
+        ::limit_runtime::__private::Limiter::call_shared(__Limiter)
+    };
     async move {
         let __permit = __call.admit().await;
         let id = id;
@@ -12,10 +22,18 @@ fn call_api(
     req: Request,
 ) -> impl ::core::future::Future<Output = Result<Response, ApiError>> {
     let __call = {
-        static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
-            "github-api",
-        );
-        __LIMITER.call(|| 5)
+        #[derive(::core::clone::Clone, ::core::marker::Copy)]
+        struct __Limiter;
+        impl ::limit_runtime::__private::Handle for __Limiter {
+            #[inline]
+            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+                static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
+                    "github-api",
+                );
+                &__LIMITER
+            }
+        }
+        ::limit_runtime::__private::Limiter::call(__Limiter, || 5)
     };
     let __policy = ::limit_runtime::__private::Policy::new()
         .max_wait(Duration::from_millis(200))
@@ -37,10 +55,18 @@ fn call_api(
 }
 fn crawl(url: String) -> impl ::core::future::Future<Output = Page> {
     let __call = {
-        static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
-            ::core::concat!(::core::module_path!(), "::crawl"),
-        );
-        __LIMITER.call_keyed(|| 2, host_of(&url))
+        #[derive(::core::clone::Clone, ::core::marker::Copy)]
+        struct __Limiter;
+        impl ::limit_runtime::__private::Handle for __Limiter {
+            #[inline]
+            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+                static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
+                    ::core::concat!(::core::module_path!(), "::crawl"),
+                );
+                &__LIMITER
+            }
+        }
+        ::limit_runtime::__private::Limiter::call_keyed(__Limiter, || 2, host_of(&url))
     };
     async move {
         let __permit = __call.admit().await;

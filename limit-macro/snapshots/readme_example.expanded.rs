@@ -1,9 +1,17 @@
 fn fetch(url: String) -> impl ::core::future::Future<Output = Result<Page, Error>> {
     let __call = {
-        static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
-            ::core::concat!(::core::module_path!(), "::fetch"),
-        );
-        __LIMITER.call(|| 5)
+        #[derive(::core::clone::Clone, ::core::marker::Copy)]
+        struct __Limiter;
+        impl ::limit_runtime::__private::Handle for __Limiter {
+            #[inline]
+            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+                static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
+                    ::core::concat!(::core::module_path!(), "::fetch"),
+                );
+                &__LIMITER
+            }
+        }
+        ::limit_runtime::__private::Limiter::call(__Limiter, || 5)
     };
     async move {
         let __permit = __call.admit().await;

@@ -6,14 +6,15 @@
 //!
 //! The `impl` token is spanned by this crate (edition 2024), so the opaque type captures
 //! every lifetime in scope, as an `async fn` does, even in an edition-2021 crate.
-//! Every path is absolute. Every local the expansion introduces is `mixed_site`, and its one
-//! item, the limiter's `static`, sits in a block of its own, so the user's code can neither
-//! shadow nor see them.
+//! Every path is absolute. Every local the expansion introduces is `mixed_site`, and its
+//! items, the limiter's `static` and the zero-sized handle type that finds it, sit in a block
+//! of their own, so the user's code can neither shadow nor see them.
 
 use proc_macro2::{Span, TokenStream, TokenTree};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{FnArg, Pat, PatIdent, ReturnType, Token, Type, parse_quote};
 
@@ -86,11 +87,18 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
 }
 
 /// The statement, in the plain `fn`, that registers the call and binds its guard to `call`.
+///
+/// The limiter is reached through a zero-sized `Handle` type declared here, in a block of its
+/// own, rather than through a reference: the call's guards then take no space in its future.
 fn register(source: &Source, function: &syn::Ident, call: &syn::Ident) -> TokenStream {
-    match source {
-        Source::Shared(path) => quote! {
-            let #call = ::limit_runtime::__private::Limiter::call_shared(&#path);
-        },
+    let handle = format_ident!("__Limiter", span = Span::mixed_site());
+    let (limiter, enter) = match source {
+        // Spanned at the path, so that naming a `const` (a fresh temporary at each use, not
+        // one limiter) is reported there.
+        Source::Shared(path) => (
+            quote_spanned!(path.span()=> &#path),
+            quote!(::limit_runtime::__private::Limiter::call_shared(#handle)),
+        ),
         Source::Own { limit, name, key } => {
             let limiter = format_ident!("__LIMITER", span = Span::mixed_site());
             let name = name.as_ref().map_or_else(
@@ -101,17 +109,31 @@ fn register(source: &Source, function: &syn::Ident, call: &syn::Ident) -> TokenS
                 |name| quote!(#name),
             );
             let enter = match key {
-                None => quote!(#limiter.call(|| #limit)),
-                Some(key) => quote!(#limiter.call_keyed(|| #limit, #key)),
+                None => quote!(::limit_runtime::__private::Limiter::call(#handle, || #limit)),
+                Some(key) => quote! {
+                    ::limit_runtime::__private::Limiter::call_keyed(#handle, || #limit, #key)
+                },
             };
-            quote! {
-                let #call = {
-                    static #limiter: ::limit_runtime::__private::Limiter =
-                        ::limit_runtime::__private::Limiter::per_fn(#name);
-                    #enter
-                };
-            }
+            let limiter = quote! {
+                static #limiter: ::limit_runtime::__private::Limiter =
+                    ::limit_runtime::__private::Limiter::per_fn(#name);
+                &#limiter
+            };
+            (limiter, enter)
         }
+    };
+    quote! {
+        let #call = {
+            #[derive(::core::clone::Clone, ::core::marker::Copy)]
+            struct #handle;
+            impl ::limit_runtime::__private::Handle for #handle {
+                #[inline]
+                fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+                    #limiter
+                }
+            }
+            #enter
+        };
     }
 }
 

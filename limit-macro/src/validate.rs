@@ -13,9 +13,9 @@ use syn::{
 use crate::args::{Args, EXPECTED_LIMIT, Opt};
 use crate::item::{Body, Function};
 
-/// tokio's `Semaphore::MAX_PERMITS` on a 64-bit target. A smaller target still checks the
-/// value at run time.
-const MAX_LIMIT: u128 = (u64::MAX >> 3) as u128;
+/// `limit_runtime::Limiter::MAX_LIMIT` (2^31 − 1), which this crate cannot import. The
+/// runtime checks the value again, so the two cannot disagree silently.
+const MAX_LIMIT: u128 = i32::MAX as u128;
 
 /// Everything `expand` needs, already checked.
 pub(crate) struct Plan {
@@ -321,7 +321,7 @@ fn check_limit(limit: &Expr) -> syn::Result<()> {
                         int,
                         format!(
                             "the concurrency limit `{int}` is too large: the maximum is \
-                             {MAX_LIMIT} (tokio's `Semaphore::MAX_PERMITS`)"
+                             {MAX_LIMIT} (`Limiter::MAX_LIMIT`)"
                         ),
                     )),
                 }

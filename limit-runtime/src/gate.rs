@@ -1,43 +1,87 @@
-//! Permits for one limit: tokio's FIFO semaphore plus what it lacks, a limit that can be
-//! changed while calls hold permits.
+//! Permits for one limit: a lock-free fast path in front of tokio's FIFO semaphore, and a
+//! limit that can change while calls hold permits.
 //!
-//! Growing adds permits. Shrinking takes back the idle permits at once and records the rest
-//! as *debt*: a permit that comes back while there is debt is destroyed instead of returned,
-//! and so is a permit that a waiter receives while there is debt (that waiter goes back to
-//! waiting). So after `set_limit(n)` returns, a call is admitted only while fewer than `n`
-//! hold permits, and no running call is ever revoked.
+//! One word, `state`, holds the *free* permits, the permits *held* by running calls, and a
+//! `WAITERS` flag. While no call waits, a call takes a permit with one compare-and-swap on that
+//! word and gives it back with one `fetch_add`: no lock, no queue.
 //!
-//! Permits are `forget`-ten as soon as they are acquired and given back with `add_permits`,
-//! which is what dropping a tokio permit does; that keeps the guard free of a borrow.
+//! A call that finds no free permit queues in tokio's semaphore, which is FIFO. Queuing counts
+//! the call, raises `WAITERS` and moves the free permits into the semaphore. While the flag is
+//! up the fast path is closed, so a newcomer cannot overtake the queue, and a permit given
+//! back is handed on to the semaphore, which passes it to the first waiter. The last waiter to
+//! leave lowers the flag and takes back what the semaphore still holds. The rule that keeps a
+//! waiter from sleeping next to a free permit: whoever makes a permit free while the flag is
+//! up, or raises the flag, hands the free permits over (`hand_over`); whoever finds the flag
+//! down after handing permits over takes them back (`reclaim`). Only the last waiter's leaving
+//! and resizing take a lock; the loom models in `loom_models.rs` check the interleavings.
+//!
+//! Resizing: growing adds free permits. Shrinking subtracts them, and the free count may go
+//! below zero: that is *debt*. A permit given back while there is debt pays it instead of
+//! becoming free, and a permit that a waiter receives from the semaphore while there is debt
+//! pays it too (that waiter goes back to waiting). So after `set_limit(n)`, a call is admitted
+//! only while fewer than `n` hold permits, and no running call is ever revoked.
 
-use std::sync::atomic::AtomicUsize;
+use std::sync::PoisonError;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::{Mutex, PoisonError};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
 
-/// The largest limit a gate accepts: tokio's `Semaphore::MAX_PERMITS`.
-pub(crate) const MAX_LIMIT: usize = Semaphore::MAX_PERMITS;
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, const_fn, fence};
 
-pub(crate) struct Gate {
-    semaphore: Semaphore,
+/// The largest limit: the held count has 31 bits, and the free count is a signed 32-bit
+/// number that must reach `-limit` (a limit shrunk to 0 with every permit held).
+pub(crate) const MAX_LIMIT: usize = i32::MAX as usize;
+
+/// Bits 0..31 of `state`: permits held.
+const HELD_MASK: u64 = (1 << 31) - 1;
+/// Bit 31: calls are queued in the semaphore (or about to be).
+const WAITERS: u64 = 1 << 31;
+/// Bits 32..64, as a signed number: free permits, negative while the gate is in debt.
+const FREE_SHIFT: u32 = 32;
+const ONE_FREE: u64 = 1 << FREE_SHIFT;
+/// One permit going from free to held. Wrapping arithmetic keeps the fields apart: the held
+/// count never borrows from or carries into the flag (it stays within 0..=MAX_LIMIT), and the
+/// free count is the top half, where wrapping is two's complement.
+const TAKE: u64 = 1u64.wrapping_sub(ONE_FREE);
+/// One permit going from held back to free.
+const GIVE_BACK: u64 = ONE_FREE - 1;
+
+fn free(word: u64) -> i64 {
+    // An arithmetic shift of the whole word: the top half, sign-extended.
+    (word as i64) >> FREE_SHIFT
+}
+
+fn held(word: u64) -> usize {
+    (word & HELD_MASK) as usize
+}
+
+/// `count` permits, as a change of the free field.
+const fn frees(count: usize) -> u64 {
+    (count as u64) << FREE_SHIFT
+}
+
+// `pub` only because `call::Key` names it; the module is private.
+pub struct Gate {
+    state: AtomicU64,
     limit: AtomicUsize,
-    /// Permits to destroy when they next surface.
-    debt: AtomicUsize,
-    /// Calls waiting for a permit here, for the `queue` bound.
+    /// Calls queued here, for the `queue` bound, for stats, and to tell the last one.
     waiting: AtomicUsize,
-    /// Serializes `set_limit`, so that concurrent resizes compose.
-    resize: Mutex<()>,
+    /// Holds the permits handed over while calls wait. Never closed.
+    semaphore: Semaphore,
+    /// Serializes the last waiter's leaving (which lowers `WAITERS`) and resizing.
+    handoff: Mutex<()>,
 }
 
 impl Gate {
-    pub(crate) const fn new(limit: usize) -> Self {
-        Self {
-            semaphore: Semaphore::const_new(limit),
-            limit: AtomicUsize::new(limit),
-            debt: AtomicUsize::new(0),
-            waiting: AtomicUsize::new(0),
-            resize: Mutex::new(()),
+    const_fn! {
+        pub(crate) fn new(limit: usize) -> Self {
+            Self {
+                state: AtomicU64::new(frees(limit)),
+                limit: AtomicUsize::new(limit),
+                waiting: AtomicUsize::new(0),
+                semaphore: Semaphore::const_new(0),
+                handoff: Mutex::new(()),
+            }
         }
     }
 
@@ -45,56 +89,178 @@ impl Gate {
         self.limit.load(SeqCst)
     }
 
-    pub(crate) fn waiting(&self) -> &AtomicUsize {
-        &self.waiting
+    /// Permits held now.
+    pub(crate) fn held(&self) -> usize {
+        held(self.state.load(SeqCst))
     }
 
-    /// Takes a permit if one is free now.
-    pub(crate) fn try_acquire(&self) -> bool {
-        while let Ok(permit) = self.semaphore.try_acquire() {
-            permit.forget();
-            if !self.pay_one_debt() {
-                return true;
+    /// Calls queued now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(SeqCst)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        self.handoff.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a free permit, if one is free and no call is queued; returns the permits held
+    /// afterwards. One compare-and-swap when it succeeds.
+    #[inline]
+    pub(crate) fn try_acquire(&self) -> Option<usize> {
+        let mut word = self.state.load(SeqCst);
+        loop {
+            if word & WAITERS != 0 || free(word) <= 0 {
+                return None;
+            }
+            let next = word.wrapping_add(TAKE);
+            match self.state.compare_exchange_weak(word, next, SeqCst, SeqCst) {
+                Ok(_) => return Some(held(next)),
+                Err(actual) => word = actual,
             }
         }
-        false
     }
 
-    /// Waits for a permit, in FIFO order. Cancel-safe: tokio's `Acquire` gives back what it
-    /// was assigned when dropped, and a permit is forgotten in the same poll it arrives.
-    pub(crate) async fn acquire(&self) {
+    /// Joins the queue, unless `bound` calls are already queued. Every permit free now moves to
+    /// the semaphore, and every permit given back from now on follows, until the last waiter
+    /// leaves. Each successful call must be matched by one [`leave`](Self::leave).
+    pub(crate) fn enqueue(&self, bound: Option<usize>) -> bool {
+        // Counted before the flag goes up: a last waiter lowering the flag meanwhile either
+        // sees this count afterwards and raises the flag again, or lowers it before this
+        // call looks at it (see `last_left`).
+        match bound {
+            None => {
+                self.waiting.fetch_add(1, SeqCst);
+            }
+            Some(bound) => {
+                let counted = self.waiting.fetch_update(SeqCst, SeqCst, |waiting| {
+                    (waiting < bound).then_some(waiting + 1)
+                });
+                if counted.is_err() {
+                    return false;
+                }
+            }
+        }
+        if self.state.load(SeqCst) & WAITERS == 0 {
+            self.state.fetch_or(WAITERS, SeqCst);
+        }
+        self.hand_over();
+        true
+    }
+
+    /// Waits in the queue for the semaphore's next permit; pass what it gives to
+    /// [`take_handed`](Self::take_handed). Call it between `enqueue` and `leave`. Cancel-safe:
+    /// tokio's `Acquire` gives back what it was assigned when dropped. (Not an `async fn` of
+    /// ours, so the caller's future holds tokio's future and nothing more.)
+    pub(crate) fn next_permit(
+        &self,
+    ) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> + '_ {
+        self.semaphore.acquire()
+    }
+
+    /// Counts a permit that came from the semaphore as held, and returns the permits held
+    /// afterwards; or, while there is debt, pays one unit of it with that permit and returns
+    /// `None`, and the caller waits again.
+    pub(crate) fn take_handed(
+        &self,
+        permit: Result<SemaphorePermit<'_>, AcquireError>,
+    ) -> Option<usize> {
+        let Ok(permit) = permit else {
+            unreachable!("limit-runtime: a gate's semaphore is never closed");
+        };
+        permit.forget();
+        let mut word = self.state.load(SeqCst);
         loop {
-            let Ok(permit) = self.semaphore.acquire().await else {
-                unreachable!("limit-runtime: a gate's semaphore is never closed");
+            let in_debt = free(word) < 0;
+            let next = if in_debt {
+                word.wrapping_add(ONE_FREE)
+            } else {
+                word + 1
             };
-            permit.forget();
-            if !self.pay_one_debt() {
+            match self.state.compare_exchange_weak(word, next, SeqCst, SeqCst) {
+                Ok(_) => return (!in_debt).then_some(held(next)),
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// Leaves the queue (admitted or not). The last waiter out reopens the fast path and
+    /// takes back the permits the semaphore still holds.
+    pub(crate) fn leave(&self) {
+        if self.waiting.fetch_sub(1, SeqCst) == 1 {
+            self.last_left();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn last_left(&self) {
+        // Serializes lowering the flag with other last waiters and with `set_limit`.
+        let _handoff = self.lock();
+        if self.waiting.load(SeqCst) != 0 {
+            return; // a call queued since: the flag stays up for it
+        }
+        self.state.fetch_and(!WAITERS, SeqCst);
+        fence(SeqCst);
+        self.reclaim();
+        // A call that queued between the check and the lowering may have seen the flag still
+        // up and not raised it; it is counted, so it is seen here.
+        if self.waiting.load(SeqCst) != 0 {
+            self.state.fetch_or(WAITERS, SeqCst);
+            self.hand_over();
+        }
+    }
+
+    /// Moves the permits the semaphore holds unassigned back to `free`, and on to the queue
+    /// again if the flag went up meanwhile.
+    fn reclaim(&self) -> bool {
+        let idle = self.semaphore.forget_permits(usize::MAX);
+        if idle == 0 {
+            return false;
+        }
+        let before = self.state.fetch_add(frees(idle), SeqCst);
+        before & WAITERS != 0
+    }
+
+    /// Gives back a permit taken by `try_acquire` or `take_handed`: one `fetch_add` while
+    /// no call waits.
+    #[inline]
+    pub(crate) fn release(&self) {
+        let before = self.state.fetch_add(GIVE_BACK, SeqCst);
+        if before & WAITERS != 0 {
+            self.hand_over();
+        }
+    }
+
+    /// Moves the free permits to the semaphore while calls are queued. Whoever makes a permit
+    /// free while the flag is up calls this, and so does whoever raises the flag, so no
+    /// queued call waits while a permit lies free.
+    #[cold]
+    #[inline(never)]
+    fn hand_over(&self) {
+        loop {
+            let mut word = self.state.load(SeqCst);
+            let moved = loop {
+                let free = free(word);
+                if word & WAITERS == 0 || free <= 0 {
+                    return;
+                }
+                #[allow(clippy::cast_sign_loss)] // `free` is positive here
+                let free = free as usize;
+                match self
+                    .state
+                    .compare_exchange(word, word - frees(free), SeqCst, SeqCst)
+                {
+                    Ok(_) => break free,
+                    Err(actual) => word = actual,
+                }
+            };
+            self.semaphore.add_permits(moved);
+            fence(SeqCst);
+            // If the last waiter lowered the flag and took back the semaphore's permits before
+            // these arrived, nobody would take them: take them back too.
+            if self.state.load(SeqCst) & WAITERS != 0 || !self.reclaim() {
                 return;
             }
-        }
-    }
-
-    /// Gives back one permit taken by `try_acquire` or `acquire`.
-    pub(crate) fn release(&self) {
-        if !self.pay_one_debt() {
-            self.semaphore.add_permits(1);
-        }
-    }
-
-    /// Pays one unit of debt with the permit in hand; returns whether the permit was consumed.
-    fn pay_one_debt(&self) -> bool {
-        self.take_debt(1) == 1
-    }
-
-    fn take_debt(&self, max: usize) -> usize {
-        if self.debt.load(SeqCst) == 0 {
-            return 0;
-        }
-        match self
-            .debt
-            .fetch_update(SeqCst, SeqCst, |debt| Some(debt - debt.min(max)))
-        {
-            Ok(before) | Err(before) => before.min(max),
         }
     }
 
@@ -105,57 +271,106 @@ impl Gate {
             limit <= MAX_LIMIT,
             "limit-runtime: a limit of {limit} is above the maximum of {MAX_LIMIT}"
         );
-        let _serial = self.resize.lock().unwrap_or_else(PoisonError::into_inner);
+        // Serializes resizes with each other and with the last waiter's leaving.
+        let _handoff = self.lock();
         let old = self.limit.swap(limit, SeqCst);
         if limit > old {
-            let grow = limit - old;
-            let cancelled = self.take_debt(grow);
-            self.semaphore.add_permits(grow - cancelled);
+            self.state.fetch_add(frees(limit - old), SeqCst);
         } else if limit < old {
             let shrink = old - limit;
-            self.debt.fetch_add(shrink, SeqCst);
-            // Take back idle permits now rather than when they would next be acquired. If
-            // returning calls paid some of the debt meanwhile, give back what was over-taken.
-            let forgotten = self.semaphore.forget_permits(shrink);
-            let paid = self.take_debt(forgotten);
-            if paid < forgotten {
-                self.semaphore.add_permits(forgotten - paid);
-            }
+            self.state.fetch_sub(frees(shrink), SeqCst);
+            // Permits handed over but not yet taken by a waiter pay the debt now, rather
+            // than when a waiter takes them.
+            let idle = self.semaphore.forget_permits(shrink);
+            self.state.fetch_add(frees(idle), SeqCst);
         }
+        self.hand_over();
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
     #[test]
-    fn shrinking_takes_back_idle_permits_and_debt_consumes_returned_ones() {
-        let gate = Gate::new(3);
-        assert!(gate.try_acquire());
-        assert!(gate.try_acquire());
-        gate.set_limit(1); // 2 running, 1 idle permit taken back, 1 owed
-        assert!(!gate.try_acquire());
-        gate.release(); // pays the debt
-        assert!(!gate.try_acquire(), "1 still runs, the limit is 1");
+    fn the_fields_of_the_word_stay_apart() {
+        let gate = Gate::new(MAX_LIMIT);
+        for _ in 0..3 {
+            assert!(gate.try_acquire().is_some());
+        }
+        assert_eq!(gate.held(), 3);
+        gate.set_limit(0); // free goes to -3: debt
+        assert_eq!(free(gate.state.load(SeqCst)), -3);
+        assert!(gate.try_acquire().is_none());
         gate.release();
-        assert!(gate.try_acquire());
-        assert!(!gate.try_acquire());
+        assert_eq!(
+            (gate.held(), free(gate.state.load(SeqCst))),
+            (2, -2),
+            "a permit given back pays the debt"
+        );
+        gate.set_limit(MAX_LIMIT);
+        assert_eq!(
+            free(gate.state.load(SeqCst)),
+            i64::from(i32::MAX) - 2,
+            "the top of the range is reachable"
+        );
+    }
+
+    #[test]
+    fn shrinking_leaves_debt_that_returned_permits_pay() {
+        let gate = Gate::new(3);
+        assert_eq!(gate.try_acquire(), Some(1));
+        assert_eq!(gate.try_acquire(), Some(2));
+        gate.set_limit(1); // 2 held, the idle one is gone, 1 owed
+        assert!(gate.try_acquire().is_none());
+        gate.release(); // pays the debt
+        assert!(gate.try_acquire().is_none(), "1 still runs, the limit is 1");
+        gate.release();
+        assert_eq!(gate.try_acquire(), Some(1));
+        assert!(gate.try_acquire().is_none());
     }
 
     #[test]
     fn growing_cancels_debt_before_adding_permits() {
         let gate = Gate::new(2);
-        assert!(gate.try_acquire());
-        assert!(gate.try_acquire());
+        assert!(gate.try_acquire().is_some());
+        assert!(gate.try_acquire().is_some());
         gate.set_limit(0);
         gate.set_limit(3); // cancels the 2 owed, adds 1
-        assert!(gate.try_acquire());
-        assert!(!gate.try_acquire());
+        assert!(gate.try_acquire().is_some());
+        assert!(gate.try_acquire().is_none());
         gate.release();
         gate.release();
         gate.release();
-        assert!(gate.try_acquire() && gate.try_acquire() && gate.try_acquire());
-        assert!(!gate.try_acquire());
+        for _ in 0..3 {
+            assert!(gate.try_acquire().is_some());
+        }
+        assert!(gate.try_acquire().is_none());
+    }
+
+    #[test]
+    fn a_queued_call_closes_the_fast_path_and_the_last_one_out_reopens_it() {
+        let gate = Gate::new(1);
+        assert!(gate.try_acquire().is_some());
+        assert!(gate.enqueue(None));
+        gate.release(); // handed to the semaphore, for the waiter
+        assert!(gate.try_acquire().is_none(), "a newcomer may not overtake");
+        gate.leave(); // the waiter gave up: the permit comes back
+        assert_eq!(gate.try_acquire(), Some(1));
+    }
+
+    #[test]
+    fn the_queue_bound_counts_queued_calls() {
+        let gate = Gate::new(1);
+        assert!(gate.enqueue(Some(2)));
+        assert!(gate.enqueue(Some(2)));
+        assert!(!gate.enqueue(Some(2)));
+        assert_eq!(gate.waiting(), 2);
+        gate.leave();
+        assert!(gate.enqueue(Some(2)));
+        gate.leave();
+        gate.leave();
+        assert_eq!(gate.waiting(), 0);
+        assert_eq!(gate.try_acquire(), Some(1), "the permit was handed back");
     }
 }

@@ -134,6 +134,11 @@ impl Keys {
         self.lock().len()
     }
 
+    /// Calls queued for a permit, all keys together.
+    pub(crate) fn waiting(&self) -> usize {
+        self.lock().values().map(|slot| slot.gate.waiting()).sum()
+    }
+
     /// Applies a new per-key limit to every key in use.
     pub(crate) fn set_limit(&self, limit: usize) {
         for slot in self.lock().values() {

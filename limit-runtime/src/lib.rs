@@ -58,6 +58,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod call;
 mod error;
 mod gate;
 mod in_flight;
@@ -65,7 +66,9 @@ mod keyed;
 mod limiter;
 mod registry;
 mod stats;
+mod sync;
 
+pub use call::Permit;
 pub use error::LimitError;
 /// Limits how many calls of an `async fn` run at once.
 ///
@@ -120,8 +123,8 @@ pub use error::LimitError;
 /// # });
 /// ```
 ///
-/// A literal `0`, a negative, string or non-integer literal, or a literal above tokio's
-/// `Semaphore::MAX_PERMITS` is a compile error. An expression that evaluates to 0 or above
+/// A literal `0`, a negative, string or non-integer literal, or a literal above
+/// [`Limiter::MAX_LIMIT`] (2^31 − 1) is a compile error. An expression that evaluates to 0 or above
 /// the maximum panics at the first call, with a message that names the function and the
 /// value:
 ///
@@ -144,8 +147,8 @@ pub use error::LimitError;
 ///
 /// - `limiter = PATH`: use the `static` [`Limiter`] at `PATH`, shared with every function
 ///   that names it, instead of a limiter of the function's own. It replaces the positional
-///   limit, and excludes `key` and `name`. Expands to `Limiter::call_shared(&PATH)` where a
-///   function with its own limiter has its `static`.
+///   limit, and excludes `key` and `name`. The expansion's handle type returns `&PATH`
+///   where a function with its own limiter has its `static`.
 /// - `max_wait = EXPR`: a `Duration`. If no permit comes in time, the body does not run and
 ///   the call returns `Err(From::from(LimitError::Timeout { .. }))`. `Duration::ZERO` fails
 ///   at once (`LimitError::NoPermit`) and needs no runtime; any other value needs a tokio
@@ -233,10 +236,18 @@ pub use error::LimitError;
 /// ```
 /// fn fetch(url: String) -> impl ::core::future::Future<Output = usize> {
 ///     let __call = {
-///         static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
-///             ::core::concat!(::core::module_path!(), "::fetch"),
-///         );
-///         __LIMITER.call(|| 5)
+///         #[derive(::core::clone::Clone, ::core::marker::Copy)]
+///         struct __Limiter;
+///         impl ::limit_runtime::__private::Handle for __Limiter {
+///             #[inline]
+///             fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+///                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
+///                     ::core::concat!(::core::module_path!(), "::fetch"),
+///                 );
+///                 &__LIMITER
+///             }
+///         }
+///         ::limit_runtime::__private::Limiter::call(__Limiter, || 5)
 ///     };
 ///     async move {
 ///         let __permit = __call.admit().await;
@@ -249,7 +260,9 @@ pub use error::LimitError;
 /// # futures::executor::block_on(async { assert_eq!(fetch("ab".into()).await, 2) });
 /// ```
 ///
-/// Written by hand, that is a `static` `tokio::sync::Semaphore`, plus an in-flight counter
+/// The zero-sized `__Limiter` type finds the function's limiter, a `static`, so the call's
+/// guards take no space in its future. Written by hand, that is a `static`
+/// `tokio::sync::Semaphore`, plus an in-flight counter
 /// and a `Notify` for [`drain()`], plus a guard created *before* the `async` block so that an
 /// unpolled call is counted, plus a `let` for each argument so that arguments the body does
 /// not mention still live as long as the body, as in an `async fn`, plus a `let` with the
@@ -315,7 +328,7 @@ pub use error::LimitError;
 /// that is not a function.
 #[doc(inline)]
 pub use limit_macro::concurrency_limit;
-pub use limiter::{Limiter, Permit};
+pub use limiter::Limiter;
 pub use registry::{drain, limiter, limiters};
 pub use stats::{Stats, Stragglers, stragglers};
 
@@ -323,5 +336,6 @@ pub use stats::{Stats, Stragglers, stragglers};
 /// in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::limiter::{Call, Limiter, Permit, Policy};
+    pub use crate::call::{Admitted, Call, Handle, Key, Keyed, Policy, Refused, Unkeyed};
+    pub use crate::limiter::Limiter;
 }

@@ -1,19 +1,16 @@
-//! [`Limiter`]: one limit, its permits, its in-flight count and its counters.
-//!
-//! A call goes through two guards. [`Call`] exists from the moment the function is called
-//! until its future is finished or dropped: that is what `drain()` waits for. [`Permit`]
-//! adds a permit, and exists only while the body runs.
+//! [`Limiter`]: one limit, its permits, its in-flight count and its counters. A call's
+//! guards are in `call.rs`.
 
 use std::panic::Location;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
+use std::sync::{Mutex, OnceLock, PoisonError};
 
+use crate::call::{Call, Handle, Keyed, Permit, Unkeyed};
 use crate::error::LimitError;
 use crate::gate::{Gate, MAX_LIMIT};
 use crate::in_flight::InFlight;
-use crate::keyed::{Keys, Slot};
+use crate::keyed::Keys;
 use crate::registry;
 use crate::stats::Stats;
 
@@ -55,17 +52,17 @@ pub struct Limiter {
     per_fn: bool,
     /// Set once the limit is known and the limiter is registered.
     initialized: OnceLock<()>,
-    gate: Gate,
-    keys: OnceLock<Keys>,
+    pub(crate) gate: Gate,
+    pub(crate) keys: OnceLock<Keys>,
     /// Serializes `set_limit`, so that the gate and every key end at the same limit when two
     /// resizes race.
     resize: Mutex<()>,
-    running: AtomicUsize,
-    waiting: AtomicUsize,
-    peak_running: AtomicUsize,
-    admitted: AtomicU64,
-    rejected: AtomicU64,
-    in_flight: InFlight,
+    /// Calls of all keys holding a permit (the gate counts the others).
+    pub(crate) keyed_running: AtomicUsize,
+    pub(crate) peak_running: AtomicUsize,
+    pub(crate) admitted: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) in_flight: InFlight,
 }
 
 #[derive(Clone, Copy)]
@@ -75,6 +72,16 @@ enum Name {
 }
 
 impl Limiter {
+    /// The largest limit a limiter accepts: 2^31 − 1, far beyond any number of calls that can
+    /// run at once. It lets the hot path keep its counts in one 64-bit word.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// assert_eq!(Limiter::MAX_LIMIT, 2_147_483_647);
+    /// ```
+    pub const MAX_LIMIT: usize = MAX_LIMIT;
+
     /// A limiter that lets `limit` calls run at once. A `const fn`, for `static`s.
     ///
     /// Its name is where it is defined (`src/db.rs:12`) until you give it one with
@@ -83,7 +90,7 @@ impl Limiter {
     /// # Panics
     ///
     /// If `limit` is 0 (which would never admit a call: use [`set_limit(0)`](Self::set_limit)
-    /// to pause admission) or above tokio's `Semaphore::MAX_PERMITS`. In a `static`, that is a
+    /// to pause admission) or above [`MAX_LIMIT`](Self::MAX_LIMIT). In a `static`, that is a
     /// compile-time error.
     ///
     /// ```
@@ -105,7 +112,7 @@ impl Limiter {
         );
         assert!(
             limit <= MAX_LIMIT,
-            "a concurrency limit must be at most tokio's `Semaphore::MAX_PERMITS`"
+            "a concurrency limit must be at most `Limiter::MAX_LIMIT` (2^31 - 1)"
         );
         Self::with_gate(Name::DefinedAt(Location::caller()), false, Gate::new(limit))
     }
@@ -143,8 +150,7 @@ impl Limiter {
             gate,
             keys: OnceLock::new(),
             resize: Mutex::new(()),
-            running: AtomicUsize::new(0),
-            waiting: AtomicUsize::new(0),
+            keyed_running: AtomicUsize::new(0),
             peak_running: AtomicUsize::new(0),
             admitted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -199,7 +205,7 @@ impl Limiter {
     /// ```
     #[must_use]
     pub fn running(&self) -> usize {
-        self.running.load(SeqCst)
+        self.gate.held() + self.keyed_running.load(SeqCst)
     }
 
     /// Calls waiting for a permit now (polled, and not admitted yet).
@@ -212,7 +218,7 @@ impl Limiter {
     /// ```
     #[must_use]
     pub fn waiting(&self) -> usize {
-        self.waiting.load(SeqCst)
+        self.gate.waiting() + self.keys.get().map_or(0, Keys::waiting)
     }
 
     /// Calls in flight now: made and not finished, whether running, waiting, or not polled
@@ -266,7 +272,7 @@ impl Limiter {
     ///
     /// # Panics
     ///
-    /// If `limit` is above tokio's `Semaphore::MAX_PERMITS`.
+    /// If `limit` is above [`MAX_LIMIT`](Self::MAX_LIMIT).
     ///
     /// ```
     /// use limit_runtime::Limiter;
@@ -308,7 +314,7 @@ impl Limiter {
     /// # }
     /// ```
     pub async fn acquire(&'static self) -> Permit {
-        self.call_shared().admit().await
+        Permit::new(Self::call_shared(self).admit().await)
     }
 
     /// Takes a permit if one is free now, without waiting.
@@ -327,15 +333,10 @@ impl Limiter {
     /// drop(permit);
     /// ```
     pub fn try_acquire(&'static self) -> Result<Permit, LimitError> {
-        let call = self.call_shared();
-        if call.gate().try_acquire() {
-            Ok(call.admitted())
-        } else {
-            Err(self.reject(LimitError::NoPermit {
-                limiter: self,
-                limit: self.limit(),
-            }))
-        }
+        Self::call_shared(self)
+            .try_admit()
+            .map(Permit::new)
+            .map_err(|refused| refused.error())
     }
 
     /// Waits until this limiter has no call in flight. Like [`drain()`](crate::drain), for one
@@ -361,47 +362,47 @@ impl Limiter {
         self.in_flight.wait_idle().await;
     }
 
-    /// Registers a call of a function's own limiter: it is in flight from now until the
-    /// returned guard is dropped. `limit` is evaluated by the first call only, however many
-    /// calls race to be first. Not a public API.
+    /// Registers a call of a function's own limiter, found through `handle`: it is in flight
+    /// from now until the returned guard is dropped. `limit` is evaluated by the first call
+    /// only, however many calls race to be first. Not a public API.
     ///
     /// # Panics
     ///
-    /// When the limit is 0 or above `Semaphore::MAX_PERMITS`, naming the function and the
-    /// value.
+    /// When the limit is 0 or above [`MAX_LIMIT`](Self::MAX_LIMIT), naming the function and
+    /// the value.
     #[doc(hidden)]
     #[inline]
-    pub fn call(&'static self, limit: impl FnOnce() -> usize) -> Call {
-        self.initialize(limit);
-        self.enter(None)
+    pub fn call<H: Handle>(handle: H, limit: impl FnOnce() -> usize) -> Call<H> {
+        let limiter = handle.limiter();
+        limiter.initialize(limit);
+        limiter.in_flight.enter(&registry::BUSY_LIMITERS);
+        Call::entered(handle, Unkeyed)
     }
 
     /// `call`, for a function with `key = …`: each distinct key has its own limit. Not a
     /// public API.
     #[doc(hidden)]
-    pub fn call_keyed<K>(&'static self, limit: impl FnOnce() -> usize, key: K) -> Call
+    pub fn call_keyed<H: Handle, K>(
+        handle: H,
+        limit: impl FnOnce() -> usize,
+        key: K,
+    ) -> Call<H, Keyed>
     where
         K: std::hash::Hash + Eq + Send + Sync + 'static,
     {
-        self.initialize(limit);
-        let keys = self.keys.get_or_init(Keys::default);
-        let slot = keys.enter(key, || self.limit());
-        self.enter(Some(slot))
+        let limiter = handle.limiter();
+        limiter.initialize(limit);
+        let keys = limiter.keys.get_or_init(Keys::default);
+        let slot = keys.enter(key, || limiter.limit());
+        limiter.in_flight.enter(&registry::BUSY_LIMITERS);
+        Call::entered(handle, Keyed(slot))
     }
 
     /// `call`, for a `static` limiter (`limiter = PATH`, or `acquire`). Not a public API.
     #[doc(hidden)]
     #[inline]
-    pub fn call_shared(&'static self) -> Call {
-        self.call(|| self.limit())
-    }
-
-    fn enter(&'static self, slot: Option<Arc<Slot>>) -> Call {
-        self.in_flight.enter(&registry::BUSY_LIMITERS);
-        Call {
-            limiter: self,
-            slot,
-        }
+    pub fn call_shared<H: Handle>(handle: H) -> Call<H> {
+        Self::call(handle, || handle.limiter().limit())
     }
 
     #[inline]
@@ -437,11 +438,6 @@ impl Limiter {
         });
     }
 
-    fn reject(&self, error: LimitError) -> LimitError {
-        self.rejected.fetch_add(1, Relaxed);
-        error
-    }
-
     pub(crate) fn counter(&self) -> &InFlight {
         &self.in_flight
     }
@@ -455,256 +451,5 @@ impl std::fmt::Debug for Limiter {
             .field("running", &self.running())
             .field("in_flight", &self.in_flight())
             .finish_non_exhaustive()
-    }
-}
-
-/// How long a call may wait, and how many calls may wait at once: the `max_wait` and
-/// `queue` options. Not a public API.
-#[doc(hidden)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Policy {
-    max_wait: Option<Duration>,
-    queue: Option<usize>,
-}
-
-impl Policy {
-    #[doc(hidden)]
-    #[must_use]
-    pub const fn new() -> Self {
-        Self {
-            max_wait: None,
-            queue: None,
-        }
-    }
-
-    #[doc(hidden)]
-    #[must_use]
-    pub const fn max_wait(mut self, max_wait: Duration) -> Self {
-        self.max_wait = Some(max_wait);
-        self
-    }
-
-    #[doc(hidden)]
-    #[must_use]
-    pub const fn queue(mut self, queue: usize) -> Self {
-        self.queue = Some(queue);
-        self
-    }
-}
-
-/// One call of a limited function, counted as in flight until it is dropped. Not a public
-/// API.
-#[doc(hidden)]
-#[must_use = "a call stops counting as in flight when this guard is dropped"]
-pub struct Call {
-    limiter: &'static Limiter,
-    slot: Option<Arc<Slot>>,
-}
-
-impl std::fmt::Debug for Call {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Call")
-            .field("limiter", &self.limiter.name())
-            .field("keyed", &self.slot.is_some())
-            .finish()
-    }
-}
-
-impl Call {
-    fn gate(&self) -> &Gate {
-        self.slot
-            .as_ref()
-            .map_or(&self.limiter.gate, |slot| &slot.gate)
-    }
-
-    /// Waits for a permit, in FIFO order with the other calls of the same limit.
-    #[doc(hidden)]
-    pub async fn admit(self) -> Permit {
-        if !self.gate().try_acquire() {
-            let _waiting = Waiting::enter(&self, None);
-            self.gate().acquire().await;
-        }
-        self.admitted()
-    }
-
-    /// Waits for a permit under `policy`.
-    ///
-    /// # Errors
-    ///
-    /// When no permit comes within `max_wait`, or `queue` calls already wait. The refusal
-    /// keeps the call, so that it stays in flight until the caller's future completes.
-    #[doc(hidden)]
-    pub async fn admit_with(self, policy: Policy) -> Result<Permit, Refused> {
-        if self.gate().try_acquire() {
-            return Ok(self.admitted());
-        }
-        let limiter = self.limiter;
-        let limit = self.gate().limit();
-        if policy.max_wait == Some(Duration::ZERO) {
-            return Err(self.refuse(LimitError::NoPermit { limiter, limit }));
-        }
-        let Some(waiting) = Waiting::enter(&self, policy.queue) else {
-            let queue = policy.queue.unwrap_or_default();
-            return Err(self.refuse(LimitError::QueueFull {
-                limiter,
-                limit,
-                queue,
-            }));
-        };
-        match policy.max_wait {
-            None => self.gate().acquire().await,
-            Some(max_wait) => {
-                if tokio::time::timeout(max_wait, self.gate().acquire())
-                    .await
-                    .is_err()
-                {
-                    drop(waiting);
-                    let limit = self.gate().limit();
-                    return Err(self.refuse(LimitError::Timeout {
-                        limiter,
-                        limit,
-                        waited: max_wait,
-                    }));
-                }
-            }
-        }
-        drop(waiting);
-        Ok(self.admitted())
-    }
-
-    fn refuse(self, error: LimitError) -> Refused {
-        Refused {
-            error: self.limiter.reject(error),
-            _call: self,
-        }
-    }
-
-    /// Turns a call whose permit was just acquired into its running guard.
-    fn admitted(self) -> Permit {
-        let limiter = self.limiter;
-        let running = limiter.running.fetch_add(1, SeqCst) + 1;
-        if running > limiter.peak_running.load(Relaxed) {
-            limiter.peak_running.fetch_max(running, Relaxed);
-        }
-        limiter.admitted.fetch_add(1, Relaxed);
-        Permit { call: self }
-    }
-}
-
-impl Drop for Call {
-    #[inline]
-    fn drop(&mut self) {
-        if let Some(slot) = &self.slot
-            && let Some(keys) = self.limiter.keys.get()
-        {
-            keys.exit(slot);
-        }
-        self.limiter.in_flight.exit(&registry::BUSY_LIMITERS);
-    }
-}
-
-/// A call that `max_wait` or `queue` refused. It still holds the call, which stays in flight
-/// until the function's future completes, after the error has been converted. Not a public
-/// API.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct Refused {
-    error: LimitError,
-    _call: Call,
-}
-
-impl Refused {
-    /// Why the call was refused.
-    #[doc(hidden)]
-    #[must_use]
-    pub fn error(&self) -> LimitError {
-        self.error
-    }
-}
-
-/// A call counted as waiting, for the `queue` bound and for [`Limiter::waiting`].
-struct Waiting<'a> {
-    gate: &'a Gate,
-    limiter: &'static Limiter,
-}
-
-impl<'a> Waiting<'a> {
-    /// Counts `call` as waiting, unless `queue` calls already wait on its gate.
-    fn enter(call: &'a Call, queue: Option<usize>) -> Option<Self> {
-        let gate = call.gate();
-        let waiting = gate.waiting();
-        match queue {
-            None => {
-                waiting.fetch_add(1, SeqCst);
-            }
-            Some(queue) => {
-                waiting
-                    .fetch_update(SeqCst, SeqCst, |now| (now < queue).then_some(now + 1))
-                    .ok()?;
-            }
-        }
-        call.limiter.waiting.fetch_add(1, SeqCst);
-        Some(Self {
-            gate,
-            limiter: call.limiter,
-        })
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.gate.waiting().fetch_sub(1, SeqCst);
-        self.limiter.waiting.fetch_sub(1, SeqCst);
-    }
-}
-
-/// A permit of a [`Limiter`]: while it lives, it takes one of the limit's places, and it
-/// counts as a call in flight for [`drain()`](crate::drain). Dropping it gives the place back
-/// (to the next waiter, in FIFO order) and then ends the call.
-///
-/// ```
-/// use limit_runtime::Limiter;
-///
-/// static ONE: Limiter = Limiter::new(1);
-///
-/// let permit = ONE.try_acquire().unwrap();
-/// assert!(ONE.try_acquire().is_err());
-/// drop(permit);
-/// assert!(ONE.try_acquire().is_ok());
-/// ```
-#[must_use = "the permit is given back as soon as it is dropped"]
-pub struct Permit {
-    // Dropped after `Drop::drop` gave the place back, so a drain that returns finds every
-    // permit returned.
-    call: Call,
-}
-
-impl Permit {
-    /// The limiter this permit belongs to.
-    ///
-    /// ```
-    /// use limit_runtime::Limiter;
-    ///
-    /// static ONE: Limiter = Limiter::new(1).with_name("one");
-    /// assert_eq!(ONE.try_acquire().unwrap().limiter().name(), "one");
-    /// ```
-    #[must_use]
-    pub fn limiter(&self) -> &'static Limiter {
-        self.call.limiter
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        self.call.limiter.running.fetch_sub(1, SeqCst);
-        self.call.gate().release();
-    }
-}
-
-impl std::fmt::Debug for Permit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Permit")
-            .field("limiter", &self.call.limiter.name())
-            .finish()
     }
 }

@@ -1,0 +1,405 @@
+//! A call's guards. [`Call`] lives from the moment a limited function is called until its
+//! future is finished or dropped: that is what `drain()` waits for. [`Admitted`] adds a
+//! place under the limit, and lives only while the body runs. [`Permit`] is the public face
+//! of `Admitted`, for [`Limiter::acquire`].
+//!
+//! The guards are generic over how they find their limiter ([`Handle`]) and whether the
+//! limit is per key ([`Key`]). The expansion gives each function's limiter (and each
+//! `limiter = STATIC`) a zero-sized `Handle` type of its own, so an ordinary call's guards
+//! are zero-sized: the attribute adds little more to a call's future than tokio's `Acquire`,
+//! which any semaphore wait needs.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::time::Duration;
+
+use crate::error::LimitError;
+use crate::gate::Gate;
+use crate::keyed::Slot;
+use crate::limiter::Limiter;
+use crate::registry;
+
+/// How a call finds its limiter: a zero-sized type declared by the expansion, or a
+/// reference. Not a public API.
+#[doc(hidden)]
+pub trait Handle: Copy + Send + Sync + Unpin + 'static {
+    /// The limiter.
+    fn limiter(self) -> &'static Limiter;
+}
+
+impl Handle for &'static Limiter {
+    #[inline]
+    fn limiter(self) -> &'static Limiter {
+        self
+    }
+}
+
+/// Whether a call is limited per key, and if so, its key's slot. Not a public API.
+#[doc(hidden)]
+pub trait Key: Send + Sync + Unpin + 'static {
+    /// Where the call's permits are: the limiter's gate, or its key's.
+    fn gate(&self, limiter: &'static Limiter) -> &Gate;
+    /// Whether the limiter counts this call among its keyed calls.
+    fn keyed(&self) -> bool;
+    /// Ends the call for its key.
+    fn exit(&self, limiter: &'static Limiter);
+}
+
+/// A call without a key. Not a public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Unkeyed;
+
+impl Key for Unkeyed {
+    #[inline]
+    fn gate(&self, limiter: &'static Limiter) -> &Gate {
+        &limiter.gate
+    }
+
+    #[inline]
+    fn keyed(&self) -> bool {
+        false
+    }
+
+    #[inline]
+    fn exit(&self, _limiter: &'static Limiter) {}
+}
+
+/// A call of one key. Not a public API.
+#[doc(hidden)]
+pub struct Keyed(pub(crate) Arc<Slot>);
+
+impl Key for Keyed {
+    fn gate(&self, _limiter: &'static Limiter) -> &Gate {
+        &self.0.gate
+    }
+
+    fn keyed(&self) -> bool {
+        true
+    }
+
+    fn exit(&self, limiter: &'static Limiter) {
+        if let Some(keys) = limiter.keys.get() {
+            keys.exit(&self.0);
+        }
+    }
+}
+
+/// How long a call may wait, and how many calls may wait at once: the `max_wait` and
+/// `queue` options. Not a public API.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Policy {
+    max_wait: Option<Duration>,
+    queue: Option<usize>,
+}
+
+impl Policy {
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn new() -> Self {
+        Self {
+            max_wait: None,
+            queue: None,
+        }
+    }
+
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn max_wait(mut self, max_wait: Duration) -> Self {
+        self.max_wait = Some(max_wait);
+        self
+    }
+
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn queue(mut self, queue: usize) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+}
+
+/// One call of a limited function, counted as in flight until it is dropped. Not a public
+/// API.
+#[doc(hidden)]
+#[must_use = "a call stops counting as in flight when this guard is dropped"]
+pub struct Call<H: Handle, K: Key = Unkeyed> {
+    handle: H,
+    key: K,
+}
+
+impl<H: Handle, K: Key> std::fmt::Debug for Call<H, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("limiter", &self.limiter().name())
+            .field("keyed", &self.key.keyed())
+            .finish()
+    }
+}
+
+impl<H: Handle, K: Key> Call<H, K> {
+    /// A call that the limiter has just counted as in flight.
+    pub(crate) fn entered(handle: H, key: K) -> Self {
+        Self { handle, key }
+    }
+
+    #[inline]
+    fn limiter(&self) -> &'static Limiter {
+        self.handle.limiter()
+    }
+
+    #[inline]
+    pub(crate) fn gate(&self) -> &Gate {
+        self.key.gate(self.handle.limiter())
+    }
+
+    /// Waits for a permit, in FIFO order with the other calls of the same limit.
+    #[doc(hidden)]
+    pub async fn admit(self) -> Admitted<H, K> {
+        if let Some(held) = self.gate().try_acquire() {
+            return self.admitted(held);
+        }
+        let Ok(queued) = Queued::enter(self, None) else {
+            unreachable!("limit-runtime: an unbounded queue takes every call");
+        };
+        // The wait is written out here rather than in a helper `async fn`, so that this
+        // future holds tokio's `Acquire` and nothing else of size.
+        let held = loop {
+            let permit = queued.gate().next_permit().await;
+            if let Some(held) = queued.gate().take_handed(permit) {
+                break held;
+            }
+        };
+        queued.leave().admitted(held)
+    }
+
+    /// Waits for a permit under `policy`.
+    ///
+    /// # Errors
+    ///
+    /// When no permit comes within `max_wait`, or `queue` calls already wait. The refusal
+    /// keeps the call, so that it stays in flight until the caller's future completes.
+    #[doc(hidden)]
+    pub async fn admit_with(self, policy: Policy) -> Result<Admitted<H, K>, Refused<H, K>> {
+        if let Some(held) = self.gate().try_acquire() {
+            return Ok(self.admitted(held));
+        }
+        let limiter = self.limiter();
+        let limit = self.gate().limit();
+        if policy.max_wait == Some(Duration::ZERO) {
+            return Err(self.refuse(LimitError::NoPermit { limiter, limit }));
+        }
+        let queued = match Queued::enter(self, policy.queue) {
+            Ok(queued) => queued,
+            Err(call) => {
+                let queue = policy.queue.unwrap_or_default();
+                return Err(call.refuse(LimitError::QueueFull {
+                    limiter,
+                    limit,
+                    queue,
+                }));
+            }
+        };
+        let wait = async {
+            loop {
+                let permit = queued.gate().next_permit().await;
+                if let Some(held) = queued.gate().take_handed(permit) {
+                    break held;
+                }
+            }
+        };
+        let held = match policy.max_wait {
+            None => wait.await,
+            Some(max_wait) => {
+                let Ok(held) = tokio::time::timeout(max_wait, wait).await else {
+                    let call = queued.leave();
+                    let limit = call.gate().limit();
+                    return Err(call.refuse(LimitError::Timeout {
+                        limiter,
+                        limit,
+                        waited: max_wait,
+                    }));
+                };
+                held
+            }
+        };
+        Ok(queued.leave().admitted(held))
+    }
+
+    /// Takes a permit if one is free now.
+    pub(crate) fn try_admit(self) -> Result<Admitted<H, K>, Refused<H, K>> {
+        match self.gate().try_acquire() {
+            Some(held) => Ok(self.admitted(held)),
+            None => {
+                let (limiter, limit) = (self.limiter(), self.gate().limit());
+                Err(self.refuse(LimitError::NoPermit { limiter, limit }))
+            }
+        }
+    }
+
+    fn refuse(self, error: LimitError) -> Refused<H, K> {
+        self.limiter().rejected.fetch_add(1, Relaxed);
+        Refused { error, _call: self }
+    }
+
+    /// Turns a call whose permit was just acquired into its running guard. `held` is the
+    /// count of permits its gate held right after.
+    #[inline]
+    fn admitted(self, held: usize) -> Admitted<H, K> {
+        let limiter = self.limiter();
+        // A keyed call's gate is its key's; the limiter counts all keys together. Only keyed
+        // calls pay for that count.
+        let running = if self.key.keyed() {
+            limiter.keyed_running.fetch_add(1, SeqCst) + 1 + limiter.gate.held()
+        } else {
+            held + limiter.keyed_running.load(Relaxed)
+        };
+        if running > limiter.peak_running.load(Relaxed) {
+            limiter.peak_running.fetch_max(running, Relaxed);
+        }
+        limiter.admitted.fetch_add(1, Relaxed);
+        Admitted { call: self }
+    }
+}
+
+impl<H: Handle, K: Key> Drop for Call<H, K> {
+    #[inline]
+    fn drop(&mut self) {
+        let limiter = self.limiter();
+        self.key.exit(limiter);
+        limiter.in_flight.exit(&registry::BUSY_LIMITERS);
+    }
+}
+
+/// A call that `max_wait` or `queue` refused. It still holds the call, which stays in flight
+/// until the function's future completes, after the error has been converted. Not a public
+/// API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Refused<H: Handle, K: Key = Unkeyed> {
+    error: LimitError,
+    _call: Call<H, K>,
+}
+
+impl<H: Handle, K: Key> Refused<H, K> {
+    /// Why the call was refused.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn error(&self) -> LimitError {
+        self.error
+    }
+}
+
+/// A call queued at its gate, from `Gate::enqueue` until it leaves: admitted, timed out, or
+/// dropped. It owns the call (a zero-sized one, for most calls), so it adds nothing to the
+/// future but a flag.
+struct Queued<H: Handle, K: Key> {
+    call: Option<Call<H, K>>,
+}
+
+impl<H: Handle, K: Key> Queued<H, K> {
+    /// Queues `call` at its gate, unless `bound` calls already wait there.
+    fn enter(call: Call<H, K>, bound: Option<usize>) -> Result<Self, Call<H, K>> {
+        if call.gate().enqueue(bound) {
+            Ok(Self { call: Some(call) })
+        } else {
+            Err(call)
+        }
+    }
+
+    fn gate(&self) -> &Gate {
+        match &self.call {
+            Some(call) => call.gate(),
+            None => unreachable!("limit-runtime: a queued call is taken out only by `leave`"),
+        }
+    }
+
+    /// Leaves the queue, and gives the call back.
+    fn leave(mut self) -> Call<H, K> {
+        let Some(call) = self.call.take() else {
+            unreachable!("limit-runtime: a queued call leaves once");
+        };
+        call.gate().leave();
+        call
+    }
+}
+
+impl<H: Handle, K: Key> Drop for Queued<H, K> {
+    fn drop(&mut self) {
+        if let Some(call) = &self.call {
+            call.gate().leave();
+        }
+    }
+}
+
+/// An admitted call: it holds one of the limit's places until dropped. Not a public API;
+/// [`Permit`] is its public face.
+#[doc(hidden)]
+#[must_use = "the place is given back as soon as this guard is dropped"]
+pub struct Admitted<H: Handle, K: Key = Unkeyed> {
+    // Dropped after `Drop::drop` gave the place back, so a drain that returns finds every
+    // place returned.
+    call: Call<H, K>,
+}
+
+impl<H: Handle, K: Key> Drop for Admitted<H, K> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.call.key.keyed() {
+            self.call.limiter().keyed_running.fetch_sub(1, SeqCst);
+        }
+        self.call.gate().release();
+    }
+}
+
+impl<H: Handle, K: Key> std::fmt::Debug for Admitted<H, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admitted")
+            .field("limiter", &self.call.limiter().name())
+            .finish()
+    }
+}
+
+/// A permit of a [`Limiter`]: while it lives, it takes one of the limit's places, and it
+/// counts as a call in flight for [`drain()`](crate::drain). Dropping it gives the place back
+/// (to the next waiter, in FIFO order) and then ends the call.
+///
+/// ```
+/// use limit_runtime::Limiter;
+///
+/// static ONE: Limiter = Limiter::new(1);
+///
+/// let permit = ONE.try_acquire().unwrap();
+/// assert!(ONE.try_acquire().is_err());
+/// drop(permit);
+/// assert!(ONE.try_acquire().is_ok());
+/// ```
+#[must_use = "the permit is given back as soon as it is dropped"]
+pub struct Permit(Admitted<&'static Limiter>);
+
+impl Permit {
+    pub(crate) fn new(admitted: Admitted<&'static Limiter>) -> Self {
+        Self(admitted)
+    }
+
+    /// The limiter this permit belongs to.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static ONE: Limiter = Limiter::new(1).with_name("one");
+    /// assert_eq!(ONE.try_acquire().unwrap().limiter().name(), "one");
+    /// ```
+    #[must_use]
+    pub fn limiter(&self) -> &'static Limiter {
+        self.0.call.limiter()
+    }
+}
+
+impl std::fmt::Debug for Permit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Permit")
+            .field("limiter", &self.limiter().name())
+            .finish()
+    }
+}
