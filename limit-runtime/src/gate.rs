@@ -140,6 +140,8 @@ impl Gate {
                 }
             }
         }
+        // Pairs with the fence in `last_left`: counted-then-look here, lower-then-count there.
+        fence(SeqCst);
         if self.state.load(SeqCst) & WAITERS == 0 {
             self.state.fetch_or(WAITERS, SeqCst);
         }

@@ -11,9 +11,8 @@
 
 use std::pin::pin;
 use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
 
-use tokio::sync::Notify;
+use crate::sync::{AtomicU64, AtomicUsize, Notify, const_fn, fence};
 
 /// Bits 0..32 of `state`: calls in flight.
 const COUNT_MASK: u64 = u32::MAX as u64;
@@ -66,12 +65,14 @@ pub(crate) struct InFlight {
 }
 
 impl InFlight {
-    pub(crate) const fn new() -> Self {
-        Self {
-            state: AtomicU64::new(0),
-            drainers: AtomicUsize::new(0),
-            idle_at: AtomicU64::new(0),
-            idle: Notify::const_new(),
+    const_fn! {
+        pub(crate) fn new() -> Self {
+            Self {
+                state: AtomicU64::new(0),
+                drainers: AtomicUsize::new(0),
+                idle_at: AtomicU64::new(0),
+                idle: Notify::const_new(),
+            }
         }
     }
 
@@ -151,6 +152,10 @@ impl InFlight {
     #[cold]
     #[inline(never)]
     fn reached_zero(&self, prev: u64, parent: Option<&Self>) {
+        // The exit's write, then a read of `drainers`; a drain writes `drainers`, then reads
+        // the count. A fence on each side between the two makes sure one sees the other
+        // (SeqCst accesses alone promise it too, but loom checks only fences for this).
+        fence(SeqCst);
         if self.drainers.load(SeqCst) != 0 {
             let entered = Snapshot::from_word(prev).entered;
             // Keep the newest zero moment: two exits may publish out of order.
@@ -222,6 +227,8 @@ struct Registration<'a>(&'a AtomicUsize);
 impl<'a> Registration<'a> {
     fn new(drainers: &'a AtomicUsize) -> Self {
         drainers.fetch_add(1, SeqCst);
+        // Pairs with the fence in `reached_zero`.
+        fence(SeqCst);
         Self(drainers)
     }
 }
@@ -232,7 +239,7 @@ impl Drop for Registration<'_> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
     use std::future::Future;

@@ -57,18 +57,31 @@
 //!   [`drain()`] waits for it.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+// Under `--cfg loom` only the model-checked parts are built, with loom's primitives, and the
+// models in `loom_models` run against them (see the README's Testing section).
+#![cfg_attr(loom, allow(dead_code))]
 
+#[cfg(not(loom))]
 mod call;
+#[cfg(not(loom))]
 mod error;
 mod gate;
 mod in_flight;
+#[cfg(not(loom))]
 mod keyed;
+#[cfg(not(loom))]
 mod limiter;
+#[cfg(all(loom, test))]
+mod loom_models;
+#[cfg(not(loom))]
 mod registry;
+#[cfg(not(loom))]
 mod stats;
 mod sync;
 
+#[cfg(not(loom))]
 pub use call::Permit;
+#[cfg(not(loom))]
 pub use error::LimitError;
 /// Limits how many calls of an `async fn` run at once.
 ///
@@ -326,14 +339,19 @@ pub use error::LimitError;
 /// Anything else is a compile error that says what is accepted: a plain `fn`, a `const fn`,
 /// a trait method declaration without a body (put the attribute on the impl), or an item
 /// that is not a function.
+#[cfg(not(loom))]
 #[doc(inline)]
 pub use limit_macro::concurrency_limit;
+#[cfg(not(loom))]
 pub use limiter::Limiter;
+#[cfg(not(loom))]
 pub use registry::{drain, limiter, limiters};
+#[cfg(not(loom))]
 pub use stats::{Stats, Stragglers, stragglers};
 
 /// What the expansion of `#[concurrency_limit]` refers to. Not a public API: it may change
 /// in any release.
+#[cfg(not(loom))]
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{Admitted, Call, Handle, Key, Keyed, Policy, Refused, Unkeyed};

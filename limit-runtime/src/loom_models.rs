@@ -1,0 +1,274 @@
+//! loom models of the lock-free parts: the gate's fast path and hand-over to the queue, and
+//! the drain handshake. loom runs each model under every interleaving of their atomics and
+//! locks (up to `LOOM_MAX_PREEMPTIONS` preemptions), so a lost wake-up shows up as a deadlock
+//! and an over-admission as a failed assertion.
+//!
+//! ```sh
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
+//!     cargo test -p limit-runtime --lib --release --target-dir target/loom
+//! ```
+//!
+//! tokio's `Semaphore` is not loom-aware: loom sees each of its operations as one step, which
+//! is how the gate uses it (tokio checks its insides with its own models). tokio's `Notify` is
+//! replaced under loom by a stand-in with the same contract (see `sync.rs`).
+
+use loom::future::block_on;
+use loom::sync::Arc;
+use loom::sync::atomic::AtomicUsize;
+use loom::sync::atomic::Ordering::SeqCst;
+use loom::thread;
+
+use crate::gate::Gate;
+use crate::in_flight::InFlight;
+
+/// Takes a permit as a call does: the fast path, else the queue.
+fn acquire(gate: &Gate) {
+    if gate.try_acquire().is_some() {
+        return;
+    }
+    assert!(gate.enqueue(None));
+    loop {
+        let permit = block_on(gate.next_permit());
+        if gate.take_handed(permit).is_some() {
+            break;
+        }
+    }
+    gate.leave();
+}
+
+/// Runs `body` holding a permit, and checks that at most `limit` bodies ever run at once.
+fn with_permit(gate: &Gate, inside: &AtomicUsize, limit: usize) {
+    acquire(gate);
+    let now = inside.fetch_add(1, SeqCst) + 1;
+    assert!(now <= limit, "{now} inside a limit of {limit}");
+    inside.fetch_sub(1, SeqCst);
+    gate.release();
+}
+
+/// Every permit is back: exactly `limit` can be taken at once.
+fn assert_all_permits_back(gate: &Gate, limit: usize) {
+    assert_eq!(gate.held(), 0);
+    assert_eq!(gate.waiting(), 0);
+    for _ in 0..limit {
+        assert!(gate.try_acquire().is_some(), "a permit was lost");
+    }
+    assert!(gate.try_acquire().is_none(), "a permit was made up");
+}
+
+#[test]
+fn n_plus_one_threads_never_exceed_n_permits() {
+    for limit in [1, 2] {
+        loom::model(move || {
+            let gate = Arc::new(Gate::new(limit));
+            let inside = Arc::new(AtomicUsize::new(0));
+            let threads: Vec<_> = (0..limit)
+                .map(|_| {
+                    let (gate, inside) = (gate.clone(), inside.clone());
+                    thread::spawn(move || with_permit(&gate, &inside, limit))
+                })
+                .collect();
+            with_permit(&gate, &inside, limit);
+            for thread in threads {
+                thread.join().unwrap();
+            }
+            assert_all_permits_back(&gate, limit);
+        });
+    }
+}
+
+#[test]
+fn a_queued_call_is_woken_by_the_release_it_waits_for() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(1));
+        assert!(gate.try_acquire().is_some());
+        let releaser = {
+            let gate = gate.clone();
+            thread::spawn(move || gate.release())
+        };
+        acquire(&gate); // deadlocks under loom if the release is lost
+        gate.release();
+        releaser.join().unwrap();
+        assert_all_permits_back(&gate, 1);
+    });
+}
+
+/// tokio's `concurrent_cancel` pattern: a wait polled once and dropped, racing a release.
+#[test]
+fn a_wait_polled_once_and_dropped_racing_a_release_loses_no_permit() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(1));
+        assert!(gate.try_acquire().is_some());
+        let releaser = {
+            let gate = gate.clone();
+            thread::spawn(move || gate.release())
+        };
+        if gate.try_acquire().is_some() {
+            gate.release();
+        } else {
+            assert!(gate.enqueue(None));
+            {
+                let mut wait = std::pin::pin!(gate.next_permit());
+                let waker = std::task::Waker::noop();
+                let mut cx = std::task::Context::from_waker(waker);
+                if let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx)
+                    && gate.take_handed(permit).is_some()
+                {
+                    gate.release();
+                }
+            } // dropped: whatever it was assigned goes back
+            gate.leave();
+        }
+        releaser.join().unwrap();
+        assert_all_permits_back(&gate, 1);
+    });
+}
+
+#[test]
+fn the_last_waiter_leaving_races_a_new_waiter_and_a_release() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(1));
+        assert!(gate.try_acquire().is_some());
+        // A waiter that gives up, racing a newcomer that must still get the permit.
+        let quitter = {
+            let gate = gate.clone();
+            thread::spawn(move || {
+                assert!(gate.enqueue(None));
+                gate.leave();
+            })
+        };
+        let releaser = {
+            let gate = gate.clone();
+            thread::spawn(move || gate.release())
+        };
+        acquire(&gate);
+        gate.release();
+        quitter.join().unwrap();
+        releaser.join().unwrap();
+        assert_all_permits_back(&gate, 1);
+    });
+}
+
+#[test]
+fn set_limit_racing_acquire_and_release_keeps_the_count_exact() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(1));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let resizer = {
+            let gate = gate.clone();
+            thread::spawn(move || {
+                gate.set_limit(2);
+                gate.set_limit(1);
+            })
+        };
+        let worker = {
+            let (gate, inside) = (gate.clone(), inside.clone());
+            // Up to 2 may run while the limit is 2.
+            thread::spawn(move || with_permit(&gate, &inside, 2))
+        };
+        with_permit(&gate, &inside, 2);
+        resizer.join().unwrap();
+        worker.join().unwrap();
+        assert_all_permits_back(&gate, 1);
+    });
+}
+
+#[test]
+fn shrinking_while_a_waiter_is_handed_a_permit_admits_no_one_over_the_limit() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(1));
+        assert!(gate.try_acquire().is_some());
+        let resizer = {
+            let gate = gate.clone();
+            thread::spawn(move || gate.set_limit(0))
+        };
+        let releaser = {
+            let gate = gate.clone();
+            thread::spawn(move || gate.release())
+        };
+        // The waiter may only get in if it was handed the permit before the shrink.
+        if gate.try_acquire().is_some() {
+            gate.release();
+        }
+        resizer.join().unwrap();
+        releaser.join().unwrap();
+        assert_eq!(gate.held(), 0);
+        assert!(gate.try_acquire().is_none(), "the limit is 0 now");
+        gate.set_limit(1);
+        assert_all_permits_back(&gate, 1);
+    });
+}
+
+#[test]
+fn drain_never_returns_early_and_never_sleeps_through_the_last_exit() {
+    loom::model(|| {
+        let parent = Arc::new(InFlight::new());
+        let child = Arc::new(InFlight::new());
+        let exited = Arc::new(AtomicUsize::new(0));
+        child.enter(&parent);
+        child.enter(&parent);
+        let exits: Vec<_> = (0..2)
+            .map(|_| {
+                let (parent, child, exited) = (parent.clone(), child.clone(), exited.clone());
+                thread::spawn(move || {
+                    exited.fetch_add(1, SeqCst);
+                    child.exit(&parent);
+                })
+            })
+            .collect();
+        // The process-wide drain: register, then unmark idle limiters, then wait.
+        block_on(parent.wait_idle_after(|| child.unmark(&parent)));
+        assert_eq!(
+            exited.load(SeqCst),
+            2,
+            "drain returned with a call in flight"
+        );
+        for exit in exits {
+            exit.join().unwrap();
+        }
+    });
+}
+
+#[test]
+fn a_limiter_drain_racing_the_last_exit_and_a_new_call_returns() {
+    loom::model(|| {
+        let parent = Arc::new(InFlight::new());
+        let child = Arc::new(InFlight::new());
+        child.enter(&parent);
+        let drainer = {
+            let child = child.clone();
+            // Returns at the first moment after it began that nothing is in flight: the
+            // zero moment below, or, if it began after the new call, that call's end.
+            thread::spawn(move || block_on(child.wait_idle()))
+        };
+        child.exit(&parent);
+        child.enter(&parent); // a new call right after the zero moment
+        child.exit(&parent);
+        drainer.join().unwrap();
+    });
+}
+
+#[test]
+fn the_notify_stand_in_delivers_notify_waiters() {
+    loom::model(|| {
+        let notify = Arc::new(crate::sync::Notify::const_new());
+        let flag = Arc::new(AtomicUsize::new(0));
+        let t = {
+            let (notify, flag) = (notify.clone(), flag.clone());
+            thread::spawn(move || {
+                flag.store(1, SeqCst);
+                notify.notify_waiters();
+            })
+        };
+        block_on(async {
+            loop {
+                let mut n = std::pin::pin!(notify.notified());
+                n.as_mut().enable();
+                if flag.load(SeqCst) == 1 {
+                    break;
+                }
+                n.await;
+            }
+        });
+        t.join().unwrap();
+    });
+}
