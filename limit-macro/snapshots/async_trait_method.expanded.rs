@@ -13,11 +13,10 @@ where
     Self: 'async_trait,
 {
     let __call = {
-        #[derive(::core::clone::Clone, ::core::marker::Copy)]
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
                     ::core::concat!(::core::module_path!(), "::call"),
                 );

@@ -1,10 +1,9 @@
 fn name(&self, fallback: bool) -> impl ::core::future::Future<Output = &str> {
     let __call = {
-        #[derive(::core::clone::Clone, ::core::marker::Copy)]
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
                     ::core::concat!(::core::module_path!(), "::name"),
                 );
@@ -34,11 +33,10 @@ fn name(&self, fallback: bool) -> impl ::core::future::Future<Output = &str> {
 }
 fn label(id: u32) -> impl ::core::future::Future<Output = Box<impl Display>> {
     let __call = {
-        #[derive(::core::clone::Clone, ::core::marker::Copy)]
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
                     ::core::concat!(::core::module_path!(), "::label"),
                 );
@@ -61,11 +59,10 @@ fn edit(
     __arg1: (u8, u8),
 ) -> impl ::core::future::Future<Output = ()> {
     let __call = {
-        #[derive(::core::clone::Clone, ::core::marker::Copy)]
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
                     ::core::concat!(::core::module_path!(), "::edit"),
                 );

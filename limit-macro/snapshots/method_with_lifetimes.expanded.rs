@@ -4,11 +4,10 @@ pub fn lookup<'a>(
     retries: u32,
 ) -> impl ::core::future::Future<Output = Option<&'a Entry>> {
     let __call = {
-        #[derive(::core::clone::Clone, ::core::marker::Copy)]
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
                     ::core::concat!(::core::module_path!(), "::lookup"),
                 );

@@ -1,10 +1,9 @@
 fn load_user(id: u64) -> impl ::core::future::Future<Output = User> {
     let __call = {
-        #[derive(::core::clone::Clone, ::core::marker::Copy)]
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
                 &DATABASE
             }
         }
@@ -22,11 +21,10 @@ fn call_api(
     req: Request,
 ) -> impl ::core::future::Future<Output = Result<Response, ApiError>> {
     let __call = {
-        #[derive(::core::clone::Clone, ::core::marker::Copy)]
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
                     "github-api",
                 );
@@ -55,11 +53,10 @@ fn call_api(
 }
 fn crawl(url: String) -> impl ::core::future::Future<Output = Page> {
     let __call = {
-        #[derive(::core::clone::Clone, ::core::marker::Copy)]
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
                     ::core::concat!(::core::module_path!(), "::crawl"),
                 );

@@ -6,11 +6,10 @@ pub(crate) fn sum(
     _permit: Token,
 ) -> impl ::core::future::Future<Output = u32> {
     let __call = {
-        #[derive(::core::clone::Clone, ::core::marker::Copy)]
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
                     "pairs",
                 );

@@ -124,11 +124,10 @@ fn register(source: &Source, function: &syn::Ident, call: &syn::Ident) -> TokenS
     };
     quote! {
         let #call = {
-            #[derive(::core::clone::Clone, ::core::marker::Copy)]
             struct #handle;
             impl ::limit_runtime::__private::Handle for #handle {
                 #[inline]
-                fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+                fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
                     #limiter
                 }
             }

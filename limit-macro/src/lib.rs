@@ -11,6 +11,8 @@ mod item;
 mod validate;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod snapshots;
 
 use proc_macro::TokenStream;

@@ -22,14 +22,14 @@ use crate::registry;
 /// How a call finds its limiter: a zero-sized type declared by the expansion, or a
 /// reference. Not a public API.
 #[doc(hidden)]
-pub trait Handle: Copy + Send + Sync + Unpin + 'static {
+pub trait Handle: Send + Sync + Unpin + 'static {
     /// The limiter.
-    fn limiter(self) -> &'static Limiter;
+    fn limiter(&self) -> &'static Limiter;
 }
 
 impl Handle for &'static Limiter {
     #[inline]
-    fn limiter(self) -> &'static Limiter {
+    fn limiter(&self) -> &'static Limiter {
         self
     }
 }

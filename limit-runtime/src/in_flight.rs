@@ -12,7 +12,7 @@
 use std::pin::pin;
 use std::sync::atomic::Ordering::SeqCst;
 
-use crate::sync::{AtomicU64, AtomicUsize, Notify, const_fn, fence};
+use crate::sync::{AtomicU64, AtomicUsize, Notify, const_fn, seq_cst_pair};
 
 /// Bits 0..32 of `state`: calls in flight.
 const COUNT_MASK: u64 = u32::MAX as u64;
@@ -152,10 +152,9 @@ impl InFlight {
     #[cold]
     #[inline(never)]
     fn reached_zero(&self, prev: u64, parent: Option<&Self>) {
-        // The exit's write, then a read of `drainers`; a drain writes `drainers`, then reads
-        // the count. A fence on each side between the two makes sure one sees the other
-        // (SeqCst accesses alone promise it too, but loom checks only fences for this).
-        fence(SeqCst);
+        // The exit wrote the count and now reads `drainers`; a drain writes `drainers`, then
+        // reads the count. All `SeqCst`, so one of them sees the other.
+        seq_cst_pair();
         if self.drainers.load(SeqCst) != 0 {
             let entered = Snapshot::from_word(prev).entered;
             // Keep the newest zero moment: two exits may publish out of order.
@@ -227,8 +226,8 @@ struct Registration<'a>(&'a AtomicUsize);
 impl<'a> Registration<'a> {
     fn new(drainers: &'a AtomicUsize) -> Self {
         drainers.fetch_add(1, SeqCst);
-        // Pairs with the fence in `reached_zero`.
-        fence(SeqCst);
+        // Pairs with `reached_zero`.
+        seq_cst_pair();
         Self(drainers)
     }
 }

@@ -249,11 +249,10 @@ pub use error::LimitError;
 /// ```
 /// fn fetch(url: String) -> impl ::core::future::Future<Output = usize> {
 ///     let __call = {
-///         #[derive(::core::clone::Clone, ::core::marker::Copy)]
 ///         struct __Limiter;
 ///         impl ::limit_runtime::__private::Handle for __Limiter {
 ///             #[inline]
-///             fn limiter(self) -> &'static ::limit_runtime::__private::Limiter {
+///             fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
 ///                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
 ///                     ::core::concat!(::core::module_path!(), "::fetch"),
 ///                 );

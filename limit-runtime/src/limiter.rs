@@ -402,7 +402,8 @@ impl Limiter {
     #[doc(hidden)]
     #[inline]
     pub fn call_shared<H: Handle>(handle: H) -> Call<H> {
-        Self::call(handle, || handle.limiter().limit())
+        let limiter = handle.limiter();
+        Self::call(handle, || limiter.limit())
     }
 
     #[inline]

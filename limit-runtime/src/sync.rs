@@ -109,3 +109,14 @@ mod loom_notify {
         }
     }
 }
+
+/// Orders a `SeqCst` write before a later `SeqCst` read of another location, in the
+/// store-buffer pattern (each side writes one word, then reads the other's). The C++ memory
+/// model already forbids both reads missing both writes when every access is `SeqCst`, so
+/// outside loom this is nothing, and the hot path pays nothing. loom models `SeqCst` accesses
+/// more weakly and needs a `SeqCst` fence to see that guarantee, so under loom it is one.
+#[inline(always)]
+pub(crate) fn seq_cst_pair() {
+    #[cfg(loom)]
+    fence(std::sync::atomic::Ordering::SeqCst);
+}
