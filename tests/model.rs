@@ -8,13 +8,12 @@
 //!
 //! - **The limit holds**: a call is admitted only while fewer than `limit` hold a permit, and
 //!   shrinking the limit never revokes a running call.
-//! - **FIFO**: waiters are admitted in the order they started waiting.
-//!
-//! Two behaviours of today's gate contradict the documented semantics; the model encodes
-//! them as they are (so that everything else stays checked) and an ignored test at the end
-//! of this file pins each as it should be: a waiter whose reserved permit a shrink takes back
-//! goes to the back of the line (`Model::poll`), and `try_acquire` is refused while a woken
-//! waiter has not run yet even if another permit is free (`Model::try_acquire`).
+//! - **FIFO**: waiters are admitted in the order they started waiting. A waiter whose
+//!   reserved permit a shrink took back keeps its place at the head of the line; when a
+//!   shrink sends several back, they are admitted in the order they found that out (their
+//!   next poll), all ahead of every other waiter.
+//! - **`try_acquire` takes a free permit** whenever nobody waits for it, also while a waiter
+//!   that was handed another permit has not run yet.
 //!
 //! Also checked:
 //!
@@ -212,6 +211,8 @@ enum Phase {
 struct ModelCall {
     kind: Kind,
     phase: Phase,
+    /// While `Granted`: whether the permit was reserved for it at the front of the line.
+    granted_at_front: bool,
     ending: Option<Ending>,
 }
 
@@ -231,6 +232,9 @@ struct Model {
     calls: Vec<ModelCall>,
     /// Calls waiting in line, oldest first (`Granted` calls have left the line).
     queue: VecDeque<usize>,
+    /// Calls whose reserved permit a shrink took back, in the order they were sent back:
+    /// ahead of `queue`.
+    front: VecDeque<usize>,
     /// Permits taken with `try_acquire` and not dropped yet.
     hand_permits: usize,
     admitted: u64,
@@ -292,6 +296,7 @@ impl Model {
         self.calls.push(ModelCall {
             kind,
             phase: Phase::Unpolled,
+            granted_at_front: false,
             ending: None,
         });
         self.calls.len() - 1
@@ -301,7 +306,7 @@ impl Model {
         match self.calls[id].phase {
             Phase::Unpolled => {
                 // Nobody may jump the line, and a free place is one under the limit.
-                if self.queue.is_empty() && self.held() < self.limit {
+                if self.nobody_waits_in_line() && self.held() < self.limit {
                     self.admit(id)
                 } else {
                     self.calls[id].phase = Phase::Queued;
@@ -312,14 +317,21 @@ impl Model {
             Phase::Queued => Outcome::Pending,
             Phase::Granted if self.held() > self.limit => {
                 // The limit shrank after this call's permit was reserved: the permit is taken
-                // back (the gate's "debt"), and the call waits again. It goes to the BACK of
-                // the line, behind calls that started waiting after it: that is what the gate
-                // does today, and it breaks FIFO (see the ignored test
-                // `a_waiter_whose_permit_a_shrink_took_back_keeps_its_place`). When that is
-                // fixed, this becomes `push_front`.
+                // back (the gate's "debt"), and the call waits again, ahead of everyone who
+                // started waiting after it.
                 self.calls[id].phase = Phase::Queued;
-                self.queue.push_back(id);
+                self.front.push_back(id);
                 assert!(self.held() >= self.limit, "model: a free place and a queue");
+                Outcome::Pending
+            }
+            Phase::Granted if !self.calls[id].granted_at_front && !self.front.is_empty() => {
+                // Reserved from the queue (a cancelled waiter's permit goes to the next in
+                // the queue) while others wait ahead at the front: the permit goes to the
+                // front, and this call joins the back of the front, still ahead of the queue.
+                self.calls[id].phase = Phase::Queued;
+                let next = self.front.pop_front().expect("the front is not empty");
+                self.grant(next, true);
+                self.front.push_back(id);
                 Outcome::Pending
             }
             Phase::Granted => self.admit(id),
@@ -361,13 +373,25 @@ impl Model {
         self.refill();
     }
 
+    fn nobody_waits_in_line(&self) -> bool {
+        self.front.is_empty() && self.queue.is_empty()
+    }
+
+    fn grant(&mut self, id: usize, at_front: bool) {
+        self.calls[id].phase = Phase::Granted;
+        self.calls[id].granted_at_front = at_front;
+    }
+
     /// Reserves free places for the calls at the head of the line.
     fn refill(&mut self) {
         while self.held() < self.limit {
-            let Some(next) = self.queue.pop_front() else {
+            if let Some(next) = self.front.pop_front() {
+                self.grant(next, true);
+            } else if let Some(next) = self.queue.pop_front() {
+                self.grant(next, false);
+            } else {
                 break;
-            };
-            self.calls[next].phase = Phase::Granted;
+            }
         }
     }
 
@@ -375,13 +399,28 @@ impl Model {
         let phase = std::mem::replace(&mut self.calls[id].phase, Phase::Gone);
         match phase {
             Phase::Unpolled => {}
-            Phase::Queued => self.queue.retain(|&queued| queued != id),
+            Phase::Queued => {
+                self.front.retain(|&queued| queued != id);
+                self.queue.retain(|&queued| queued != id);
+            }
             Phase::Granted => {
-                // tokio's `Acquire` hands a reserved permit straight to the next in line when
-                // it is dropped, even while the limit is exceeded (the gate then takes it
-                // back when that call is polled, as above).
-                if let Some(next) = self.queue.pop_front() {
-                    self.calls[next].phase = Phase::Granted;
+                // tokio's `Acquire` gives a reserved permit, when dropped, straight to the next
+                // waiter of the same semaphore, even while the limit is exceeded (the gate then
+                // takes it back when that call is polled, as above). At the front, with nobody
+                // else there, the gate takes the permit back (paying debt, or passing it on).
+                // In the queue, with nobody else there, the gate passes it to the front.
+                if self.calls[id].granted_at_front {
+                    if let Some(next) = self.front.pop_front() {
+                        self.grant(next, true);
+                    } else {
+                        self.refill();
+                    }
+                } else if let Some(next) = self.queue.pop_front() {
+                    self.grant(next, false);
+                } else if let Some(next) = self.front.pop_front() {
+                    self.grant(next, true);
+                } else {
+                    self.refill();
                 }
             }
             Phase::Running => self.release_permit(),
@@ -396,12 +435,8 @@ impl Model {
     }
 
     fn try_acquire(&mut self) -> bool {
-        // Refused while any call waits, even one whose permit is already reserved and while
-        // another place is free: the gate closes its fast path while any call is counted as
-        // waiting. That refuses a free permit (see the ignored test
-        // `try_acquire_takes_a_free_permit_while_a_woken_waiter_has_not_run`); when that is
-        // fixed, this becomes `self.queue.is_empty()`, as for a call's first poll above.
-        if self.waiting() == 0 && self.held() < self.limit {
+        // A permit reserved for a granted call is not free, but another one may be.
+        if self.nobody_waits_in_line() && self.held() < self.limit {
             self.hand_permits += 1;
             self.admitted += 1;
             self.peak_running = self.peak_running.max(self.running());
@@ -720,14 +755,8 @@ fn permits_reserved_before_a_shrink_are_taken_back() {
 }
 
 /// FIFO across a shrink: a waiter whose permit was reserved, then taken back by a shrink,
-/// should still be first in line when the limit grows again.
-///
-/// Today it is not: `Gate::acquire` pays the debt with the reserved permit and calls
-/// `Semaphore::acquire` again, which queues the waiter behind everyone who came after it. So
-/// `second` runs before `first`. The model above encodes today's behaviour (`push_back` in
-/// `Model::poll`); fix the gate, then un-ignore this and switch the model to `push_front`.
+/// is still first in line when the limit grows again.
 #[test]
-#[ignore = "known FIFO bug in Gate::acquire: a waiter whose permit a shrink took back loses its place"]
 fn a_waiter_whose_permit_a_shrink_took_back_keeps_its_place() {
     let (limiter, _serial) = fresh_limiter(1);
     let log = Log::default();
@@ -751,14 +780,9 @@ fn a_waiter_whose_permit_a_shrink_took_back_keeps_its_place() {
 
 /// `try_acquire` (and so `max_wait = Duration::ZERO`) takes a free permit even while a
 /// waiter that was handed the other permit has not been polled yet: nobody is overtaken,
-/// and the docs say it fails only "when every permit is taken".
-///
-/// Today it fails: the gate's fast path stays closed while any call is counted as waiting,
-/// and a woken waiter is counted until it next runs (on a busy runtime, a scheduling
-/// delay). The model above encodes today's behaviour in `Model::try_acquire`; fix the gate,
-/// then un-ignore this and relax the model.
+/// and the docs say it fails only "when every permit is taken". (A woken waiter is counted
+/// as waiting until it next runs, which on a busy runtime is a scheduling delay.)
 #[test]
-#[ignore = "known bug: try_acquire refuses a free permit while a woken waiter has not run yet"]
 fn try_acquire_takes_a_free_permit_while_a_woken_waiter_has_not_run() {
     let (limiter, _serial) = fresh_limiter(2);
     let log = Log::default();

@@ -20,6 +20,11 @@
 //! becoming free, and a permit that a waiter receives from the semaphore while there is debt
 //! pays it too (that waiter goes back to waiting). So after `set_limit(n)`, a call is admitted
 //! only while fewer than `n` hold permits, and no running call is ever revoked.
+//!
+//! A waiter whose handed permit pays debt has already been overtaken by nobody: it was at the
+//! head of the line. So it does not queue again at the back of the semaphore, but in `front`,
+//! a second semaphore that the next free permits go to before the queue's (`front_owed` says
+//! how many it still needs). That path is taken only after a shrink, so it may take the lock.
 
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering::SeqCst;
@@ -60,6 +65,14 @@ const fn frees(count: usize) -> u64 {
     (count as u64) << FREE_SHIFT
 }
 
+/// What became of a waiter that was handed a permit: see [`Gate::take_handed`].
+pub(crate) enum Handed {
+    /// Admitted; the permits held right after.
+    Admitted(usize),
+    /// Now waiting at the front of the line.
+    Front,
+}
+
 // `pub` only because `call::Key` names it; the module is private.
 pub struct Gate {
     state: AtomicU64,
@@ -68,7 +81,14 @@ pub struct Gate {
     waiting: AtomicUsize,
     /// Holds the permits handed over while calls wait. Never closed.
     semaphore: Semaphore,
-    /// Serializes the last waiter's leaving (which lowers `WAITERS`) and resizing.
+    /// Waiters whose handed permit paid debt wait here, ahead of `semaphore`'s queue, in the
+    /// order they came back. Never closed.
+    front: Semaphore,
+    /// Waiters in `front` that no permit has been given to yet. Changed under `handoff` only;
+    /// read without it as a hint that is checked again under it.
+    front_owed: AtomicUsize,
+    /// Serializes the last waiter's leaving (which lowers `WAITERS`), resizing, and every
+    /// change of `front_owed`.
     handoff: Mutex<()>,
 }
 
@@ -80,6 +100,8 @@ impl Gate {
                 limit: AtomicUsize::new(limit),
                 waiting: AtomicUsize::new(0),
                 semaphore: Semaphore::const_new(0),
+                front: Semaphore::const_new(0),
+                front_owed: AtomicUsize::new(0),
                 handoff: Mutex::new(()),
             }
         }
@@ -103,13 +125,16 @@ impl Gate {
         self.handoff.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes a free permit, if one is free and no call is queued; returns the permits held
-    /// afterwards. One compare-and-swap when it succeeds.
+    /// Takes a free permit without overtaking a queued call; returns the permits held
+    /// afterwards. One compare-and-swap when it succeeds while no call is queued.
     #[inline]
     pub(crate) fn try_acquire(&self) -> Option<usize> {
         let mut word = self.state.load(SeqCst);
         loop {
-            if word & WAITERS != 0 || free(word) <= 0 {
+            if word & WAITERS != 0 {
+                return self.try_acquire_queued();
+            }
+            if free(word) <= 0 {
                 return None;
             }
             let next = word.wrapping_add(TAKE);
@@ -118,6 +143,21 @@ impl Gate {
                 Err(actual) => word = actual,
             }
         }
+    }
+
+    /// `try_acquire` while calls are queued: free permits are in the semaphore then. tokio's
+    /// semaphore hands a permit to its queue before it counts one as available, so a permit
+    /// available there is one that no queued call is waiting for (the queued calls have theirs,
+    /// and only have not run yet): taking it overtakes nobody. Waiters sent to the front are
+    /// owed the next permits, so while there are any, nothing is taken.
+    #[cold]
+    #[inline(never)]
+    fn try_acquire_queued(&self) -> Option<usize> {
+        if self.front_owed.load(SeqCst) != 0 {
+            return None;
+        }
+        self.semaphore.try_acquire().ok()?.forget();
+        self.count_handed()
     }
 
     /// Joins the queue, unless `bound` calls are already queued. Every permit free now moves to
@@ -149,27 +189,91 @@ impl Gate {
         true
     }
 
-    /// Waits in the queue for the semaphore's next permit; pass what it gives to
+    /// Waits in line for the next permit (at the front if `at_front`); pass what it gives to
     /// [`take_handed`](Self::take_handed). Call it between `enqueue` and `leave`. Cancel-safe:
     /// tokio's `Acquire` gives back what it was assigned when dropped. (Not an `async fn` of
     /// ours, so the caller's future holds tokio's future and nothing more.)
     pub(crate) fn next_permit(
         &self,
+        at_front: bool,
     ) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> + '_ {
-        self.semaphore.acquire()
+        if at_front {
+            self.front.acquire()
+        } else {
+            self.semaphore.acquire()
+        }
     }
 
-    /// Counts a permit that came from the semaphore as held, and returns the permits held
-    /// afterwards; or, while there is debt, pays one unit of it with that permit and returns
-    /// `None`, and the caller waits again.
+    /// Sends a waiter to the front of the line; it waits in `front` from now on.
+    fn requeue_front(&self) {
+        let _handoff = self.lock();
+        self.front_owed.fetch_add(1, SeqCst);
+        // Pairs with the fence in `give`: a permit that `give` put in the queue's semaphore
+        // without seeing this waiter is found here (or `give` sees the count and feeds it).
+        fence(SeqCst);
+        self.feed_front();
+    }
+
+    /// A waiter at the head of the queue's semaphore was handed a permit while others are
+    /// owed one at the front (tokio hands a cancelled waiter's permit straight to the next in
+    /// its own queue). The permit goes to the front, and the waiter joins the back of the
+    /// front: still ahead of everyone left in the queue.
+    fn pass_to_front(&self) -> bool {
+        let _handoff = self.lock();
+        if self.front_owed.load(SeqCst) == 0 {
+            return false;
+        }
+        // One owed waiter is served and this one is owed instead: the count stays.
+        self.front.add_permits(1);
+        true
+    }
+
+    /// Moves permits lying idle in the queue's semaphore to the waiters owed at the front.
+    /// Called with `handoff` held.
+    fn feed_front(&self) {
+        let owed = self.front_owed.load(SeqCst);
+        if owed == 0 {
+            return;
+        }
+        let moved = self.semaphore.forget_permits(owed);
+        if moved != 0 {
+            self.front_owed.fetch_sub(moved, SeqCst);
+            self.front.add_permits(moved);
+        }
+    }
+
+    /// Takes the permit that [`next_permit`](Self::next_permit) gave a waiter. The waiter is
+    /// admitted, or it is now at the front of the line (`Handed::Front`) and waits there: the
+    /// permit paid one unit of debt, or went to a waiter owed one at the front.
     pub(crate) fn take_handed(
         &self,
         permit: Result<SemaphorePermit<'_>, AcquireError>,
-    ) -> Option<usize> {
+        at_front: bool,
+    ) -> Handed {
         let Ok(permit) = permit else {
-            unreachable!("limit-runtime: a gate's semaphore is never closed");
+            unreachable!("limit-runtime: a gate's semaphores are never closed");
         };
         permit.forget();
+        if !at_front
+            && self.front_owed.load(SeqCst) != 0
+            && free(self.state.load(SeqCst)) >= 0
+            && self.pass_to_front()
+        {
+            return Handed::Front;
+        }
+        match self.count_handed() {
+            Some(held) => Handed::Admitted(held),
+            None => {
+                self.requeue_front();
+                Handed::Front
+            }
+        }
+    }
+
+    /// Counts a permit taken from a semaphore as held, and returns the permits held
+    /// afterwards; or, while there is debt, pays one unit of it with that permit and returns
+    /// `None`.
+    fn count_handed(&self) -> Option<usize> {
         let mut word = self.state.load(SeqCst);
         loop {
             let in_debt = free(word) < 0;
@@ -185,19 +289,47 @@ impl Gate {
         }
     }
 
-    /// Leaves the queue (admitted or not). The last waiter out reopens the fast path and
-    /// takes back the permits the semaphore still holds.
-    pub(crate) fn leave(&self) {
+    /// Leaves the queue: admitted, or giving up. `at_front` says the waiter gives up while
+    /// waiting in `front` (an admitted waiter passes `false`). The last waiter out reopens the
+    /// fast path and takes back the permits the semaphores still hold.
+    pub(crate) fn leave(&self, at_front: bool) {
+        if at_front {
+            self.leave_front();
+        } else if self.front_owed.load(SeqCst) != 0 {
+            // A waiter cancelled after tokio handed it a permit gives that permit back to the
+            // queue's semaphore, where it may lie idle while others are owed at the front.
+            let _handoff = self.lock();
+            self.feed_front();
+        }
         if self.waiting.fetch_sub(1, SeqCst) == 1 {
             self.last_left();
         }
+    }
+
+    /// A waiter gives up its place at the front. If it was still owed a permit, it is owed no
+    /// longer. If not, one was given to `front` for it (or for another front waiter, the
+    /// permits are alike): one permit more lies there than the front waiters left need, and
+    /// it is idle, since each of them holds at most one. It goes back to the others.
+    #[cold]
+    #[inline(never)]
+    fn leave_front(&self) {
+        let handoff = self.lock();
+        if self.front_owed.load(SeqCst) != 0 {
+            self.front_owed.fetch_sub(1, SeqCst);
+            return;
+        }
+        let surplus = self.front.forget_permits(1);
+        debug_assert_eq!(surplus, 1, "a front waiter's permit went missing");
+        drop(handoff);
+        self.state.fetch_add(frees(surplus), SeqCst);
+        self.hand_over();
     }
 
     #[cold]
     #[inline(never)]
     fn last_left(&self) {
         // Serializes lowering the flag with other last waiters and with `set_limit`.
-        let _handoff = self.lock();
+        let handoff = self.lock();
         if self.waiting.load(SeqCst) != 0 {
             return; // a call queued since: the flag stays up for it
         }
@@ -208,14 +340,20 @@ impl Gate {
         // up and not raised it; it is counted, so it is seen here.
         if self.waiting.load(SeqCst) != 0 {
             self.state.fetch_or(WAITERS, SeqCst);
+            // Unlocked first: handing over may take the lock. It races releases and later
+            // leavers like every hand-over does.
+            drop(handoff);
             self.hand_over();
         }
     }
 
-    /// Moves the permits the semaphore holds unassigned back to `free`, and on to the queue
-    /// again if the flag went up meanwhile.
+    /// Moves the permits the semaphores hold unassigned back to `free`, and on to the queue
+    /// again if the flag went up meanwhile. While the flag is down no call waits at the front
+    /// (a front waiter has been queued since before the flag last went up), so `front` holds
+    /// nobody's permit then.
     fn reclaim(&self) -> bool {
-        let idle = self.semaphore.forget_permits(usize::MAX);
+        let idle =
+            self.semaphore.forget_permits(usize::MAX) + self.front.forget_permits(usize::MAX);
         if idle == 0 {
             return false;
         }
@@ -256,13 +394,40 @@ impl Gate {
                     Err(actual) => word = actual,
                 }
             };
-            self.semaphore.add_permits(moved);
+            self.give(moved);
             fence(SeqCst);
             // If the last waiter lowered the flag and took back the semaphore's permits before
             // these arrived, nobody would take them: take them back too.
             if self.state.load(SeqCst) & WAITERS != 0 || !self.reclaim() {
                 return;
             }
+        }
+    }
+
+    /// Gives `moved` permits to the waiters: first to those owed at the front, then to the
+    /// queue's semaphore, which hands them on in FIFO order.
+    fn give(&self, moved: usize) {
+        if self.front_owed.load(SeqCst) == 0 {
+            self.semaphore.add_permits(moved);
+            // Pairs with the fence in `requeue_front`.
+            fence(SeqCst);
+            if self.front_owed.load(SeqCst) == 0 {
+                return;
+            }
+            // A waiter went to the front meanwhile and may have missed these.
+            let _handoff = self.lock();
+            self.feed_front();
+            return;
+        }
+        let _handoff = self.lock();
+        let owed = self.front_owed.load(SeqCst);
+        let to_front = moved.min(owed);
+        if to_front != 0 {
+            self.front_owed.fetch_sub(to_front, SeqCst);
+            self.front.add_permits(to_front);
+        }
+        if moved > to_front {
+            self.semaphore.add_permits(moved - to_front);
         }
     }
 
@@ -274,7 +439,7 @@ impl Gate {
             "limit-runtime: a limit of {limit} is above the maximum of {MAX_LIMIT}"
         );
         // Serializes resizes with each other and with the last waiter's leaving.
-        let _handoff = self.lock();
+        let handoff = self.lock();
         let old = self.limit.swap(limit, SeqCst);
         if limit > old {
             self.state.fetch_add(frees(limit - old), SeqCst);
@@ -286,6 +451,8 @@ impl Gate {
             let idle = self.semaphore.forget_permits(shrink);
             self.state.fetch_add(frees(idle), SeqCst);
         }
+        // Unlocked first: handing over may take the lock.
+        drop(handoff);
         self.hand_over();
     }
 }
@@ -357,7 +524,7 @@ mod tests {
         assert!(gate.enqueue(None));
         gate.release(); // handed to the semaphore, for the waiter
         assert!(gate.try_acquire().is_none(), "a newcomer may not overtake");
-        gate.leave(); // the waiter gave up: the permit comes back
+        gate.leave(false); // the waiter gave up: the permit comes back
         assert_eq!(gate.try_acquire(), Some(1));
     }
 
@@ -368,10 +535,10 @@ mod tests {
         assert!(gate.enqueue(Some(2)));
         assert!(!gate.enqueue(Some(2)));
         assert_eq!(gate.waiting(), 2);
-        gate.leave();
+        gate.leave(false);
         assert!(gate.enqueue(Some(2)));
-        gate.leave();
-        gate.leave();
+        gate.leave(false);
+        gate.leave(false);
         assert_eq!(gate.waiting(), 0);
         assert_eq!(gate.try_acquire(), Some(1), "the permit was handed back");
     }

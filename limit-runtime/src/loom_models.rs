@@ -18,7 +18,7 @@ use loom::sync::atomic::AtomicUsize;
 use loom::sync::atomic::Ordering::SeqCst;
 use loom::thread;
 
-use crate::gate::Gate;
+use crate::gate::{Gate, Handed};
 use crate::in_flight::InFlight;
 
 /// Takes a permit as a call does: the fast path, else the queue.
@@ -27,13 +27,11 @@ fn acquire(gate: &Gate) {
         return;
     }
     assert!(gate.enqueue(None));
-    loop {
-        let permit = block_on(gate.next_permit());
-        if gate.take_handed(permit).is_some() {
-            break;
-        }
+    let mut at_front = false;
+    while let Handed::Front = gate.take_handed(block_on(gate.next_permit(at_front)), at_front) {
+        at_front = true;
     }
-    gate.leave();
+    gate.leave(false);
 }
 
 /// Runs `body` holding a permit, and checks that at most `limit` bodies ever run at once.
@@ -107,16 +105,19 @@ fn a_wait_polled_once_and_dropped_racing_a_release_loses_no_permit() {
         } else {
             assert!(gate.enqueue(None));
             {
-                let mut wait = std::pin::pin!(gate.next_permit());
+                let mut wait = std::pin::pin!(gate.next_permit(false));
                 let waker = std::task::Waker::noop();
                 let mut cx = std::task::Context::from_waker(waker);
-                if let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx)
-                    && gate.take_handed(permit).is_some()
-                {
+                if let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx) {
+                    // No resize here, so nobody is ever sent to the front.
+                    assert!(matches!(
+                        gate.take_handed(permit, false),
+                        Handed::Admitted(_)
+                    ));
                     gate.release();
                 }
             } // dropped: whatever it was assigned goes back
-            gate.leave();
+            gate.leave(false);
         }
         releaser.join().unwrap();
         assert_all_permits_back(&gate, 1);
@@ -133,7 +134,7 @@ fn the_last_waiter_leaving_races_a_new_waiter_and_a_release() {
             let gate = gate.clone();
             thread::spawn(move || {
                 assert!(gate.enqueue(None));
-                gate.leave();
+                gate.leave(false);
             })
         };
         let releaser = {
@@ -195,6 +196,80 @@ fn shrinking_while_a_waiter_is_handed_a_permit_admits_no_one_over_the_limit() {
         assert!(gate.try_acquire().is_none(), "the limit is 0 now");
         gate.set_limit(1);
         assert_all_permits_back(&gate, 1);
+    });
+}
+
+/// Waits for a permit with at most two polls, each of a fresh wait (dropped if pending), and
+/// gives up after that; if admitted, gives the permit back at once.
+fn wait_twice_then_give_up(gate: &Gate) {
+    if gate.try_acquire().is_some() {
+        gate.release();
+        return;
+    }
+    assert!(gate.enqueue(None));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut at_front = false;
+    for _ in 0..2 {
+        let mut wait = std::pin::pin!(gate.next_permit(at_front));
+        if let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx) {
+            match gate.take_handed(permit, at_front) {
+                Handed::Admitted(_) => {
+                    gate.leave(false);
+                    gate.release();
+                    return;
+                }
+                Handed::Front => at_front = true,
+            }
+        }
+    }
+    gate.leave(at_front);
+}
+
+/// A shrink takes back the permit a waiter was handed before it ran; the waiter waits at the
+/// front, and the limit growing again admits it, whatever the order of release and resizes.
+#[test]
+fn a_waiter_sent_to_the_front_by_a_shrink_is_admitted_when_the_limit_grows() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(1));
+        assert!(gate.try_acquire().is_some());
+        let waiter = {
+            let gate = gate.clone();
+            thread::spawn(move || {
+                acquire(&gate); // deadlocks under loom if the front waiter is forgotten
+                gate.release();
+            })
+        };
+        gate.release();
+        gate.set_limit(0);
+        gate.set_limit(1);
+        waiter.join().unwrap();
+        assert_all_permits_back(&gate, 1);
+    });
+}
+
+/// Waiters giving up in the queue and at the front, racing releases and a shrink and grow:
+/// no permit is lost (a front waiter's, or one tokio handed to a waiter that then left) and
+/// none is made up.
+#[test]
+fn waiters_giving_up_at_the_front_and_in_the_queue_lose_no_permit() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(2));
+        assert!(gate.try_acquire().is_some());
+        assert!(gate.try_acquire().is_some());
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let gate = gate.clone();
+                thread::spawn(move || wait_twice_then_give_up(&gate))
+            })
+            .collect();
+        gate.release();
+        gate.set_limit(1);
+        gate.release();
+        gate.set_limit(2);
+        for waiter in waiters {
+            waiter.join().unwrap();
+        }
+        assert_all_permits_back(&gate, 2);
     });
 }
 
