@@ -1,5 +1,15 @@
-//! The `#[concurrency_limit]` attribute. Depend on `limit-runtime` and use it from there:
-//! the expansion refers to `::limit_runtime`, and that crate documents the attribute.
+//! The `#[concurrency_limit]` attribute of [`limit-runtime`](https://docs.rs/limit-runtime).
+//!
+//! Do not depend on this crate directly: depend on `limit-runtime`, which re-exports the
+//! attribute and documents it. The expansion refers to `::limit_runtime` by absolute paths,
+//! into a hidden module that is not a public API, so it compiles only in a crate that
+//! depends on `limit-runtime`; and `limit-runtime` depends on this crate at exactly its own
+//! version, so the two always match.
+//!
+//! ```toml
+//! [dependencies]
+//! limit-runtime = "0.1"
+//! ```
 //!
 //! The macro runs in stages, a file each: `item.rs` reads the annotated item, keeping the
 //! body as tokens; `args.rs` parses the attribute's arguments; `validate.rs` checks both and

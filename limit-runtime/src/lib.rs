@@ -5,6 +5,17 @@
 //! [`drain()`] at shutdown and it returns once every call made so far has finished,
 //! including calls that were spawned but have not started yet.
 //!
+//! # Quick start
+//!
+//! ```toml
+//! [dependencies]
+//! limit-runtime = "0.1"
+//! ```
+//!
+//! That is the only dependency the attribute needs: its expansion refers to nothing but this
+//! crate. (The example below uses tokio as its runtime; the crate does not require one, see
+//! [Runtime requirements](#runtime-requirements).)
+//!
 //! ```
 //! use limit_runtime::{concurrency_limit, drain};
 //!
@@ -24,21 +35,404 @@
 //!
 //! # Semantics
 //!
-//! - At most `N` bodies of an annotated function run at once, and `N` do run when there is
-//!   enough work.
-//! - A call counts as *in flight* from the moment it is made (the function is called and its
-//!   future created), not from its first poll. It stops counting when its future completes,
-//!   is dropped (never polled, waiting, or mid-body), or its body panics. That is what makes
-//!   `for job in jobs { tokio::spawn(f(job)); } drain().await;` wait for every job.
-//! - The permit is held only while the body runs. Waiting is FIFO. Cancelling a call at any
-//!   point returns its permit and its in-flight count at once.
-//! - [`drain()`] returns the first moment no limited call is in flight anywhere in the
-//!   process. It is cancel-safe; bound it with `tokio::time::timeout`.
-//! - There is one limit per annotated function item, shared by all callers, threads,
-//!   runtimes, receivers and generic instantiations.
-//! - Nothing here needs a particular executor: the limiter is built on `tokio::sync`, which
-//!   works under any runtime, `futures::executor::block_on` included. Only `max_wait` with a
-//!   non-zero duration needs a tokio runtime with its time driver.
+//! - **At most `N` bodies of an annotated function run at once**, and `N` do run when there
+//!   is enough work.
+//! - **A call counts as in flight from the moment it is made** (the function is called and
+//!   its future created), not from its first poll. It stops counting when its future
+//!   completes, is dropped (never polled, waiting, or mid-body), or its body panics. That is
+//!   what makes `for job in jobs { tokio::spawn(f(job)); } drain().await;` wait for every
+//!   job: the attribute turns the `async fn` into a plain `fn` that registers the call and
+//!   then returns the future.
+//! - **The permit is held only while the body runs.** The call waits for it from its first
+//!   poll, and gives it back as the body ends. Waiting is FIFO: calls of one limit are
+//!   admitted in the order they started waiting (tokio's semaphore orders the queue).
+//!   Cancelling a call at any point gives back its permit and its in-flight count at once.
+//! - **[`drain()`] returns the first moment no limited call is in flight** anywhere in the
+//!   process, and it waits for calls made while it is pending too. It returns at once when
+//!   nothing is in flight. It registers its interest before it reads the counters, so it
+//!   never misses the last call's end. It is cancel-safe: bound it with
+//!   `tokio::time::timeout(grace, drain())`.
+//! - **One limit per annotated function item**, shared by every caller, thread, runtime,
+//!   receiver (`a.get()` and `b.get()`) and generic instantiation (`load::<u8>` and
+//!   `load::<String>`): the limiter is a `static` in the function, and a `static` in a
+//!   generic function is shared by all of its instantiations. See
+//!   [where the attribute applies](concurrency_limit#where-it-applies).
+//! - **No runtime needed.** The limiter is built on atomics and `tokio::sync`, which works
+//!   under any executor, `futures::executor::block_on` included. Only a non-zero `max_wait`
+//!   needs a tokio runtime; see [Runtime requirements](#runtime-requirements).
+//!
+//! ```
+//! use limit_runtime::{concurrency_limit, limiter};
+//!
+//! #[concurrency_limit(2, name = "jobs")]
+//! async fn job(id: u32) -> u32 {
+//!     id
+//! }
+//!
+//! let calls: Vec<_> = (0..5).map(job).collect(); // made, not polled yet
+//! let jobs = limiter("jobs").unwrap();
+//! assert_eq!((jobs.in_flight(), jobs.running()), (5, 0)); // in flight from the call on
+//! drop(calls); // dropping a call ends it
+//! assert_eq!(jobs.in_flight(), 0);
+//!
+//! // No runtime: any executor drives a limited call.
+//! assert_eq!(futures::executor::block_on(job(7)), 7);
+//! ```
+//!
+//! # Options
+//!
+//! The attribute takes a limit, then options in any order (`limiter = PATH` takes the place
+//! of the limit). Options combine unless [the attribute's documentation](concurrency_limit#options)
+//! says otherwise, and that is where each is described in full. Below, each is shown next
+//! to roughly what you would write by hand without the attribute, so that `cargo expand`
+//! output and hand-rolled code in other codebases both read familiar.
+//!
+//! ## `N`: the limit
+//!
+//! A positive integer literal or any `usize` expression, evaluated once, at the first call
+//! ([details](concurrency_limit#the-limit)).
+//!
+//! ```
+//! use limit_runtime::concurrency_limit;
+//!
+//! #[concurrency_limit(5)]
+//! async fn fetch(url: String) -> usize {
+//!     url.len()
+//! }
+//! # futures::executor::block_on(async { assert_eq!(fetch("ab".into()).await, 2) });
+//! ```
+//!
+//! This is roughly what you would write by hand: a semaphore created at the first call, an
+//! in-flight counter with a `Notify` for `drain()`, a guard that counts the call *before*
+//! the future is created, and a permit taken inside the future and held while the body runs.
+//!
+//! ```
+//! use std::pin::pin;
+//! use std::sync::LazyLock;
+//! use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+//! use tokio::sync::{Notify, Semaphore};
+//!
+//! // What `drain()` waits for: calls made and not yet finished.
+//! static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
+//! static IDLE: Notify = Notify::const_new();
+//!
+//! struct InFlight;
+//!
+//! impl InFlight {
+//!     fn enter() -> Self {
+//!         IN_FLIGHT.fetch_add(1, SeqCst);
+//!         InFlight
+//!     }
+//! }
+//!
+//! impl Drop for InFlight {
+//!     fn drop(&mut self) {
+//!         if IN_FLIGHT.fetch_sub(1, SeqCst) == 1 {
+//!             IDLE.notify_waiters();
+//!         }
+//!     }
+//! }
+//!
+//! async fn drain() {
+//!     loop {
+//!         let mut idle = pin!(IDLE.notified());
+//!         idle.as_mut().enable(); // before reading the count, so no wake-up is missed
+//!         if IN_FLIGHT.load(SeqCst) == 0 {
+//!             return;
+//!         }
+//!         idle.await;
+//!     }
+//! }
+//!
+//! // The limit expression runs once, at the first call.
+//! static FETCH: LazyLock<Semaphore> = LazyLock::new(|| Semaphore::new(5));
+//!
+//! // A plain `fn`, not an `async fn`: its first line runs when the call is made.
+//! fn fetch(url: String) -> impl Future<Output = usize> {
+//!     let call = InFlight::enter();
+//!     async move {
+//!         let _call = call; // moved into the future: the call ends when the future does
+//!         let _permit = FETCH.acquire().await.expect("never closed"); // FIFO
+//!         url.len()
+//!     }
+//! }
+//! # futures::executor::block_on(async {
+//! #     let calls: Vec<_> = (0..10).map(|i| fetch(i.to_string())).collect();
+//! #     assert_eq!(IN_FLIGHT.load(SeqCst), 10);
+//! #     futures::future::join_all(calls).await;
+//! #     drain().await;
+//! # });
+//! ```
+//!
+//! The attribute's version differs in ways that are hard to get right by hand: its
+//! [`drain()`] covers every limiter in the process and returns even if the count touched zero
+//! only briefly while it slept, the guards it adds take no space in the call's future, and the
+//! permit's fast path takes no lock. The examples below leave out the in-flight counting and
+//! show only what each option adds.
+//!
+//! ## `limiter = PATH`: one limit for several functions
+//!
+//! ```
+//! use limit_runtime::{concurrency_limit, Limiter};
+//!
+//! static DATABASE: Limiter = Limiter::new(10).with_name("database");
+//!
+//! #[concurrency_limit(limiter = DATABASE)]
+//! async fn load_user(id: u64) -> String {
+//!     format!("user {id}")
+//! }
+//!
+//! #[concurrency_limit(limiter = DATABASE)]
+//! async fn save_user(_user: String) {}
+//! # futures::executor::block_on(async {
+//! #     save_user(load_user(1).await).await;
+//! #     assert_eq!(DATABASE.stats().admitted, 2);
+//! # });
+//! ```
+//!
+//! By hand, one `static` semaphore that both functions take their permit from. Code that is
+//! not an annotated function takes a permit of the same [`Limiter`] with
+//! [`Limiter::acquire`].
+//!
+//! ```
+//! use tokio::sync::Semaphore;
+//!
+//! static DATABASE: Semaphore = Semaphore::const_new(10);
+//!
+//! async fn load_user(id: u64) -> String {
+//!     let _permit = DATABASE.acquire().await.expect("never closed");
+//!     format!("user {id}")
+//! }
+//!
+//! async fn save_user(_user: String) {
+//!     let _permit = DATABASE.acquire().await.expect("never closed");
+//! }
+//! # futures::executor::block_on(async { save_user(load_user(1).await).await });
+//! ```
+//!
+//! ## `max_wait = EXPR`: give up after a `Duration`
+//!
+//! A call that gets no permit in time returns an error made from [`LimitError`] instead of
+//! running its body ([details](concurrency_limit#options)).
+//!
+//! ```
+//! use limit_runtime::{concurrency_limit, LimitError};
+//! use std::time::Duration;
+//!
+//! #[derive(Debug)]
+//! enum ApiError {
+//!     Busy(LimitError),
+//! }
+//!
+//! impl From<LimitError> for ApiError {
+//!     fn from(error: LimitError) -> Self {
+//!         ApiError::Busy(error)
+//!     }
+//! }
+//!
+//! #[concurrency_limit(5, max_wait = Duration::from_millis(200))]
+//! async fn call_api(path: &str) -> Result<String, ApiError> {
+//!     Ok(format!("GET {path}"))
+//! }
+//!
+//! #[concurrency_limit(5, max_wait = Duration::ZERO)] // never wait
+//! async fn call_api_now(path: &str) -> Result<String, ApiError> {
+//!     Ok(format!("GET {path}"))
+//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! #     assert_eq!(call_api("/a").await.unwrap(), "GET /a");
+//! #     assert_eq!(call_api_now("/b").await.unwrap(), "GET /b");
+//! # }
+//! ```
+//!
+//! By hand, a `tokio::time::timeout` around the wait, or `try_acquire` for a zero wait:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tokio::sync::Semaphore;
+//!
+//! #[derive(Debug)]
+//! enum ApiError {
+//!     Busy,
+//! }
+//!
+//! static API: Semaphore = Semaphore::const_new(5);
+//!
+//! async fn call_api(path: &str) -> Result<String, ApiError> {
+//!     let Ok(permit) = tokio::time::timeout(Duration::from_millis(200), API.acquire()).await
+//!     else {
+//!         return Err(ApiError::Busy); // the body does not run
+//!     };
+//!     let _permit = permit.expect("never closed");
+//!     Ok(format!("GET {path}"))
+//! }
+//!
+//! async fn call_api_now(path: &str) -> Result<String, ApiError> {
+//!     let Ok(_permit) = API.try_acquire() else {
+//!         return Err(ApiError::Busy);
+//!     };
+//!     Ok(format!("GET {path}"))
+//! }
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! #     assert_eq!(call_api("/a").await.unwrap(), "GET /a");
+//! #     assert_eq!(call_api_now("/b").await.unwrap(), "GET /b");
+//! # }
+//! ```
+//!
+//! ## `queue = N`: bound how many calls wait
+//!
+//! A call that finds `N` calls already waiting fails at once
+//! ([details](concurrency_limit#options)); here the error converts into `io::Error`.
+//!
+//! ```
+//! use limit_runtime::concurrency_limit;
+//!
+//! #[concurrency_limit(5, queue = 100)]
+//! async fn render(page: u32) -> std::io::Result<u32> {
+//!     Ok(page)
+//! }
+//! # futures::executor::block_on(async { assert_eq!(render(3).await.unwrap(), 3) });
+//! ```
+//!
+//! By hand, a counter of waiting calls, raised with a compare-and-swap that fails when it is
+//! full, and lowered when the call is admitted or cancelled:
+//!
+//! ```
+//! use std::io;
+//! use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+//! use tokio::sync::Semaphore;
+//!
+//! static RENDER: Semaphore = Semaphore::const_new(5);
+//! static WAITING: AtomicUsize = AtomicUsize::new(0);
+//!
+//! struct Waiting;
+//!
+//! impl Drop for Waiting {
+//!     fn drop(&mut self) {
+//!         WAITING.fetch_sub(1, SeqCst);
+//!     }
+//! }
+//!
+//! async fn render(page: u32) -> io::Result<u32> {
+//!     let _permit = match RENDER.try_acquire() {
+//!         Ok(permit) => permit,
+//!         Err(_) => {
+//!             if WAITING.fetch_update(SeqCst, SeqCst, |n| (n < 100).then_some(n + 1)).is_err() {
+//!                 return Err(io::ErrorKind::ResourceBusy.into());
+//!             }
+//!             let _waiting = Waiting;
+//!             RENDER.acquire().await.expect("never closed")
+//!         }
+//!     };
+//!     Ok(page)
+//! }
+//! # futures::executor::block_on(async { assert_eq!(render(3).await.unwrap(), 3) });
+//! ```
+//!
+//! ## `key = EXPR`: a limit for each key
+//!
+//! Each distinct key gets its own limit of `N` ([details](concurrency_limit#options)).
+//!
+//! ```
+//! use limit_runtime::concurrency_limit;
+//!
+//! fn host_of(url: &str) -> String {
+//!     url.split('/').nth(2).unwrap_or_default().to_owned()
+//! }
+//!
+//! #[concurrency_limit(2, key = host_of(&url))] // 2 at once per host
+//! async fn crawl(url: String) -> usize {
+//!     url.len()
+//! }
+//! # futures::executor::block_on(async {
+//! #     assert_eq!(crawl("https://a.example/x".into()).await, 19);
+//! # });
+//! ```
+//!
+//! By hand, a map from key to semaphore, whose entry the key's first call creates and its
+//! last call removes:
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::sync::{Arc, LazyLock, Mutex};
+//! use tokio::sync::Semaphore;
+//!
+//! fn host_of(url: &str) -> String {
+//!     url.split('/').nth(2).unwrap_or_default().to_owned()
+//! }
+//!
+//! // Each key's semaphore, and how many of its calls are in flight.
+//! static HOSTS: LazyLock<Mutex<HashMap<String, (Arc<Semaphore>, usize)>>> =
+//!     LazyLock::new(Default::default);
+//!
+//! struct KeyCall(String);
+//!
+//! impl KeyCall {
+//!     fn enter(key: String) -> (Self, Arc<Semaphore>) {
+//!         let mut hosts = HOSTS.lock().unwrap();
+//!         let entry = hosts
+//!             .entry(key.clone())
+//!             .or_insert_with(|| (Arc::new(Semaphore::new(2)), 0));
+//!         entry.1 += 1;
+//!         let semaphore = Arc::clone(&entry.0);
+//!         (KeyCall(key), semaphore)
+//!     }
+//! }
+//!
+//! impl Drop for KeyCall {
+//!     fn drop(&mut self) {
+//!         let mut hosts = HOSTS.lock().unwrap();
+//!         let entry = hosts.get_mut(&self.0).expect("entered");
+//!         entry.1 -= 1;
+//!         if entry.1 == 0 {
+//!             hosts.remove(&self.0);
+//!         }
+//!     }
+//! }
+//!
+//! fn crawl(url: String) -> impl Future<Output = usize> {
+//!     let (call, semaphore) = KeyCall::enter(host_of(&url)); // when the call is made
+//!     async move {
+//!         let _call = call;
+//!         let _permit = semaphore.acquire().await.expect("never closed");
+//!         url.len()
+//!     }
+//! }
+//! # futures::executor::block_on(async {
+//! #     assert_eq!(crawl("https://a.example/x".into()).await, 19);
+//! #     assert!(HOSTS.lock().unwrap().is_empty());
+//! # });
+//! ```
+//!
+//! ## `name = "…"`: the limiter's name
+//!
+//! The name that [`limiter()`] finds the limiter by, and that stats, errors and
+//! [`stragglers()`] show ([details](concurrency_limit#options)). There is nothing to write by
+//! hand for it, short of keeping a name next to each semaphore.
+//!
+//! ```
+//! use limit_runtime::{concurrency_limit, limiter, LimitError};
+//! use std::time::Duration;
+//!
+//! #[concurrency_limit(1, max_wait = Duration::ZERO, name = "github-api")]
+//! async fn call_api(path: &str) -> Result<String, LimitError> {
+//!     Ok(format!("GET {path}"))
+//! }
+//!
+//! # futures::executor::block_on(async {
+//! assert_eq!(call_api("/a").await.unwrap(), "GET /a");
+//! let api = limiter("github-api").unwrap(); // found by its name
+//! let permit = api.try_acquire().unwrap(); // hold the only permit
+//! let error = call_api("/b").await.unwrap_err();
+//! assert_eq!(
+//!     error.to_string(),
+//!     r#"concurrency limit "github-api" (1): no permit free, and the call may not wait"#
+//! );
+//! drop(permit);
+//! # });
+//! ```
 //!
 //! # Handles
 //!
@@ -48,15 +442,112 @@
 //! one by name, [`Limiter::stats`] reads its counters, [`Limiter::set_limit`] resizes it, and
 //! [`stragglers()`] reports what is still in flight when a bounded [`drain()`] times out.
 //!
+//! # Runtime requirements
+//!
+//! None, with one exception. This crate depends on tokio with its default features off and
+//! only `sync` and `time` enabled, so it brings no runtime along, and annotated functions,
+//! [`drain()`], [`Limiter::acquire`] and every option but one work under any executor.
+//!
+//! The exception is `max_wait` with a non-zero duration: it waits with
+//! `tokio::time::timeout`, so it needs a tokio runtime with the time driver enabled.
+//! `#[tokio::main]` and `#[tokio::test]` enable it; a runtime built by hand needs
+//! `enable_time()` or `enable_all()` on its builder. Outside one, such a call panics when it has
+//! to wait (a call that finds a free permit does not touch the timer). `max_wait =
+//! Duration::ZERO` never waits, so it needs no timer.
+//!
+//! ```
+//! use limit_runtime::{concurrency_limit, drain, LimitError};
+//! use std::time::Duration;
+//!
+//! #[concurrency_limit(2, max_wait = Duration::ZERO, queue = 10)]
+//! async fn try_now(id: u32) -> Result<u32, LimitError> {
+//!     Ok(id)
+//! }
+//!
+//! #[concurrency_limit(2, key = id % 3)]
+//! async fn keyed(id: u32) -> u32 {
+//!     id
+//! }
+//!
+//! // No tokio runtime anywhere.
+//! futures::executor::block_on(async {
+//!     assert_eq!(try_now(1).await.unwrap(), 1);
+//!     assert_eq!(keyed(4).await, 4);
+//!     drain().await;
+//! });
+//! ```
+//!
 //! # Limitations
 //!
-//! - A limited function that awaits itself (directly or not) while its own callers hold all
-//!   `N` permits waits forever: keep recursion depth below the limit.
-//! - A limited call held un-polled while its task waits on something else (a `select!` branch
-//!   that is not polled, say) still counts as in flight and may hold its permit;
-//!   [`drain()`] waits for it.
+//! - **Re-entrancy deadlocks at the cap.** A limited function that awaits itself (directly
+//!   or through other functions) while its own callers hold all `N` permits waits forever:
+//!   the outer call keeps its permit while the inner one waits for another. Keep the recursion
+//!   depth below the limit, or limit only the outer entry point.
+//!
+//!   ```
+//!   use futures::FutureExt;
+//!   use limit_runtime::concurrency_limit;
+//!
+//!   #[concurrency_limit(1)]
+//!   async fn walk(depth: u32) -> u32 {
+//!       if depth == 0 {
+//!           return 0;
+//!       }
+//!       Box::pin(walk(depth - 1)).await + 1
+//!   }
+//!
+//!   assert_eq!(walk(0).now_or_never(), Some(0));
+//!   assert_eq!(walk(1).now_or_never(), None); // holds the only permit, and waits for a second
+//!   ```
+//!
+//! - **Futurelock.** A limited call's future that has taken a permit and is then held
+//!   un-polled keeps that permit: for example a call pinned outside a `select!` loop, polled
+//!   by one branch, while the task waits in another branch for a permit of the same limit.
+//!   Only polling the held call can give its permit back, and its own task is busy waiting, so
+//!   the task never proceeds. The library cannot see this; [`Limiter::stats`] shows the limit
+//!   reached with a call waiting, and [`stragglers()`] names the limiter. Run the held call in
+//!   a task of its own, drop it before waiting, or drive it to completion first.
+//!
+//!   ```
+//!   use limit_runtime::{concurrency_limit, Limiter};
+//!   use std::pin::pin;
+//!
+//!   static POOL: Limiter = Limiter::new(1);
+//!
+//!   #[concurrency_limit(limiter = POOL)]
+//!   async fn step(id: u32) -> u32 {
+//!       tokio::task::yield_now().await;
+//!       id
+//!   }
+//!
+//!   # futures::executor::block_on(async {
+//!   let mut held = pin!(step(1));
+//!   assert!(futures::poll!(held.as_mut()).is_pending()); // took the only permit
+//!   let mut second = pin!(step(2));
+//!   assert!(futures::poll!(second.as_mut()).is_pending()); // waits for that permit
+//!   let stats = POOL.stats();
+//!   assert_eq!((stats.running, stats.waiting), (1, 1));
+//!   // `second.await` here would never return: only polling `held` frees its permit.
+//!   assert_eq!(held.await, 1); // the fix: finish (or drop) the held call first
+//!   assert_eq!(second.await, 2);
+//!   # });
+//!   ```
+//!
+//! - **[`drain()`] is process-wide.** It waits for every limited call in the process,
+//!   whichever crate made it. Under a load that never lets every limiter be idle at the same
+//!   moment, it does not return: bound it with a timeout. [`Limiter::drain`] waits for one
+//!   limiter only.
+//! - `limiter = PATH` must name a `static`: a `const` [`Limiter`] would be a new limiter at
+//!   every use, and the compiler rejects it ("cannot return reference to temporary value").
+//! - `#[must_use]` on an annotated function marks the returned future, not its output:
+//!   `f().await;` with the output ignored does not warn, as it does for a plain `async fn`.
+//! - An `async fn` returning `!` is rejected, since `Output = !` needs the unstable never
+//!   type; return [`std::convert::Infallible`] instead.
+//! - Methods named alike in one module share a default name (`module::get`); each still has
+//!   its own limiter, and `name = "…"` tells them apart.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // Under `--cfg loom` only the model-checked parts are built, with loom's primitives, and the
 // models in `loom_models` run against them (see the README's Testing section).
 #![cfg_attr(loom, allow(dead_code))]
@@ -156,7 +647,8 @@ pub use error::LimitError;
 ///
 /// # Options
 ///
-/// Options follow the limit, in any order, and combine unless said otherwise.
+/// Options follow the limit, in any order, and combine unless said otherwise. The crate
+/// documentation shows each [next to its hand-written equivalent](crate#options).
 ///
 /// - `limiter = PATH`: use the `static` [`Limiter`] at `PATH`, shared with every function
 ///   that names it, instead of a limiter of the function's own. It replaces the positional
@@ -273,12 +765,11 @@ pub use error::LimitError;
 /// ```
 ///
 /// The zero-sized `__Limiter` type finds the function's limiter, a `static`, so the call's
-/// guards take no space in its future. Written by hand, that is a `static`
-/// `tokio::sync::Semaphore`, plus an in-flight counter
-/// and a `Notify` for [`drain()`], plus a guard created *before* the `async` block so that an
-/// unpolled call is counted, plus a `let` for each argument so that arguments the body does
-/// not mention still live as long as the body, as in an `async fn`, plus a `let` with the
-/// declared type so that the body's value is coerced to it, as in an `async fn`.
+/// guards take no space in its future. `let url = url;` moves each argument into the
+/// future, so that an argument the body does not mention still lives as long as the body,
+/// and `let __ret: usize = { … };` coerces the body's value to the declared type, both as in
+/// an `async fn`. [Roughly what you would write by hand](crate#n-the-limit) for this
+/// function, and for each option, is in the crate documentation.
 ///
 /// The returned future captures every lifetime in scope, as an `async fn`'s does, also in
 /// edition-2021 crates; it is `Send` exactly when the body's future is.
