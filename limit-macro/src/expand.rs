@@ -16,7 +16,7 @@ use syn::ext::IdentExt;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
-use syn::{FnArg, Pat, PatIdent, ReturnType, Token, Type, parse_quote};
+use syn::{FnArg, Pat, PatIdent, ReturnType, Signature, Token, Type};
 
 use crate::validate::{Plan, Policy, Shape, Source};
 
@@ -53,7 +53,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
             };
             sig.asyncness = None;
             sig.inputs = inputs;
-            sig.output = parse_quote!(-> impl ::core::future::Future<Output = #output>);
+            let sig = with_output(sig, quote!(impl ::core::future::Future<Output = #output>));
             quote! {
                 #(#attrs)*
                 #vis #sig {
@@ -84,6 +84,15 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
             }
         },
     }
+}
+
+/// `sig` with `-> output` as its return type. Written out rather than parsed back into a
+/// `Signature` with `parse_quote!`, which would cost as much as the rest of the expansion.
+fn with_output(mut sig: Signature, output: TokenStream) -> TokenStream {
+    // A signature prints its `where` clause after the return type.
+    let where_clause = sig.generics.where_clause.take();
+    sig.output = ReturnType::Default;
+    quote!(#sig -> #output #where_clause)
 }
 
 /// The statement, in the plain `fn`, that registers the call and binds its guard to `call`.

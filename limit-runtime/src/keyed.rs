@@ -1,31 +1,29 @@
 //! Per-key limits for `key = …`: one [`Gate`] per distinct key, created by the key's first
 //! call and removed with its last, so memory follows the keys in use, not the keys ever seen.
 //!
-//! The key type is whatever the key expression yields, so the map stores keys behind a
-//! small object-safe trait, `DynKey`, with hashing and equality forwarded to the real type.
+//! The key type is whatever the key expression yields. Each key lives inside its slot (one
+//! allocation per key in use), and the slot is stored type-erased, as `Slot<dyn DynKey>`,
+//! with equality forwarded to the real type. The key's hash is computed once, on the real
+//! type, and kept in the slot: the table is keyed by that number, so growing and shrinking it
+//! never hashes a key again (a burst of new keys grows the table, and their end shrinks it).
 
 use std::any::Any;
 use std::borrow::Borrow;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::collections::HashSet;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::gate::Gate;
 
-/// A key of any type, as the map stores it.
+/// A key of any type, compared through the trait object.
 pub(crate) trait DynKey: Send + Sync + 'static {
-    fn dyn_hash(&self, state: &mut dyn Hasher);
     fn dyn_eq(&self, other: &dyn DynKey) -> bool;
     fn as_any(&self) -> &dyn Any;
 }
 
-impl<K: Hash + Eq + Send + Sync + 'static> DynKey for K {
-    fn dyn_hash(&self, mut state: &mut dyn Hasher) {
-        self.hash(&mut state);
-    }
-
+impl<K: Eq + Send + Sync + 'static> DynKey for K {
     fn dyn_eq(&self, other: &dyn DynKey) -> bool {
         other.as_any().downcast_ref::<K>() == Some(self)
     }
@@ -35,59 +33,121 @@ impl<K: Hash + Eq + Send + Sync + 'static> DynKey for K {
     }
 }
 
-impl Hash for dyn DynKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.dyn_hash(state);
-    }
-}
-
-impl PartialEq for dyn DynKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.dyn_eq(other)
-    }
-}
-
-impl Eq for dyn DynKey {}
-
-/// The map's key; borrowing it as `dyn DynKey` lets a lookup use the caller's key as is.
-struct StoredKey(Arc<dyn DynKey>);
-
-impl Hash for StoredKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        (*self.0).hash(state);
-    }
-}
-
-impl PartialEq for StoredKey {
-    fn eq(&self, other: &Self) -> bool {
-        *self.0 == *other.0
-    }
-}
-
-impl Eq for StoredKey {}
-
-impl Borrow<dyn DynKey> for StoredKey {
-    fn borrow(&self) -> &dyn DynKey {
-        &*self.0
-    }
-}
-
-/// The permits of one key, shared by its calls.
-pub(crate) struct Slot {
+/// The permits of one key, shared by its calls, and the key itself.
+pub(crate) struct Slot<K: ?Sized + DynKey = dyn DynKey> {
     pub(crate) gate: Gate,
     /// Calls of this key in flight; changed only under the map's lock.
     calls: AtomicUsize,
-    key: Arc<dyn DynKey>,
+    /// The key's hash under its limiter's `RandomState`.
+    hash: u64,
+    key: K,
 }
+
+/// What the table is searched by: a hash and a key. Both a stored slot and a probe built from
+/// the caller's key are one, so a lookup borrows the caller's key as is.
+trait Lookup {
+    fn hash(&self) -> u64;
+    fn key(&self) -> &dyn DynKey;
+}
+
+impl Hash for dyn Lookup + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(Lookup::hash(self));
+    }
+}
+
+impl PartialEq for dyn Lookup + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        Lookup::hash(self) == Lookup::hash(other) && self.key().dyn_eq(other.key())
+    }
+}
+
+impl Eq for dyn Lookup + '_ {}
+
+/// A slot in the table.
+struct Stored(Arc<Slot>);
+
+impl Lookup for Stored {
+    fn hash(&self) -> u64 {
+        self.0.hash
+    }
+
+    fn key(&self) -> &dyn DynKey {
+        &self.0.key
+    }
+}
+
+// The table's own `Hash` and `Eq` are the `dyn Lookup` ones, as `Borrow` requires.
+impl Hash for Stored {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Hash::hash(self as &dyn Lookup, state);
+    }
+}
+
+impl PartialEq for Stored {
+    fn eq(&self, other: &Self) -> bool {
+        (self as &dyn Lookup) == (other as &dyn Lookup)
+    }
+}
+
+impl Eq for Stored {}
+
+impl<'a> Borrow<dyn Lookup + 'a> for Stored {
+    fn borrow(&self) -> &(dyn Lookup + 'a) {
+        self
+    }
+}
+
+struct Probe<'k> {
+    hash: u64,
+    key: &'k dyn DynKey,
+}
+
+impl Lookup for Probe<'_> {
+    fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    fn key(&self) -> &dyn DynKey {
+        self.key
+    }
+}
+
+/// The table hashes the stored hash: it is one already.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is ever called (by `dyn Lookup`'s `Hash`); fold anything else in
+        // rather than lose it.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
+
+/// Below this many places the table is never shrunk: a few kilobytes, kept so that keys that
+/// come and go do not resize it over and over.
+const KEEP_CAPACITY: usize = 1024;
 
 /// The keys of one limiter.
 #[derive(Default)]
 pub(crate) struct Keys {
-    map: Mutex<HashMap<StoredKey, Arc<Slot>>>,
+    map: Mutex<HashSet<Stored, BuildHasherDefault<PassThrough>>>,
+    hasher: RandomState,
 }
 
 impl Keys {
-    fn lock(&self) -> MutexGuard<'_, HashMap<StoredKey, Arc<Slot>>> {
+    fn lock(&self) -> MutexGuard<'_, HashSet<Stored, BuildHasherDefault<PassThrough>>> {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -99,17 +159,20 @@ impl Keys {
         key: K,
         limit: impl FnOnce() -> usize,
     ) -> Arc<Slot> {
+        // Hashed before the lock is taken, on the real type.
+        let hash = self.hasher.hash_one(&key);
         let mut map = self.lock();
-        let slot = if let Some(slot) = map.get(&key as &dyn DynKey) {
-            Arc::clone(slot)
+        let probe = Probe { hash, key: &key };
+        let slot = if let Some(stored) = map.get(&probe as &dyn Lookup) {
+            Arc::clone(&stored.0)
         } else {
-            let key: Arc<dyn DynKey> = Arc::new(key);
-            let slot = Arc::new(Slot {
+            let slot: Arc<Slot> = Arc::new(Slot {
                 gate: Gate::new(limit()),
                 calls: AtomicUsize::new(0),
-                key: Arc::clone(&key),
+                hash,
+                key,
             });
-            map.insert(StoredKey(key), Arc::clone(&slot));
+            map.insert(Stored(Arc::clone(&slot)));
             slot
         };
         slot.calls.fetch_add(1, Relaxed);
@@ -120,10 +183,14 @@ impl Keys {
     pub(crate) fn exit(&self, slot: &Slot) {
         let mut map = self.lock();
         if slot.calls.fetch_sub(1, Relaxed) == 1 {
-            map.remove(&*slot.key);
+            let probe = Probe {
+                hash: slot.hash,
+                key: &slot.key,
+            };
+            map.remove(&probe as &dyn Lookup);
             // A burst of keys leaves a large table behind; give the memory back once it is
             // mostly empty.
-            if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+            if map.capacity() > KEEP_CAPACITY && map.len() * 4 < map.capacity() {
                 let len = map.len();
                 map.shrink_to(len * 2);
             }
@@ -136,13 +203,60 @@ impl Keys {
 
     /// Calls queued for a permit, all keys together.
     pub(crate) fn waiting(&self) -> usize {
-        self.lock().values().map(|slot| slot.gate.waiting()).sum()
+        self.lock().iter().map(|stored| stored.0.gate.waiting()).sum()
     }
 
     /// Applies a new per-key limit to every key in use.
     pub(crate) fn set_limit(&self, limit: usize) {
-        for slot in self.lock().values() {
-            slot.gate.set_limit(limit);
+        for stored in self.lock().iter() {
+            stored.0.gate.set_limit(limit);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_keys_share_a_slot_and_the_last_call_forgets_it() {
+        let keys = Keys::default();
+        let a = keys.enter(String::from("a"), || 2);
+        let also_a = keys.enter(String::from("a"), || 2);
+        let b = keys.enter(String::from("b"), || 2);
+        assert!(Arc::ptr_eq(&a, &also_a));
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(keys.active(), 2);
+        keys.exit(&a);
+        assert_eq!(keys.active(), 2, "`a` still has a call");
+        keys.exit(&also_a);
+        keys.exit(&b);
+        assert_eq!(keys.active(), 0);
+    }
+
+    #[test]
+    fn keys_of_different_types_with_one_hash_stay_apart() {
+        // The table compares keys through `dyn DynKey`; a `u64` and an `i64` that hash alike
+        // are different keys.
+        let keys = Keys::default();
+        let unsigned = keys.enter(7_u64, || 1);
+        let signed = keys.enter(7_i64, || 1);
+        assert!(!Arc::ptr_eq(&unsigned, &signed));
+        assert_eq!(keys.active(), 2);
+        keys.exit(&unsigned);
+        keys.exit(&signed);
+        assert_eq!(keys.active(), 0);
+    }
+
+    #[test]
+    fn the_table_shrinks_after_a_burst_but_keeps_a_small_capacity() {
+        let keys = Keys::default();
+        let slots: Vec<_> = (0..10_000_u32).map(|key| keys.enter(key, || 1)).collect();
+        assert!(keys.lock().capacity() >= 10_000);
+        for slot in &slots {
+            keys.exit(slot);
+        }
+        let capacity = keys.lock().capacity();
+        assert!(capacity <= KEEP_CAPACITY * 2, "capacity {capacity} after the burst");
     }
 }
