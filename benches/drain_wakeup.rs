@@ -1,6 +1,12 @@
-//! Drain wake-up latency: time from the last call ending (the last instruction of its body)
-//! to `drain()` returning in a task that was already waiting, on a 2-worker runtime.
-//! Baseline: the same handshake by hand with an `AtomicUsize` counter and a `Notify`.
+//! Drain wake-up latency (issue 4, item 4): time from the last call ending (the last
+//! instruction of its body) to `drain()` returning in a task that was already waiting, on a
+//! 2-worker runtime. Baseline: the same handshake by hand, the in-flight counter and
+//! `Notify` from `common`, awaited with its hand-written drain.
+//!
+//! `ITERS` handshakes of each side, alternating which goes first; the figures are medians
+//! (p90 and p99 are printed too), and the ratio is annotated median ÷ hand-written median.
+//! The one assertion checks correctness (a drain must not return while the call it waits for
+//! is in flight), not time; nothing here fails on a slow machine.
 //! Prints `RESULT|metric|baseline|contender|ratio|target` lines for `scripts/bench.sh`.
 
 use std::time::{Duration, Instant};
