@@ -21,6 +21,15 @@
 //! concurrency at that moment. The servers count how many requests they serve at once, so
 //! the summary shows the per-host limit held from both sides of the connection. The example
 //! asserts what it shows, so CI notices if the limiter regresses.
+//!
+//! With `cargo run --example crawler --features tracing`, the log also has the limiter's own
+//! trace (limit-runtime's `tracing` feature), printed by a `tracing-subscriber` `fmt` layer:
+//! a `DEBUG` event when a fetch starts waiting for its host's slot and when it is admitted
+//! (with the time it waited), both in that fetch's `concurrency_limit.wait` span, and a `WARN`
+//! event for each fetch that gives up. Each fetch runs in a `fetch{host, path}` span of the
+//! example's, so the wait span shows whose wait it is. A fetch admitted at once emits nothing.
+//! The example counts those events and checks them against its own log. Without the
+//! feature the subscriber is installed all the same and the limiter emits nothing.
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -33,6 +42,12 @@ use axum::http::Uri;
 use limit_runtime::{LimitError, concurrency_limit, drain};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tracing::{Instrument, Level};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// At most this many requests to one host at once.
 const PER_HOST: usize = 2;
@@ -253,6 +268,69 @@ impl Host {
 }
 
 // ---------------------------------------------------------------------------------------
+// The limiter's own trace (with `--features tracing`)
+// ---------------------------------------------------------------------------------------
+
+/// The limiter's events, counted by kind, to check the trace against the crawl.
+struct TraceCounts {
+    /// `DEBUG` "waiting for a permit".
+    waiting: AtomicUsize,
+    /// `DEBUG` "admitted after waiting" (the event with a `waited` field).
+    admitted: AtomicUsize,
+    /// `WARN`: a fetch refused, here always because `MAX_WAIT` ran out.
+    refused: AtomicUsize,
+}
+
+static TRACE: TraceCounts = TraceCounts {
+    waiting: AtomicUsize::new(0),
+    admitted: AtomicUsize::new(0),
+    refused: AtomicUsize::new(0),
+};
+
+impl<S: tracing::Subscriber> Layer<S> for &'static TraceCounts {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let metadata = event.metadata();
+        if metadata.target() != "limit_runtime" {
+            return;
+        }
+        let count = if *metadata.level() == Level::WARN {
+            &self.refused
+        } else if metadata.fields().field("waited").is_some() {
+            &self.admitted
+        } else {
+            &self.waiting
+        };
+        count.fetch_add(1, SeqCst);
+    }
+}
+
+/// The trace's time stamps: the live log's clock.
+struct SinceStart;
+
+impl FormatTime for SinceStart {
+    fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+        write!(w, "{:>5} ms", STARTED.elapsed().as_millis())
+    }
+}
+
+/// Prints the limiter's events (target `limit_runtime`, `DEBUG` and up) and this example's
+/// `fetch` spans that they happen in, on the live log's clock, and counts the events.
+fn install_trace() {
+    let filter = Targets::new()
+        .with_target("limit_runtime", Level::DEBUG)
+        .with_target(module_path!(), Level::INFO);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_timer(SinceStart)
+                .with_target(false),
+        )
+        .with(&TRACE)
+        .init();
+}
+
+// ---------------------------------------------------------------------------------------
 // main
 // ---------------------------------------------------------------------------------------
 
@@ -262,6 +340,7 @@ impl Host {
 // order.
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    install_trace();
     // Whatever goes wrong, the example ends: CI runs it.
     if tokio::time::timeout(DEADLINE, crawl()).await.is_err() {
         panic!(
@@ -336,18 +415,24 @@ async fn crawl() {
         // it, a moment later.
         let call = fetch(url.clone());
         let made = Instant::now();
-        tasks.push(tokio::spawn(async move {
-            match call.await {
-                Ok(_) => {} // logged by `fetch` itself
-                Err(CrawlError::Limit(error)) => {
-                    host.waiting.fetch_sub(1, SeqCst);
-                    host.gave_up.fetch_add(1, SeqCst);
-                    let note = format!("gave up after {} ms: {error}", made.elapsed().as_millis());
-                    host.log("skipped", path_of(&url), &note);
+        // The span the limiter's wait span (with `--features tracing`) is a child of.
+        let span = tracing::info_span!("fetch", host = %host.label, path = path_of(&url));
+        tasks.push(tokio::spawn(
+            async move {
+                match call.await {
+                    Ok(_) => {} // logged by `fetch` itself
+                    Err(CrawlError::Limit(error)) => {
+                        host.waiting.fetch_sub(1, SeqCst);
+                        host.gave_up.fetch_add(1, SeqCst);
+                        let note =
+                            format!("gave up after {} ms: {error}", made.elapsed().as_millis());
+                        host.log("skipped", path_of(&url), &note);
+                    }
+                    Err(CrawlError::Io(_)) => {} // logged by `fetch`, as "failed"
                 }
-                Err(CrawlError::Io(_)) => {} // logged by `fetch`, as "failed"
             }
-        }));
+            .instrument(span),
+        ));
     }
 
     // Every fetch made above is over when this returns, the ones that gave up included.
@@ -431,6 +516,34 @@ async fn crawl() {
     );
     assert_eq!(stats.in_flight, 0, "drain() returned with calls in flight");
     assert_eq!(stats.active_keys, 0, "a host key outlived its last call");
+
+    // The limiter's trace agrees with the crawl: every fetch that waited was admitted or gave
+    // up, each one that gave up said so, and the fetches admitted at once said nothing.
+    let (waited, admitted, refused) = (
+        TRACE.waiting.load(SeqCst),
+        TRACE.admitted.load(SeqCst),
+        TRACE.refused.load(SeqCst),
+    );
+    if cfg!(feature = "tracing") {
+        println!(
+            "trace: {waited} fetches waited for a slot ({admitted} admitted after waiting, \
+             {refused} gave up); the {} admitted at once emitted nothing",
+            fetched - admitted
+        );
+        assert_eq!(
+            waited,
+            admitted + refused,
+            "a wait that neither ended nor gave up"
+        );
+        assert_eq!(refused, gave_up, "a fetch gave up without a WARN event");
+        assert!(
+            admitted < fetched,
+            "every fetch waited: none was admitted at once"
+        );
+    } else {
+        println!("(run with `--features tracing` to see the limiter's own trace as well)");
+        assert_eq!(waited + admitted + refused, 0, "events without the feature");
+    }
 
     // Stop the servers; every connection is closed already, so this is immediate.
     shutdown.send(()).expect("the servers are still listening");

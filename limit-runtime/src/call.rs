@@ -8,6 +8,11 @@
 //! `limiter = STATIC`) a zero-sized `Handle` type of its own, so an ordinary call's guards
 //! are zero-sized: the attribute adds little more to a call's future than tokio's `Acquire`,
 //! which any semaphore wait needs.
+//!
+//! Each change of a call's state calls a hook of `observe.rs`, one line each, for the
+//! `tracing` and `metrics` features. With both off, the hooks are empty and
+//! `observe::in_wait_span!(wait, wait_in_line!(queued))` is `wait_in_line!(queued)` itself,
+//! so the default build's calls and futures are what they are without them.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -17,6 +22,7 @@ use crate::error::LimitError;
 use crate::gate::{Gate, Handed};
 use crate::keyed::Slot;
 use crate::limiter::Limiter;
+use crate::observe::{self, WaitObservation};
 use crate::registry;
 
 /// Waits in line for a permit, FIFO, as the [`Queued`] call `$queued`; evaluates to the
@@ -180,13 +186,13 @@ impl<H: Handle, K: Key> Call<H, K> {
     #[doc(hidden)]
     pub async fn admit(self) -> Admitted<H, K> {
         if let Some(held) = self.gate().try_acquire() {
-            return self.admitted(held);
+            return self.admitted(held, None);
         }
-        let Ok(mut queued) = Queued::enter(self, None) else {
+        let Ok((mut queued, wait)) = Queued::enter(self, None) else {
             unreachable!("limit-runtime: an unbounded queue takes every call");
         };
-        let held = wait_in_line!(queued);
-        queued.leave().admitted(held)
+        let held = observe::in_wait_span!(wait, wait_in_line!(queued));
+        queued.leave().admitted(held, Some(wait))
     }
 
     /// Waits for a permit under `policy`.
@@ -198,15 +204,15 @@ impl<H: Handle, K: Key> Call<H, K> {
     #[doc(hidden)]
     pub async fn admit_with(self, policy: Policy) -> Result<Admitted<H, K>, Refused<H, K>> {
         if let Some(held) = self.gate().try_acquire() {
-            return Ok(self.admitted(held));
+            return Ok(self.admitted(held, None));
         }
         let limiter = self.limiter();
         let limit = self.gate().limit();
         if policy.max_wait == Some(Duration::ZERO) {
             return Err(self.refuse(LimitError::NoPermit { limiter, limit }));
         }
-        let mut queued = match Queued::enter(self, policy.queue) {
-            Ok(queued) => queued,
+        let (mut queued, wait) = match Queued::enter(self, policy.queue) {
+            Ok(entered) => entered,
             Err(call) => {
                 let queue = policy.queue.unwrap_or_default();
                 return Err(call.refuse(LimitError::QueueFull {
@@ -217,11 +223,12 @@ impl<H: Handle, K: Key> Call<H, K> {
             }
         };
         let held = match policy.max_wait {
-            None => wait_in_line!(queued),
+            None => observe::in_wait_span!(wait, wait_in_line!(queued)),
             Some(max_wait) => {
-                let Ok(held) =
+                let Ok(held) = observe::in_wait_span!(
+                    wait,
                     tokio::time::timeout(max_wait, async { wait_in_line!(queued) }).await
-                else {
+                ) else {
                     let call = queued.leave();
                     let limit = call.gate().limit();
                     return Err(call.refuse(LimitError::Timeout {
@@ -233,13 +240,13 @@ impl<H: Handle, K: Key> Call<H, K> {
                 held
             }
         };
-        Ok(queued.leave().admitted(held))
+        Ok(queued.leave().admitted(held, Some(wait)))
     }
 
     /// Takes a permit if one is free now.
     pub(crate) fn try_admit(self) -> Result<Admitted<H, K>, Refused<H, K>> {
         match self.gate().try_acquire() {
-            Some(held) => Ok(self.admitted(held)),
+            Some(held) => Ok(self.admitted(held, None)),
             None => {
                 let (limiter, limit) = (self.limiter(), self.gate().limit());
                 Err(self.refuse(LimitError::NoPermit { limiter, limit }))
@@ -249,13 +256,14 @@ impl<H: Handle, K: Key> Call<H, K> {
 
     fn refuse(self, error: LimitError) -> Refused<H, K> {
         self.limiter().rejected.fetch_add(1, Relaxed);
+        observe::rejected(self.limiter(), &error);
         Refused { error, _call: self }
     }
 
     /// Turns a call whose permit was just acquired into its running guard. `held` is the
-    /// count of permits its gate held right after.
+    /// count of permits its gate held right after; `wait` is its wait, if it had to.
     #[inline]
-    fn admitted(self, held: usize) -> Admitted<H, K> {
+    fn admitted(self, held: usize, wait: Option<WaitObservation>) -> Admitted<H, K> {
         let limiter = self.limiter();
         // A keyed call's gate is its key's; the limiter counts all keys together. Only keyed
         // calls pay for that count.
@@ -268,6 +276,7 @@ impl<H: Handle, K: Key> Call<H, K> {
             limiter.peak_running.fetch_max(running, Relaxed);
         }
         limiter.admitted.fetch_add(1, Relaxed);
+        observe::admitted(limiter, wait);
         Admitted { call: self }
     }
 }
@@ -310,13 +319,20 @@ struct Queued<H: Handle, K: Key> {
 }
 
 impl<H: Handle, K: Key> Queued<H, K> {
-    /// Queues `call` at its gate, unless `bound` calls already wait there.
-    fn enter(call: Call<H, K>, bound: Option<usize>) -> Result<Self, Call<H, K>> {
+    /// Queues `call` at its gate, unless `bound` calls already wait there. The wait's
+    /// observation comes back beside the queued call rather than inside it, so that the
+    /// admission can take it over (`Queued` has a `Drop`, so nothing moves out of it).
+    fn enter(
+        call: Call<H, K>,
+        bound: Option<usize>,
+    ) -> Result<(Self, WaitObservation), Call<H, K>> {
         if call.gate().enqueue(bound) {
-            Ok(Self {
+            let wait = observe::waiting_started(call.limiter(), call.gate());
+            let queued = Self {
                 call: Some(call),
                 at_front: false,
-            })
+            };
+            Ok((queued, wait))
         } else {
             Err(call)
         }
@@ -335,6 +351,7 @@ impl<H: Handle, K: Key> Queued<H, K> {
             unreachable!("limit-runtime: a queued call leaves once");
         };
         call.gate().leave(self.at_front);
+        observe::left_queue(call.limiter());
         call
     }
 }
@@ -343,6 +360,7 @@ impl<H: Handle, K: Key> Drop for Queued<H, K> {
     fn drop(&mut self) {
         if let Some(call) = &self.call {
             call.gate().leave(self.at_front);
+            observe::left_queue(call.limiter());
         }
     }
 }
@@ -364,6 +382,7 @@ impl<H: Handle, K: Key> Drop for Admitted<H, K> {
             self.call.limiter().keyed_running.fetch_sub(1, SeqCst);
         }
         self.call.gate().release();
+        observe::released(self.call.limiter());
     }
 }
 

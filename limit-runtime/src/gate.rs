@@ -148,8 +148,10 @@ impl Gate {
     /// `try_acquire` while calls are queued: free permits are in the semaphore then. tokio's
     /// semaphore hands a permit to its queue before it counts one as available, so a permit
     /// available there is one that no queued call is waiting for (the queued calls have theirs,
-    /// and only have not run yet): taking it overtakes nobody. Waiters sent to the front are
-    /// owed the next permits, so while there are any, nothing is taken.
+    /// and only have not run yet): taking it overtakes nobody. (A call between `enqueue` and
+    /// its first poll of `next_permit`, in the same poll of its future, has no place in that
+    /// queue yet; a `try_acquire` that takes a permit then came first.) Waiters sent to the
+    /// front are owed the next permits, so while there are any, nothing is taken.
     #[cold]
     #[inline(never)]
     fn try_acquire_queued(&self) -> Option<usize> {
@@ -522,10 +524,40 @@ mod tests {
         let gate = Gate::new(1);
         assert!(gate.try_acquire().is_some());
         assert!(gate.enqueue(None));
-        gate.release(); // handed to the semaphore, for the waiter
+        // The waiter takes its place in the semaphore's queue, as a call does in the same poll
+        // as `enqueue`. (Until then it has no place to be overtaken in: a `try_acquire` that
+        // finds a permit first simply came first.)
+        let mut wait = Box::pin(gate.next_permit(false));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        gate.release(); // handed to the semaphore, which gives it to the waiter
         assert!(gate.try_acquire().is_none(), "a newcomer may not overtake");
-        gate.leave(false); // the waiter gave up: the permit comes back
+        drop(wait); // the waiter gives up: tokio takes back what it was handed
+        gate.leave(false); // and the permit comes back to the fast path
         assert_eq!(gate.try_acquire(), Some(1));
+    }
+
+    #[test]
+    fn try_acquire_takes_a_permit_nobody_in_the_queue_is_waiting_for() {
+        let gate = Gate::new(2);
+        assert!(gate.try_acquire().is_some());
+        assert!(gate.try_acquire().is_some());
+        assert!(gate.enqueue(None));
+        let mut wait = Box::pin(gate.next_permit(false));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        gate.release(); // handed to the waiter, which has not run since
+        gate.release(); // nobody waits for this one
+        assert_eq!(gate.try_acquire(), Some(1), "the free permit is taken");
+        assert!(gate.try_acquire().is_none(), "the waiter's permit is not");
+        let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx) else {
+            panic!("the waiter was handed a permit");
+        };
+        assert!(matches!(
+            gate.take_handed(permit, false),
+            Handed::Admitted(2)
+        ));
+        gate.leave(false);
     }
 
     #[test]

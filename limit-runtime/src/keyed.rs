@@ -203,7 +203,10 @@ impl Keys {
 
     /// Calls queued for a permit, all keys together.
     pub(crate) fn waiting(&self) -> usize {
-        self.lock().iter().map(|stored| stored.0.gate.waiting()).sum()
+        self.lock()
+            .iter()
+            .map(|stored| stored.0.gate.waiting())
+            .sum()
     }
 
     /// Applies a new per-key limit to every key in use.
@@ -257,6 +260,9 @@ mod tests {
             keys.exit(slot);
         }
         let capacity = keys.lock().capacity();
-        assert!(capacity <= KEEP_CAPACITY * 2, "capacity {capacity} after the burst");
+        assert!(
+            capacity <= KEEP_CAPACITY * 2,
+            "capacity {capacity} after the burst"
+        );
     }
 }

@@ -11,6 +11,7 @@ use crate::error::LimitError;
 use crate::gate::{Gate, MAX_LIMIT};
 use crate::in_flight::InFlight;
 use crate::keyed::Keys;
+use crate::observe::{self, Observed};
 use crate::registry;
 use crate::stats::Stats;
 
@@ -63,6 +64,10 @@ pub struct Limiter {
     pub(crate) admitted: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) in_flight: InFlight,
+    /// What the `metrics` feature keeps (the limiter's metric keys); zero-sized without it,
+    /// and then never read.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) observed: Observed,
 }
 
 #[derive(Clone, Copy)]
@@ -155,6 +160,7 @@ impl Limiter {
             admitted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             in_flight: InFlight::new(),
+            observed: Observed::new(),
         }
     }
 
@@ -436,6 +442,7 @@ impl Limiter {
                 self.gate.set_limit(limit);
             }
             registry::register(self);
+            observe::registered(self);
         });
     }
 
