@@ -706,3 +706,30 @@ fn limit_is_shared_across_generic_instantiations() {
     assert!(text.is_woken());
     assert_eq!(assert_ready!(text.poll()), "two");
 }
+
+#[concurrency_limit(1)]
+async fn instant_job(id: u32) -> u32 {
+    id
+}
+
+/// A call that finds a free permit spends the task's cooperative budget, as tokio's own
+/// `Semaphore::acquire` does: a loop of such calls yields now and then, so other tasks of a
+/// current-thread runtime get to run. (Without it, this loop would never end: the spawned
+/// task could not run while the loop never yields.)
+#[tokio::test(flavor = "current_thread")]
+async fn a_loop_of_calls_that_find_a_free_permit_lets_other_tasks_run() {
+    let other_ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&other_ran);
+    tokio::spawn(async move { flag.store(true, SeqCst) });
+    let mut calls = 0_u32;
+    while !other_ran.load(SeqCst) {
+        assert_eq!(instant_job(calls).await, calls);
+        calls += 1;
+        assert!(
+            calls < 1_000_000,
+            "a million calls never yielded to the other task"
+        );
+    }
+    // tokio's budget is 128 operations per poll of a task today.
+    assert!(calls <= 1024, "yielded only after {calls} calls");
+}

@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::error::LimitError;
@@ -46,6 +47,20 @@ macro_rules! wait_in_line {
             }
         }
     };
+}
+
+/// The fast path, inside tokio's cooperative budget as tokio's own `Semaphore::acquire` is:
+/// a task whose budget is spent yields here (and is woken at once), so a loop of limited calls
+/// that always find a permit still lets the other tasks of a current-thread runtime run. The
+/// budget is spent only when a permit is taken; the slow path spends it inside tokio's
+/// semaphore. Outside a tokio runtime there is no budget, and this never yields.
+fn fast_path(cx: &mut Context<'_>, gate: &Gate) -> Poll<Option<usize>> {
+    let budget = std::task::ready!(tokio::task::coop::poll_proceed(cx));
+    let held = gate.try_acquire();
+    if held.is_some() {
+        budget.made_progress();
+    }
+    Poll::Ready(held)
 }
 
 /// How a call finds its limiter: a zero-sized type declared by the expansion, or a
@@ -185,7 +200,7 @@ impl<H: Handle, K: Key> Call<H, K> {
     /// Waits for a permit, in FIFO order with the other calls of the same limit.
     #[doc(hidden)]
     pub async fn admit(self) -> Admitted<H, K> {
-        if let Some(held) = self.gate().try_acquire() {
+        if let Some(held) = std::future::poll_fn(|cx| fast_path(cx, self.gate())).await {
             return self.admitted(held, None);
         }
         let Ok((mut queued, wait)) = Queued::enter(self, None) else {
@@ -203,7 +218,7 @@ impl<H: Handle, K: Key> Call<H, K> {
     /// keeps the call, so that it stays in flight until the caller's future completes.
     #[doc(hidden)]
     pub async fn admit_with(self, policy: Policy) -> Result<Admitted<H, K>, Refused<H, K>> {
-        if let Some(held) = self.gate().try_acquire() {
+        if let Some(held) = std::future::poll_fn(|cx| fast_path(cx, self.gate())).await {
             return Ok(self.admitted(held, None));
         }
         let limiter = self.limiter();
