@@ -52,9 +52,13 @@ macro_rules! wait_in_line {
 /// The fast path, inside tokio's cooperative budget as tokio's own `Semaphore::acquire` is:
 /// a task whose budget is spent yields here (and is woken at once), so a loop of limited calls
 /// that always find a permit still lets the other tasks of a current-thread runtime run. The
-/// budget is spent only when a permit is taken; the slow path spends it inside tokio's
-/// semaphore. Outside a tokio runtime there is no budget, and this never yields.
+/// budget is spent only when a permit is taken at once; while calls are queued, the call
+/// queues too, and tokio's semaphore spends the budget as it waits (so the budget is not
+/// consulted twice). Outside a tokio runtime there is no budget, and this never yields.
 fn fast_path(cx: &mut Context<'_>, gate: &Gate) -> Poll<Option<usize>> {
+    if !gate.fast_path_open() {
+        return Poll::Ready(gate.try_acquire());
+    }
     let budget = std::task::ready!(tokio::task::coop::poll_proceed(cx));
     let held = gate.try_acquire();
     if held.is_some() {

@@ -31,7 +31,7 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
 
-use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, const_fn, fence};
+use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, const_fn, fence, seq_cst_pair};
 
 /// The largest limit: the held count has 31 bits, and the free count is a signed 32-bit
 /// number that must reach `-limit` (a limit shrunk to 0 with every permit held).
@@ -125,6 +125,12 @@ impl Gate {
         self.handoff.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether no call is queued: `try_acquire` is then one compare-and-swap.
+    #[inline]
+    pub(crate) fn fast_path_open(&self) -> bool {
+        self.state.load(SeqCst) & WAITERS == 0
+    }
+
     /// Takes a free permit without overtaking a queued call; returns the permits held
     /// afterwards. One compare-and-swap when it succeeds while no call is queued.
     #[inline]
@@ -182,8 +188,9 @@ impl Gate {
                 }
             }
         }
-        // Pairs with the fence in `last_left`: counted-then-look here, lower-then-count there.
-        fence(SeqCst);
+        // Counted-then-look here, lower-then-count in `last_left`: all four accesses are
+        // `SeqCst`, so one side sees the other without a fence (loom needs one to see it).
+        seq_cst_pair();
         if self.state.load(SeqCst) & WAITERS == 0 {
             self.state.fetch_or(WAITERS, SeqCst);
         }
