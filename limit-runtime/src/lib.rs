@@ -45,8 +45,11 @@
 //!   then returns the future.
 //! - **The permit is held only while the body runs.** The call waits for it from its first
 //!   poll, and gives it back as the body ends. Waiting is FIFO: calls of one limit are
-//!   admitted in the order they started waiting (tokio's semaphore orders the queue).
-//!   Cancelling a call at any point gives back its permit and its in-flight count at once.
+//!   admitted in the order they started waiting (tokio's semaphore orders the queue), also
+//!   across [`set_limit`](Limiter::set_limit): a call whose permit a shrink takes back stays
+//!   at the head of the line. Cancelling a call at any point gives back its permit and its
+//!   in-flight count at once. Like tokio's own semaphore, taking a free permit spends the
+//!   task's cooperative budget, so a loop of limited calls still lets other tasks run.
 //! - **[`drain()`] returns the first moment no limited call is in flight** anywhere in the
 //!   process, and it waits for calls made while it is pending too. It returns at once when
 //!   nothing is in flight. It registers its interest before it reads the counters, so it
