@@ -90,3 +90,47 @@ impl std::future::Future for YieldNow {
         }
     }
 }
+
+/// Resident set size of this process in bytes, from `/proc/self/statm`, for the tests that
+/// check that memory stays flat. Elsewhere than on Linux there is no `statm`, and it is 0, so
+/// those checks compare zero with zero.
+///
+/// ```
+/// # #[cfg(target_os = "linux")]
+/// assert!(limit_suite::resident_bytes() > 0);
+/// ```
+#[must_use]
+pub fn resident_bytes() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
+        let pages: u64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|pages| pages.parse().ok())
+            .expect("statm's second field is the resident page count");
+        pages * page_size()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
+/// The page size, from the auxiliary vector (`AT_PAGESZ`), so no libc binding is needed.
+#[cfg(target_os = "linux")]
+fn page_size() -> u64 {
+    const AT_PAGESZ: u64 = 6;
+    let auxv = std::fs::read("/proc/self/auxv").expect("read /proc/self/auxv");
+    let word = size_of::<usize>();
+    let read = |at: &[u8]| -> u64 {
+        let mut bytes = [0; 8];
+        bytes[..word].copy_from_slice(at);
+        u64::from_ne_bytes(bytes)
+    };
+    auxv.chunks_exact(2 * word)
+        .map(|pair| (read(&pair[..word]), read(&pair[word..])))
+        .find(|&(kind, _)| kind == AT_PAGESZ)
+        .map(|(_, size)| size)
+        .expect("the auxiliary vector gives the page size")
+}

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use limit_runtime::{Limiter, concurrency_limit};
-use limit_suite::Gauge;
+use limit_suite::{Gauge, resident_bytes};
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 use tokio_test::task;
@@ -60,41 +60,6 @@ fn key_count() -> u64 {
     std::env::var("LIMIT_SUITE_KEYS").map_or(KEYS, |keys| {
         keys.parse().expect("LIMIT_SUITE_KEYS is a number of keys")
     })
-}
-
-/// Resident set size of this process, from `/proc/self/statm` (in pages).
-#[cfg(target_os = "linux")]
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|pages| pages.parse().ok())
-        .expect("statm's second field is the resident page count");
-    pages * page_size()
-}
-
-/// The page size, from the auxiliary vector (`AT_PAGESZ`), so no libc binding is needed.
-#[cfg(target_os = "linux")]
-fn page_size() -> u64 {
-    const AT_PAGESZ: u64 = 6;
-    let auxv = std::fs::read("/proc/self/auxv").expect("read /proc/self/auxv");
-    let word = size_of::<usize>();
-    let read = |at: &[u8]| -> u64 {
-        let mut bytes = [0; 8];
-        bytes[..word].copy_from_slice(at);
-        u64::from_ne_bytes(bytes)
-    };
-    auxv.chunks_exact(2 * word)
-        .map(|pair| (read(&pair[..word]), read(&pair[word..])))
-        .find(|&(kind, _)| kind == AT_PAGESZ)
-        .map(|(_, size)| size)
-        .expect("the auxiliary vector gives the page size")
-}
-
-#[cfg(not(target_os = "linux"))]
-fn resident_bytes() -> u64 {
-    0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use limit_runtime::{Limiter, concurrency_limit, drain};
-use limit_suite::Gauge;
+use limit_suite::{Gauge, resident_bytes};
 use tokio::task::yield_now;
 use tokio::time::timeout;
 
@@ -188,42 +188,6 @@ fn call_count() -> u64 {
             .parse()
             .expect("LIMIT_STRESS_CALLS is a number of calls")
     })
-}
-
-/// Resident set size of this process, from `/proc/self/statm` (in pages).
-#[cfg(target_os = "linux")]
-fn resident_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|pages| pages.parse().ok())
-        .expect("statm's second field is the resident page count");
-    pages * page_size()
-}
-
-/// The page size, from the auxiliary vector (`AT_PAGESZ`), so no libc binding is needed.
-#[cfg(target_os = "linux")]
-fn page_size() -> u64 {
-    const AT_PAGESZ: u64 = 6;
-    let auxv = std::fs::read("/proc/self/auxv").expect("read /proc/self/auxv");
-    let word = size_of::<usize>();
-    let read = |at: &[u8]| -> u64 {
-        let mut bytes = [0; 8];
-        bytes[..word].copy_from_slice(at);
-        u64::from_ne_bytes(bytes)
-    };
-    auxv.chunks_exact(2 * word)
-        .map(|pair| (read(&pair[..word]), read(&pair[word..])))
-        .find(|&(kind, _)| kind == AT_PAGESZ)
-        .map(|(_, size)| size)
-        .expect("the auxiliary vector gives the page size")
-}
-
-/// Elsewhere there is no `statm`: the memory check compares zero with zero.
-#[cfg(not(target_os = "linux"))]
-fn resident_bytes() -> u64 {
-    0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
