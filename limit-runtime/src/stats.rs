@@ -69,12 +69,39 @@ pub struct Stragglers(pub(crate) Vec<Stats>);
 
 impl Stragglers {
     /// The snapshot of each limiter that had calls in flight.
+    ///
+    /// ```
+    /// use limit_runtime::{concurrency_limit, stragglers};
+    ///
+    /// #[concurrency_limit(2, name = "uploads")]
+    /// async fn upload(_file: &str) {}
+    ///
+    /// let (a, b) = (upload("a.txt"), upload("b.txt")); // made, not polled yet
+    /// let report = stragglers();
+    /// let uploads = report.stats().iter().find(|stats| stats.name == "uploads").unwrap();
+    /// assert_eq!((uploads.in_flight, uploads.running), (2, 0));
+    /// # drop((a, b));
+    /// ```
     #[must_use]
     pub fn stats(&self) -> &[Stats] {
         &self.0
     }
 
     /// Whether nothing was in flight.
+    ///
+    /// ```
+    /// use limit_runtime::{concurrency_limit, stragglers};
+    ///
+    /// #[concurrency_limit(1, name = "reports")]
+    /// async fn report() {}
+    ///
+    /// futures::executor::block_on(report());
+    /// // Nothing of `reports` is in flight (other limiters of the process might be).
+    /// assert!(stragglers().stats().iter().all(|stats| stats.name != "reports"));
+    /// let pending = report();
+    /// assert!(!stragglers().is_empty());
+    /// # drop(pending);
+    /// ```
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
