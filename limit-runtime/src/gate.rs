@@ -29,9 +29,11 @@
 use std::sync::PoisonError;
 use std::sync::atomic::Ordering::SeqCst;
 
-use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
+use tokio::sync::{AcquireError, SemaphorePermit};
 
-use crate::sync::{AtomicU64, AtomicUsize, Mutex, MutexGuard, const_fn, fence, seq_cst_pair};
+use crate::sync::{
+    AtomicU64, AtomicUsize, Mutex, MutexGuard, Semaphore, const_fn, fence, seq_cst_pair,
+};
 
 /// The largest limit: the held count has 31 bits, and the free count is a signed 32-bit
 /// number that must reach `-limit` (a limit shrunk to 0 with every permit held).
@@ -304,14 +306,29 @@ impl Gate {
     pub(crate) fn leave(&self, at_front: bool) {
         if at_front {
             self.leave_front();
-        } else if self.front_owed.load(SeqCst) != 0 {
-            // A waiter cancelled after tokio handed it a permit gives that permit back to the
-            // queue's semaphore, where it may lie idle while others are owed at the front.
-            let _handoff = self.lock();
-            self.feed_front();
+        } else if self.front_owed.load(SeqCst) != 0 || free(self.state.load(SeqCst)) < 0 {
+            self.settle_idle();
         }
         if self.waiting.fetch_sub(1, SeqCst) == 1 {
             self.last_left();
+        }
+    }
+
+    /// A waiter cancelled after tokio handed it a permit gives that permit back to the
+    /// queue's semaphore, and with nobody else in that queue, it lies idle there. That is
+    /// harmless while nothing is owed, but waiters owed a permit at the front would wait for
+    /// it, and a shrink's debt would be paid by whichever newcomer finds it, which then goes
+    /// to the front ahead of waiters handed a permit before it. So the idle permits come back
+    /// to `free` at once: they pay the debt, and `hand_over` gives the rest to the front first.
+    #[cold]
+    #[inline(never)]
+    fn settle_idle(&self) {
+        let handoff = self.lock();
+        let idle = self.semaphore.forget_permits(usize::MAX);
+        drop(handoff);
+        if idle != 0 {
+            self.state.fetch_add(frees(idle), SeqCst);
+            self.hand_over();
         }
     }
 

@@ -173,6 +173,10 @@ fn set_limit_racing_acquire_and_release_keeps_the_count_exact() {
     });
 }
 
+/// A waiter queued for the only permit, its release and a shrink to 0 racing (the waiter may
+/// be handed the permit before or after the shrink, and give up or be admitted): afterwards
+/// nothing is admitted while the limit is 0, and the one permit is accounted for, exactly,
+/// once the limit grows again.
 #[test]
 fn shrinking_while_a_waiter_is_handed_a_permit_admits_no_one_over_the_limit() {
     loom::model(|| {
@@ -182,20 +186,118 @@ fn shrinking_while_a_waiter_is_handed_a_permit_admits_no_one_over_the_limit() {
             let gate = gate.clone();
             thread::spawn(move || gate.set_limit(0))
         };
-        let releaser = {
+        let waiter = {
             let gate = gate.clone();
-            thread::spawn(move || gate.release())
+            thread::spawn(move || wait_twice_then_give_up(&gate))
         };
-        // The waiter may only get in if it was handed the permit before the shrink.
-        if gate.try_acquire().is_some() {
-            gate.release();
-        }
+        gate.release();
         resizer.join().unwrap();
-        releaser.join().unwrap();
+        waiter.join().unwrap();
         assert_eq!(gate.held(), 0);
         assert!(gate.try_acquire().is_none(), "the limit is 0 now");
         gate.set_limit(1);
         assert_all_permits_back(&gate, 1);
+    });
+}
+
+/// A release racing the last waiter's leaving, with nobody queuing after it: the permit
+/// comes back to the fast path whichever of the two goes first (`hand_over` looks at the
+/// flag again after giving the permit to the semaphore).
+#[test]
+fn a_release_racing_the_last_waiter_leaving_loses_no_permit() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(1));
+        assert!(gate.try_acquire().is_some());
+        let quitter = {
+            let gate = gate.clone();
+            thread::spawn(move || {
+                assert!(gate.enqueue(None));
+                gate.leave(false);
+            })
+        };
+        gate.release();
+        quitter.join().unwrap();
+        assert_all_permits_back(&gate, 1);
+    });
+}
+
+/// A newcomer's `try_acquire` never takes the permit a release hands to a call already in
+/// the semaphore's queue.
+#[test]
+fn a_newcomer_never_overtakes_a_waiting_call() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(1));
+        assert!(gate.try_acquire().is_some());
+        assert!(gate.enqueue(None));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut wait = Box::pin(gate.next_permit(false));
+        assert!(wait.as_mut().poll(&mut cx).is_pending(), "in the queue now");
+        let releaser = {
+            let gate = gate.clone();
+            thread::spawn(move || gate.release())
+        };
+        let newcomer = {
+            let gate = gate.clone();
+            thread::spawn(move || gate.try_acquire().is_some())
+        };
+        assert!(!newcomer.join().unwrap(), "a newcomer overtook the waiter");
+        releaser.join().unwrap();
+        let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx) else {
+            panic!("the waiter was not handed the released permit");
+        };
+        assert!(matches!(
+            gate.take_handed(permit, false),
+            Handed::Admitted(1)
+        ));
+        drop(wait);
+        gate.leave(false);
+        gate.release();
+        assert_all_permits_back(&gate, 1);
+    });
+}
+
+/// A waiter handed a permit gives up while another is owed one at the front; a newcomer's
+/// `try_acquire` racing it must not take that permit.
+#[test]
+fn a_newcomer_does_not_take_a_permit_owed_to_the_front() {
+    loom::model(|| {
+        let gate: &'static Gate = Box::leak(Box::new(Gate::new(1)));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(gate.try_acquire().is_some());
+        assert!(gate.enqueue(None));
+        let mut first = Box::pin(gate.next_permit(false));
+        assert!(first.as_mut().poll(&mut cx).is_pending());
+        assert!(gate.enqueue(None));
+        let mut quitter = Box::pin(gate.next_permit(false));
+        assert!(quitter.as_mut().poll(&mut cx).is_pending());
+        gate.set_limit(3); // both are handed a permit
+        gate.set_limit(1); // and 2 are owed
+        let std::task::Poll::Ready(permit) = first.as_mut().poll(&mut cx) else {
+            panic!("the first waiter was handed a permit");
+        };
+        assert!(matches!(gate.take_handed(permit, false), Handed::Front));
+        drop(first);
+        let mut first = Box::pin(gate.next_permit(true));
+        assert!(
+            first.as_mut().poll(&mut cx).is_pending(),
+            "at the front now"
+        );
+        gate.release(); // pays the last of the debt
+        let quitter = thread::spawn(move || {
+            drop(quitter); // its handed permit goes back to the semaphore...
+            gate.leave(false); // ...and on to the front
+        });
+        let newcomer = thread::spawn(move || gate.try_acquire().is_some());
+        let overtook = newcomer.join().unwrap();
+        quitter.join().unwrap();
+        assert!(!overtook, "a newcomer took the permit owed to the front");
+        let std::task::Poll::Ready(permit) = first.as_mut().poll(&mut cx) else {
+            panic!("the front waiter was not served");
+        };
+        assert!(matches!(
+            gate.take_handed(permit, true),
+            Handed::Admitted(1)
+        ));
     });
 }
 

@@ -5,9 +5,12 @@
 //! loom's types cannot be built in a `const` context, so constructors built on them are
 //! declared with [`const_fn!`]: `const` normally, a plain `fn` under loom.
 //!
-//! tokio's `Semaphore` stays tokio's under loom: loom treats each of its operations as one
-//! step, which is what they are to the gate (tokio model-checks the semaphore itself). tokio's
-//! `Notify` cannot stay: its waiter list is invisible to loom, and loom's scheduler then
+//! tokio's `Semaphore` stays tokio's under loom, wrapped: every operation on it also writes
+//! one loom atomic. tokio's insides are not loom-aware (tokio model-checks its semaphore
+//! itself), so without the write loom would see two semaphore operations of two threads as
+//! independent and explore only one of their orders; with it, each operation is one step that
+//! conflicts with every other, and loom tries both orders, which is what the gate's hand-over
+//! rules are about. tokio's `Notify` cannot stay: its waiter list is invisible to loom, and loom's scheduler then
 //! reports a wake-up it never saw as a deadlock. Under loom, `Notify` is a small stand-in with
 //! the same contract for the three calls `in_flight` makes (`notified`, `enable`,
 //! `notify_waiters`), built on loom's primitives.
@@ -18,12 +21,16 @@ pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, fence};
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 #[cfg(loom)]
 pub(crate) use loom_notify::Notify;
+#[cfg(loom)]
+pub(crate) use loom_semaphore::Semaphore;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize, fence};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 #[cfg(not(loom))]
 pub(crate) use tokio::sync::Notify;
+#[cfg(not(loom))]
+pub(crate) use tokio::sync::Semaphore;
 
 /// Declares a function that is `const` except under loom.
 macro_rules! const_fn {
@@ -119,4 +126,81 @@ mod loom_notify {
 pub(crate) fn seq_cst_pair() {
     #[cfg(loom)]
     fence(std::sync::atomic::Ordering::SeqCst);
+}
+
+#[cfg(loom)]
+mod loom_semaphore {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::task::{Context, Poll};
+
+    use loom::sync::atomic::AtomicUsize;
+    use tokio::sync::{AcquireError, SemaphorePermit, TryAcquireError};
+
+    /// tokio's `Semaphore`, each operation of which loom sees as a write.
+    pub(crate) struct Semaphore {
+        inner: tokio::sync::Semaphore,
+        seen: AtomicUsize,
+    }
+
+    type Acquiring<'a> =
+        Pin<Box<dyn Future<Output = Result<SemaphorePermit<'a>, AcquireError>> + Send + 'a>>;
+
+    impl Semaphore {
+        pub(crate) fn const_new(permits: usize) -> Self {
+            Self {
+                inner: tokio::sync::Semaphore::const_new(permits),
+                seen: AtomicUsize::new(0),
+            }
+        }
+
+        /// A step loom schedules around, before each operation.
+        fn step(&self) {
+            self.seen.fetch_add(1, SeqCst);
+        }
+
+        pub(crate) fn add_permits(&self, permits: usize) {
+            self.step();
+            self.inner.add_permits(permits);
+        }
+
+        pub(crate) fn forget_permits(&self, permits: usize) -> usize {
+            self.step();
+            self.inner.forget_permits(permits)
+        }
+
+        pub(crate) fn try_acquire(&self) -> Result<SemaphorePermit<'_>, TryAcquireError> {
+            self.step();
+            self.inner.try_acquire()
+        }
+
+        pub(crate) fn acquire(&self) -> Acquire<'_> {
+            Acquire {
+                semaphore: self,
+                inner: Box::pin(self.inner.acquire()),
+            }
+        }
+    }
+
+    /// tokio's `Acquire`, each poll and the drop of which loom sees as a write.
+    pub(crate) struct Acquire<'a> {
+        semaphore: &'a Semaphore,
+        inner: Acquiring<'a>,
+    }
+
+    impl<'a> Future for Acquire<'a> {
+        type Output = Result<SemaphorePermit<'a>, AcquireError>;
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            self.semaphore.step();
+            self.inner.as_mut().poll(cx)
+        }
+    }
+
+    impl Drop for Acquire<'_> {
+        fn drop(&mut self) {
+            self.semaphore.step();
+        }
+    }
 }
