@@ -31,12 +31,18 @@ fn poll(wait: &mut Wait) -> Option<Permit> {
     }
 }
 
-#[test]
-fn a_waiter_sent_to_the_front_gets_the_permit_of_a_handed_waiter_that_gives_up() {
+/// A limit of 1 with its permit held, and two waiters in line behind it, polled once.
+fn two_waiters_behind_a_held_permit() -> (&'static Limiter, Permit, Wait, Wait) {
     let limiter = fresh(1);
     let held = limiter.try_acquire().expect("a free permit");
     let (mut a, mut b) = (wait(limiter), wait(limiter));
     assert!(poll(&mut a).is_none() && poll(&mut b).is_none());
+    (limiter, held, a, b)
+}
+
+#[test]
+fn a_waiter_sent_to_the_front_gets_the_permit_of_a_handed_waiter_that_gives_up() {
+    let (limiter, held, a, mut b) = two_waiters_behind_a_held_permit();
     limiter.set_limit(3); // both are handed a permit...
     limiter.set_limit(0); // ...and a shrink is owed 3
     assert!(
@@ -54,10 +60,7 @@ fn a_waiter_sent_to_the_front_gets_the_permit_of_a_handed_waiter_that_gives_up()
 
 #[test]
 fn a_front_waiter_that_gives_up_does_not_divert_later_permits() {
-    let limiter = fresh(1);
-    let held = limiter.try_acquire().expect("a free permit");
-    let (mut a, mut b) = (wait(limiter), wait(limiter));
-    assert!(poll(&mut a).is_none() && poll(&mut b).is_none());
+    let (limiter, held, mut a, mut b) = two_waiters_behind_a_held_permit();
     drop(held); // handed to a
     limiter.set_limit(0); // and taken back
     assert!(
@@ -74,10 +77,7 @@ fn a_front_waiter_that_gives_up_does_not_divert_later_permits() {
 
 #[test]
 fn the_permit_a_front_waiter_was_given_goes_on_when_it_gives_up() {
-    let limiter = fresh(1);
-    let held = limiter.try_acquire().expect("a free permit");
-    let (mut a, mut b) = (wait(limiter), wait(limiter));
-    assert!(poll(&mut a).is_none() && poll(&mut b).is_none());
+    let (limiter, held, mut a, mut b) = two_waiters_behind_a_held_permit();
     drop(held); // handed to a
     limiter.set_limit(0); // and taken back
     assert!(poll(&mut a).is_none(), "a waits at the front");
@@ -119,10 +119,7 @@ fn a_newcomer_does_not_overtake_a_handed_waiter_after_a_shrink() {
 
 #[test]
 fn waiters_sent_back_by_a_shrink_go_before_every_later_waiter() {
-    let limiter = fresh(1);
-    let held = limiter.try_acquire().expect("a free permit");
-    let (mut a, mut b) = (wait(limiter), wait(limiter));
-    assert!(poll(&mut a).is_none() && poll(&mut b).is_none());
+    let (limiter, held, mut a, mut b) = two_waiters_behind_a_held_permit();
     limiter.set_limit(3); // a and b are handed a permit
     limiter.set_limit(1); // and a shrink takes both back (2 owed)
     assert!(poll(&mut a).is_none() && poll(&mut b).is_none());

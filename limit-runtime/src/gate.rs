@@ -326,8 +326,14 @@ impl Gate {
         let handoff = self.lock();
         let idle = self.semaphore.forget_permits(usize::MAX);
         drop(handoff);
-        if idle != 0 {
-            self.state.fetch_add(frees(idle), SeqCst);
+        self.return_to_free(idle);
+    }
+
+    /// Makes `permits` taken out of a semaphore free again: they pay debt first, and while
+    /// calls are queued `hand_over` passes the rest on (to the front first).
+    fn return_to_free(&self, permits: usize) {
+        if permits != 0 {
+            self.state.fetch_add(frees(permits), SeqCst);
             self.hand_over();
         }
     }
@@ -347,8 +353,7 @@ impl Gate {
         let surplus = self.front.forget_permits(1);
         debug_assert_eq!(surplus, 1, "a front waiter's permit went missing");
         drop(handoff);
-        self.state.fetch_add(frees(surplus), SeqCst);
-        self.hand_over();
+        self.return_to_free(surplus);
     }
 
     #[cold]

@@ -34,6 +34,15 @@ fn acquire(gate: &Gate) {
     gate.leave(false);
 }
 
+/// Runs `work` on a new thread, with the gate shared.
+fn on_thread<T: Send + 'static>(
+    gate: &Arc<Gate>,
+    work: impl FnOnce(&Gate) -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    let gate = Arc::clone(gate);
+    thread::spawn(move || work(&gate))
+}
+
 /// Runs `body` holding a permit, and checks that at most `limit` bodies ever run at once.
 fn with_permit(gate: &Gate, inside: &AtomicUsize, limit: usize) {
     acquire(gate);
@@ -79,10 +88,7 @@ fn a_queued_call_is_woken_by_the_release_it_waits_for() {
     loom::model(|| {
         let gate = Arc::new(Gate::new(1));
         assert!(gate.try_acquire().is_some());
-        let releaser = {
-            let gate = gate.clone();
-            thread::spawn(move || gate.release())
-        };
+        let releaser = on_thread(&gate, |gate| gate.release());
         acquire(&gate); // deadlocks under loom if the release is lost
         gate.release();
         releaser.join().unwrap();
@@ -96,10 +102,7 @@ fn a_wait_polled_once_and_dropped_racing_a_release_loses_no_permit() {
     loom::model(|| {
         let gate = Arc::new(Gate::new(1));
         assert!(gate.try_acquire().is_some());
-        let releaser = {
-            let gate = gate.clone();
-            thread::spawn(move || gate.release())
-        };
+        let releaser = on_thread(&gate, |gate| gate.release());
         if gate.try_acquire().is_some() {
             gate.release();
         } else {
@@ -130,17 +133,11 @@ fn the_last_waiter_leaving_races_a_new_waiter_and_a_release() {
         let gate = Arc::new(Gate::new(1));
         assert!(gate.try_acquire().is_some());
         // A waiter that gives up, racing a newcomer that must still get the permit.
-        let quitter = {
-            let gate = gate.clone();
-            thread::spawn(move || {
-                assert!(gate.enqueue(None));
-                gate.leave(false);
-            })
-        };
-        let releaser = {
-            let gate = gate.clone();
-            thread::spawn(move || gate.release())
-        };
+        let quitter = on_thread(&gate, |gate| {
+            assert!(gate.enqueue(None));
+            gate.leave(false);
+        });
+        let releaser = on_thread(&gate, |gate| gate.release());
         acquire(&gate);
         gate.release();
         quitter.join().unwrap();
@@ -154,13 +151,10 @@ fn set_limit_racing_acquire_and_release_keeps_the_count_exact() {
     loom::model(|| {
         let gate = Arc::new(Gate::new(1));
         let inside = Arc::new(AtomicUsize::new(0));
-        let resizer = {
-            let gate = gate.clone();
-            thread::spawn(move || {
-                gate.set_limit(2);
-                gate.set_limit(1);
-            })
-        };
+        let resizer = on_thread(&gate, |gate| {
+            gate.set_limit(2);
+            gate.set_limit(1);
+        });
         let worker = {
             let (gate, inside) = (gate.clone(), inside.clone());
             // Up to 2 may run while the limit is 2.
@@ -182,14 +176,8 @@ fn shrinking_while_a_waiter_is_handed_a_permit_admits_no_one_over_the_limit() {
     loom::model(|| {
         let gate = Arc::new(Gate::new(1));
         assert!(gate.try_acquire().is_some());
-        let resizer = {
-            let gate = gate.clone();
-            thread::spawn(move || gate.set_limit(0))
-        };
-        let waiter = {
-            let gate = gate.clone();
-            thread::spawn(move || wait_twice_then_give_up(&gate))
-        };
+        let resizer = on_thread(&gate, |gate| gate.set_limit(0));
+        let waiter = on_thread(&gate, wait_twice_then_give_up);
         gate.release();
         resizer.join().unwrap();
         waiter.join().unwrap();
@@ -208,13 +196,10 @@ fn a_release_racing_the_last_waiter_leaving_loses_no_permit() {
     loom::model(|| {
         let gate = Arc::new(Gate::new(1));
         assert!(gate.try_acquire().is_some());
-        let quitter = {
-            let gate = gate.clone();
-            thread::spawn(move || {
-                assert!(gate.enqueue(None));
-                gate.leave(false);
-            })
-        };
+        let quitter = on_thread(&gate, |gate| {
+            assert!(gate.enqueue(None));
+            gate.leave(false);
+        });
         gate.release();
         quitter.join().unwrap();
         assert_all_permits_back(&gate, 1);
@@ -232,14 +217,8 @@ fn a_newcomer_never_overtakes_a_waiting_call() {
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         let mut wait = Box::pin(gate.next_permit(false));
         assert!(wait.as_mut().poll(&mut cx).is_pending(), "in the queue now");
-        let releaser = {
-            let gate = gate.clone();
-            thread::spawn(move || gate.release())
-        };
-        let newcomer = {
-            let gate = gate.clone();
-            thread::spawn(move || gate.try_acquire().is_some())
-        };
+        let releaser = on_thread(&gate, |gate| gate.release());
+        let newcomer = on_thread(&gate, |gate| gate.try_acquire().is_some());
         assert!(!newcomer.join().unwrap(), "a newcomer overtook the waiter");
         releaser.join().unwrap();
         let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx) else {
@@ -334,13 +313,10 @@ fn a_waiter_sent_to_the_front_by_a_shrink_is_admitted_when_the_limit_grows() {
     loom::model(|| {
         let gate = Arc::new(Gate::new(1));
         assert!(gate.try_acquire().is_some());
-        let waiter = {
-            let gate = gate.clone();
-            thread::spawn(move || {
-                acquire(&gate); // deadlocks under loom if the front waiter is forgotten
-                gate.release();
-            })
-        };
+        let waiter = on_thread(&gate, |gate| {
+            acquire(gate); // deadlocks under loom if the front waiter is forgotten
+            gate.release();
+        });
         gate.release();
         gate.set_limit(0);
         gate.set_limit(1);
@@ -359,10 +335,7 @@ fn waiters_giving_up_at_the_front_and_in_the_queue_lose_no_permit() {
         assert!(gate.try_acquire().is_some());
         assert!(gate.try_acquire().is_some());
         let waiters: Vec<_> = (0..2)
-            .map(|_| {
-                let gate = gate.clone();
-                thread::spawn(move || wait_twice_then_give_up(&gate))
-            })
+            .map(|_| on_thread(&gate, wait_twice_then_give_up))
             .collect();
         gate.release();
         gate.set_limit(1);

@@ -10,10 +10,12 @@
 //! itself), so without the write loom would see two semaphore operations of two threads as
 //! independent and explore only one of their orders; with it, each operation is one step that
 //! conflicts with every other, and loom tries both orders, which is what the gate's hand-over
-//! rules are about. tokio's `Notify` cannot stay: its waiter list is invisible to loom, and loom's scheduler then
-//! reports a wake-up it never saw as a deadlock. Under loom, `Notify` is a small stand-in with
-//! the same contract for the three calls `in_flight` makes (`notified`, `enable`,
-//! `notify_waiters`), built on loom's primitives.
+//! rules are about.
+//!
+//! tokio's `Notify` cannot stay: its waiter list is invisible to loom, and loom's scheduler
+//! then reports a wake-up it never saw as a deadlock. Under loom, `Notify` is a small
+//! stand-in with the same contract for the three calls `in_flight` makes (`notified`,
+//! `enable`, `notify_waiters`), built on loom's primitives.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU64, AtomicUsize, fence};
