@@ -89,22 +89,6 @@ fn main() {
         one_thread(limited);
         two_threads(limited);
     }
-    // Where the two limiters ended up: statics sit back to back, so which fields of one
-    // share a cache line with the other's depends on the link layout, and so may this
-    // bench's result. Printed so that a run can be told apart from one with another layout.
-    let at = |name: &str| {
-        let limiter = limit_runtime::limiter(name).expect("called, so registered");
-        std::ptr::from_ref(limiter) as usize
-    };
-    let (a, b) = (at("two_threads::limited_a"), at("two_threads::limited_b"));
-    eprintln!(
-        "two_threads: limiters at {a:#x} and {b:#x} (offsets {} and {} in their 64-byte lines, \
-         {} bytes apart, {} bytes each)",
-        a % 64,
-        b % 64,
-        a.abs_diff(b),
-        size_of::<limit_runtime::Limiter>(),
-    );
     // Index 0: limited, 1: the plain reference.
     let mut one = [Vec::new(), Vec::new()];
     let mut two = [Vec::new(), Vec::new()];

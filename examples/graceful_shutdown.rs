@@ -52,7 +52,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use limit_runtime::{concurrency_limit, drain, limiter, stragglers};
+use limit_runtime::{Name, concurrency_limit, drain, limiter, stragglers};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::time::{sleep, timeout};
@@ -171,7 +171,7 @@ fn log_stragglers() {
 enum FirstDrain {
     Drained,
     /// The grace period ran out, with calls of these limiters still in flight.
-    TimedOut(Vec<&'static str>),
+    TimedOut(Vec<Name>),
 }
 
 #[tokio::main]
@@ -241,7 +241,13 @@ async fn main() -> anyhow::Result<ExitCode> {
         Err(_) => {
             log!("grace period of {GRACE:?} over; still running:");
             log_stragglers();
-            FirstDrain::TimedOut(stragglers().stats().iter().map(|s| s.name).collect())
+            FirstDrain::TimedOut(
+                stragglers()
+                    .stats()
+                    .iter()
+                    .map(|s| s.name.clone())
+                    .collect(),
+            )
         }
     };
 
@@ -364,7 +370,9 @@ fn check_demo(first: &FirstDrain, report: &DemoReport) -> anyhow::Result<()> {
         anyhow::bail!("the first drain completed with two long polls open");
     };
     ensure!(
-        names.contains(&"graceful_shutdown::wait_for_event"),
+        names
+            .iter()
+            .any(|name| name == "graceful_shutdown::wait_for_event"),
         "the open long polls were not reported by name: {names:?}"
     );
     ensure!(

@@ -13,9 +13,9 @@ use std::task::{Context, Poll, Waker};
 
 use limit_runtime::{Limiter, Permit};
 
-type Wait = Pin<Box<dyn Future<Output = Permit>>>;
+type Wait = Pin<Box<dyn Future<Output = Permit<'static>>>>;
 
-/// A limiter of this test's own. Leaked: `Limiter`'s methods take `&'static self`.
+/// A limiter of this test's own, leaked so that the boxed waits can hold it.
 fn fresh(limit: usize) -> &'static Limiter {
     Box::leak(Box::new(Limiter::new(limit)))
 }
@@ -24,7 +24,7 @@ fn wait(limiter: &'static Limiter) -> Wait {
     Box::pin(limiter.acquire())
 }
 
-fn poll(wait: &mut Wait) -> Option<Permit> {
+fn poll(wait: &mut Wait) -> Option<Permit<'static>> {
     match wait.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(permit) => Some(permit),
         Poll::Pending => None,
@@ -32,7 +32,7 @@ fn poll(wait: &mut Wait) -> Option<Permit> {
 }
 
 /// A limit of 1 with its permit held, and two waiters in line behind it, polled once.
-fn two_waiters_behind_a_held_permit() -> (&'static Limiter, Permit, Wait, Wait) {
+fn two_waiters_behind_a_held_permit() -> (&'static Limiter, Permit<'static>, Wait, Wait) {
     let limiter = fresh(1);
     let held = limiter.try_acquire().expect("a free permit");
     let (mut a, mut b) = (wait(limiter), wait(limiter));

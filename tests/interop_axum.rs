@@ -326,7 +326,7 @@ async fn two_handlers_sharing_a_static_limiter_hold_one_limit_together() {
     assert_eq!(stats.peak_running, LIMIT);
     assert_eq!(stats.in_flight, 0);
     assert_eq!(
-        limiter("store").map(Limiter::name),
+        limiter("store").as_ref().map(Limiter::name),
         Some("store"),
         "a static limiter is registered once used"
     );
@@ -379,7 +379,7 @@ async fn a_refused_handler_call_answers_with_the_handlers_error_response() {
         ("GET", uri.clone(), String::new()),
     ]));
     timeout(HANG, async {
-        while limiter("shed").map_or(0, Limiter::running) < 2 {
+        while limiter("shed").as_ref().map_or(0, Limiter::running) < 2 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     })

@@ -146,7 +146,7 @@ fn record() -> (Records, DefaultGuard) {
     (records, tracing::subscriber::set_default(subscriber))
 }
 
-fn limiter_of(name: &str) -> &'static Limiter {
+fn limiter_of(name: &str) -> Limiter {
     limiter(name).expect("registered by the first call")
 }
 

@@ -22,7 +22,7 @@ const HANG: Duration = Duration::from_secs(60);
 
 /// The limiter of an annotated function, which exists once the function has been called:
 /// the call made here is dropped before it is polled, so it is never admitted.
-fn limiter_of(name: &str, first_call: impl FnOnce()) -> &'static Limiter {
+fn limiter_of(name: &str, first_call: impl FnOnce()) -> Limiter {
     first_call();
     limit_runtime::limiter(name).unwrap_or_else(|| panic!("`{name}` is registered"))
 }
@@ -42,7 +42,7 @@ const WINDOW: u64 = 100_000;
 /// be hundreds of bytes per key, so at least 100 MiB for the keys after the first window.
 const SLACK: u64 = 16 << 20;
 
-static CHURN_LIMITER: OnceLock<&'static Limiter> = OnceLock::new();
+static CHURN_LIMITER: OnceLock<Limiter> = OnceLock::new();
 static CHURN_MOST_KEYS: AtomicUsize = AtomicUsize::new(0);
 
 #[concurrency_limit(2, key = key, name = "keys-churn")]
@@ -70,8 +70,10 @@ async fn a_million_distinct_keys_leave_no_key_state_and_no_memory_behind() {
         "LIMIT_SUITE_KEYS must be at least {}",
         2 * WINDOW
     );
-    let limiter = limiter_of("keys-churn", || drop(churn(u64::MAX)));
-    CHURN_LIMITER.set(limiter).expect("set once");
+    CHURN_LIMITER
+        .set(limiter_of("keys-churn", || drop(churn(u64::MAX))))
+        .expect("set once");
+    let limiter = CHURN_LIMITER.get().expect("just set");
 
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     static DONE: AtomicUsize = AtomicUsize::new(0);

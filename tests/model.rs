@@ -93,7 +93,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// A fresh limiter for one case, pointed to by [`CURRENT`] while the guard lives.
 fn fresh_limiter(limit: usize) -> (&'static Limiter, MutexGuard<'static, ()>) {
     let serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-    // Leaked: `Limiter`'s methods take `&'static self`. A few hundred bytes per case.
+    // Leaked: `CURRENT` points to it for the whole case. A few hundred bytes per case.
     let limiter: &'static Limiter = Box::leak(Box::new(Limiter::new(limit)));
     *CURRENT.0.lock().unwrap_or_else(PoisonError::into_inner) = limiter;
     (limiter, serial)
@@ -471,7 +471,7 @@ struct Harness {
     limiter: &'static Limiter,
     log: Log,
     calls: Vec<RealCall>,
-    permits: Vec<Permit>,
+    permits: Vec<Permit<'static>>,
     drains: Vec<Task>,
     model: Model,
 }
@@ -655,7 +655,7 @@ impl Harness {
         assert!(poll_once(drain.as_mut()).expect("no panic").is_ready());
 
         self.limiter.set_limit(final_limit);
-        let permits: Vec<Permit> = (0..final_limit)
+        let permits: Vec<Permit<'_>> = (0..final_limit)
             .map(|taken| {
                 self.limiter
                     .try_acquire()

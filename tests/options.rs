@@ -91,12 +91,14 @@ fn at_once<F: Future>(call: F) -> impl Future<Output = F::Output> {
 
 /// The limiter registered under `name`.
 #[track_caller]
-fn named(name: &str) -> &'static Limiter {
+fn named(name: &str) -> Limiter {
     limit_runtime::limiter(name).unwrap_or_else(|| panic!("no limiter named {name:?}"))
 }
 
-fn listed(limiter: &'static Limiter) -> usize {
-    limiters().filter(|l| ptr::eq(*l, limiter)).count()
+/// How many times `limiter` is listed by `limiters()`, found by its name (unique here).
+fn listed(limiter: &Limiter) -> usize {
+    let name = limiter.name();
+    limiters().filter(|l| l.name() == name).count()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -203,7 +205,7 @@ fn a_permit_taken_by_hand_and_an_annotated_call_exclude_each_other() {
     assert_pending!(call.poll());
     let error = DATABASE.try_acquire().unwrap_err();
     assert!(matches!(error, LimitError::NoPermit { limit: 1, .. }));
-    assert!(ptr::eq(error.limiter(), &DATABASE));
+    assert_eq!(error.name(), DATABASE.name());
     let mut by_hand = task::spawn(DATABASE.acquire());
     assert_pending!(by_hand.poll());
     assert_eq!(
@@ -289,7 +291,7 @@ async fn a_shared_limiter_takes_max_wait_and_queue_per_function() {
     assert!(within.is_woken(), "the timer wakes the call");
     let error = refusal(assert_ready!(within.poll()));
     assert!(matches!(error, LimitError::Timeout { limit: 1, .. }));
-    assert!(ptr::eq(error.limiter(), &POOL));
+    assert_eq!(error.name(), POOL.name());
     assert_eq!(
         error.to_string(),
         r#"concurrency limit "options/pool" (1): no permit within 100ms"#
@@ -307,7 +309,7 @@ async fn a_shared_limiter_takes_max_wait_and_queue_per_function() {
             ..
         }
     ));
-    assert!(ptr::eq(error.limiter(), &POOL));
+    assert_eq!(error.name(), POOL.name());
     assert_eq!(BODIES.load(SeqCst), 0, "no refused body ran");
     assert_eq!((POOL.in_flight(), POOL.waiting()), (2, 1));
 
@@ -363,8 +365,8 @@ async fn max_wait_refuses_a_call_not_admitted_in_time_without_running_its_body()
     );
     assert_eq!(BODIES.load(SeqCst), 1, "the refused call's body never ran");
 
-    let limiter = error.limiter();
-    assert!(ptr::eq(limiter, named("options::call_api_with_deadline")));
+    assert_eq!(error.name(), "options::call_api_with_deadline");
+    let limiter = named(error.name());
     let stats = limiter.stats();
     assert_eq!(
         (
@@ -448,7 +450,7 @@ fn max_wait_zero_refuses_at_once_without_any_tokio_runtime() {
             r#"concurrency limit "options::fail_fast" (1): no permit free, and the call may not wait"#
         );
         assert_eq!(BODIES.load(SeqCst), 2, "the refused call's body never ran");
-        let limiter = error.limiter();
+        let limiter = named(error.name());
         assert_eq!(
             (
                 limiter.in_flight(),
@@ -506,10 +508,11 @@ async fn max_wait_and_queue_return_through_io_anyhow_alias_and_boxed_error_resul
     }
 
     fn inner(error: &std::io::Error) -> LimitError {
-        *error
+        error
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<LimitError>())
             .expect("the io::Error carries the LimitError")
+            .clone()
     }
 
     let (release_file, hold_file) = gate();
@@ -544,10 +547,7 @@ async fn max_wait_and_queue_return_through_io_anyhow_alias_and_boxed_error_resul
         .downcast_ref::<LimitError>()
         .expect("the anyhow::Error is the LimitError");
     assert!(matches!(limit_error, LimitError::Timeout { .. }));
-    assert!(ptr::eq(
-        limit_error.limiter(),
-        named("options::fetch_report")
-    ));
+    assert_eq!(limit_error.name(), "options::fetch_report");
 
     let (release_alias, hold_alias) = gate();
     let mut alias = task::spawn(through_alias(hold_alias));
@@ -613,7 +613,7 @@ fn queue_lets_n_calls_wait_and_refuses_the_next_at_its_first_poll() {
         r#"concurrency limit "options::enqueue" (1): no permit free, and the queue (at most 2 waiting) is full"#
     );
     assert_eq!(BODIES.load(SeqCst), 1, "only the running call's body ran");
-    let limiter = error.limiter();
+    let limiter = named(error.name());
     let stats = limiter.stats();
     assert_eq!(
         (
@@ -737,10 +737,10 @@ fn queue_zero_refuses_at_once_without_any_tokio_runtime() {
             r#"concurrency limit "options::no_waiting" (1): no permit free, and `queue = 0` lets no call wait"#
         );
         assert_eq!(BODIES.load(SeqCst), 2);
-        assert_eq!(error.limiter().in_flight(), 1);
+        assert_eq!(named(error.name()).in_flight(), 1);
         release.send(()).unwrap();
         assert_eq!(at_once(running).await.unwrap(), 9);
-        assert_eq!(error.limiter().in_flight(), 0);
+        assert_eq!(named(error.name()).in_flight(), 0);
     });
 }
 
@@ -1018,7 +1018,7 @@ async fn key_with_max_wait_times_out_one_key_while_other_keys_run() {
     let error = refusal(assert_ready!(late.poll()));
     assert!(matches!(error, LimitError::Timeout { limit: 1, .. }));
     assert_eq!(BODIES.load(SeqCst), 2);
-    let stats = error.limiter().stats();
+    let stats = named(error.name()).stats();
     assert_eq!(
         (stats.in_flight, stats.active_keys, stats.rejected),
         (1, 1, 1),
@@ -1027,7 +1027,7 @@ async fn key_with_max_wait_times_out_one_key_while_other_keys_run() {
 
     release.send(()).unwrap();
     assert_eq!(assert_ready!(busy.poll()).unwrap(), 1);
-    let stats = error.limiter().stats();
+    let stats = named(error.name()).stats();
     assert_eq!((stats.in_flight, stats.active_keys), (0, 0));
 }
 
@@ -1105,17 +1105,15 @@ fn a_custom_name_labels_the_limiter_in_lookups_stats_and_errors() {
     }
 
     let error = refusal(assert_ready!(task::spawn(github_request(open())).poll()));
-    assert!(ptr::eq(error.limiter(), limiter));
-    assert_eq!(error.limiter().name(), "github-api");
+    assert_eq!(error.name(), limiter.name());
+    assert_eq!(error.name(), "github-api");
     assert_eq!(
         error.to_string(),
         r#"concurrency limit "github-api" (5): no permit free, and the call may not wait"#
     );
     let stats = limiter.stats();
-    assert_eq!(
-        (stats.name, stats.running, stats.rejected),
-        ("github-api", 5, 1)
-    );
+    assert_eq!(stats.name, "github-api");
+    assert_eq!((stats.running, stats.rejected), (5, 1));
 
     drop(release);
     for call in &mut running {
@@ -1167,21 +1165,21 @@ async fn name_combines_with_key_queue_and_max_wait() {
         timed_out.to_string(),
         r#"concurrency limit "options/everything-but-limiter" (1): no permit within 100ms"#
     );
-    assert!(ptr::eq(timed_out.limiter(), limiter));
+    assert_eq!(timed_out.name(), limiter.name());
     assert_eq!(BODIES.load(SeqCst), 2);
 
     release.send(()).unwrap();
     assert_eq!(assert_ready!(busy.poll()).unwrap(), 7);
     let stats = limiter.stats();
+    assert_eq!(stats.name, "options/everything-but-limiter");
     assert_eq!(
         (
-            stats.name,
             stats.in_flight,
             stats.active_keys,
             stats.rejected,
             stats.admitted
         ),
-        ("options/everything-but-limiter", 0, 0, 2, 2)
+        (0, 0, 2, 2)
     );
 }
 
@@ -1207,18 +1205,22 @@ fn limiters_lists_function_limiters_after_their_first_call_and_statics_after_fir
     // The first call registers the function's limiter, even before it is polled.
     let call = listed_fn();
     let function = named("options/listed-fn");
-    assert_eq!(listed(function), 1);
+    assert_eq!(listed(&function), 1);
     drop(call);
     assert_ready!(task::spawn(listed_fn()).poll());
     assert_eq!(
-        listed(function),
+        listed(&function),
         1,
         "listed once, however often it is called"
     );
 
     assert_ready!(task::spawn(through_shared()).poll());
     assert_eq!(listed(&SHARED), 1);
-    assert!(ptr::eq(named("options/listed-static"), &SHARED));
+    // The listed limiter is the static: a permit taken through one is held in the other.
+    let listed_static = named("options/listed-static");
+    let permit = listed_static.try_acquire().unwrap();
+    assert_eq!(SHARED.running(), 1);
+    drop(permit);
 
     // A static used only by hand is listed too; unnamed, it is named after where it is.
     assert_eq!(listed(&BY_HAND), 0);
@@ -1289,8 +1291,8 @@ fn stragglers_lists_limiters_with_calls_in_flight_and_says_when_there_are_none()
 // `LimitError` and `Stats`
 
 #[test]
-fn limit_error_is_a_copyable_thread_safe_static_error() {
-    fn assert_traits<E: Error + Display + Debug + Send + Sync + Clone + Copy + 'static>() {}
+fn limit_error_is_a_cloneable_thread_safe_static_error() {
+    fn assert_traits<E: Error + Display + Debug + Send + Sync + Clone + 'static>() {}
     assert_traits::<LimitError>();
 
     let _serial = shared_process();
@@ -1299,11 +1301,11 @@ fn limit_error_is_a_copyable_thread_safe_static_error() {
     let error = ONE.try_acquire().unwrap_err();
     drop(permit);
 
-    let copy = error;
+    let clone = error.clone();
     assert_eq!(
-        copy.to_string(),
+        clone.to_string(),
         error.to_string(),
-        "still usable after a copy"
+        "still usable after a clone"
     );
     assert!(format!("{error:?}").contains("NoPermit"), "{error:?}");
     assert!(error.source().is_none());
@@ -1312,7 +1314,7 @@ fn limit_error_is_a_copyable_thread_safe_static_error() {
         boxed.downcast_ref::<LimitError>().unwrap().to_string(),
         r#"concurrency limit "options/error-traits" (1): no permit free, and the call may not wait"#
     );
-    let from_thread = std::thread::spawn(move || copy.limiter().name())
+    let from_thread = std::thread::spawn(move || clone.name().clone())
         .join()
         .unwrap();
     assert_eq!(from_thread, "options/error-traits");
@@ -1361,20 +1363,20 @@ async fn each_limit_error_names_the_limiter_its_limit_and_why_the_call_was_refus
 
     let prefix = r#"concurrency limit "options/github" (5): "#;
     for (error, reason) in [
-        (timeout_error, "no permit within 200ms"),
+        (&timeout_error, "no permit within 200ms"),
         (
-            full,
+            &full,
             "no permit free, and the queue (at most 3 waiting) is full",
         ),
         (
-            no_queue,
+            &no_queue,
             "no permit free, and `queue = 0` lets no call wait",
         ),
-        (no_wait, "no permit free, and the call may not wait"),
-        (by_hand, "no permit free, and the call may not wait"),
+        (&no_wait, "no permit free, and the call may not wait"),
+        (&by_hand, "no permit free, and the call may not wait"),
     ] {
         assert_eq!(error.to_string(), format!("{prefix}{reason}"));
-        assert!(ptr::eq(error.limiter(), &GITHUB));
+        assert_eq!(error.name(), GITHUB.name());
     }
     assert!(matches!(
         timeout_error,
@@ -1434,12 +1436,10 @@ fn stats_follow_a_call_from_made_to_waiting_running_refused_and_done() {
     let mut b = task::spawn(counted(hold_b));
     let mut c = task::spawn(counted(open()));
     let mut d = task::spawn(counted(open()));
-    let limiter = named("options/stats");
+    let limiter = &named("options/stats");
     let stats = limiter.stats();
-    assert_eq!(
-        (stats.name, stats.limit, stats.active_keys),
-        ("options/stats", 2, 0)
-    );
+    assert_eq!(stats.name, "options/stats");
+    assert_eq!((stats.limit, stats.active_keys), (2, 0));
     // [running, waiting, in_flight, admitted, rejected, peak_running]
     assert_eq!(counters(limiter), [0, 0, 4, 0, 0, 0], "made, none polled");
 
@@ -1486,7 +1486,7 @@ impl From<LimitError> for ObservedError {
         IN_FLIGHT_AT_CONVERSION
             .lock()
             .unwrap()
-            .push(error.limiter().in_flight());
+            .push(named(error.name()).in_flight());
         ObservedError
     }
 }

@@ -39,7 +39,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The limiter of an annotated function, which exists once the function has been called:
 /// the call made here is dropped before it is polled, so it is never admitted.
-fn limiter_of(name: &str, first_call: impl FnOnce()) -> &'static Limiter {
+fn limiter_of(name: &str, first_call: impl FnOnce()) -> Limiter {
     first_call();
     limit_runtime::limiter(name).unwrap_or_else(|| panic!("`{name}` is registered"))
 }
@@ -70,15 +70,15 @@ struct Pending {
 }
 
 /// Calls of one limited function, each made and polled by the test itself.
-struct Rig {
-    limiter: &'static Limiter,
+struct Rig<'a> {
+    limiter: &'a Limiter,
     probe: &'static Probe,
     make: Make,
     calls: BTreeMap<u32, Pending>,
 }
 
-impl Rig {
-    fn new(limiter: &'static Limiter, make: Make) -> Self {
+impl<'a> Rig<'a> {
+    fn new(limiter: &'a Limiter, make: Make) -> Self {
         Self {
             limiter,
             probe: Box::leak(Box::default()),
@@ -412,7 +412,7 @@ macro_rules! on_both_limiters {
                 let limiter = limiter_of(concat!(module_path!(), "::own"), || {
                     drop(own(Box::leak(Box::default()), 0, oneshot::channel().1));
                 });
-                super::$scenario(Rig::new(limiter, |p, id, r| Box::pin(own(p, id, r))));
+                super::$scenario(Rig::new(&limiter, |p, id, r| Box::pin(own(p, id, r))));
             }
         }
     };
@@ -462,7 +462,7 @@ fn waiters_are_admitted_in_call_order_before_and_after_resizes() {
     let limiter = limiter_of("resize-fifo", || {
         drop(fifo(Box::leak(Box::default()), 0, oneshot::channel().1));
     });
-    let mut rig = Rig::new(limiter, |p, id, r| Box::pin(fifo(p, id, r)));
+    let mut rig = Rig::new(&limiter, |p, id, r| Box::pin(fifo(p, id, r)));
     // Made in an order that is not the id order, so the check is about calls, not ids.
     let made = [5, 3, 9, 0, 7, 1, 8, 2, 6, 4, 11, 10];
     rig.calls(made);
@@ -515,7 +515,7 @@ fn set_limit_changes_the_limit_of_every_key() {
     let limiter = limiter_of("resize-keyed", || {
         drop(keyed(0, Box::leak(Box::default()), 0, oneshot::channel().1));
     });
-    let mut rig = Rig::new(limiter, keyed_call);
+    let mut rig = Rig::new(&limiter, keyed_call);
     // Keys 0 and 1: 2 running and 2 waiting each.
     rig.calls([0, 1, 2, 3, 100, 101, 102, 103]);
     assert_eq!(rig.running(), [0, 1, 100, 101]);
@@ -750,7 +750,7 @@ async fn poll_fence(load: &'static Load) {
 /// was admitted once: as many bodies started as calls completed, and as the limiter counted.
 async fn stop_callers(
     load: &'static Load,
-    limiter: &'static Limiter,
+    limiter: &Limiter,
     admitted_before: u64,
     callers: Vec<tokio::task::JoinHandle<u64>>,
 ) {
@@ -774,7 +774,7 @@ async fn stop_callers(
 /// (its last value is the phase's limit). After each phase settles, no key may run more
 /// than the limit, and every key must reach it.
 async fn scripted_resizes_under_load(
-    limiter: &'static Limiter,
+    limiter: &Limiter,
     call: LoadCall,
     keys: usize,
     tasks: usize,
@@ -888,7 +888,14 @@ async fn every_transition_holds_under_load_on_a_functions_limiter() {
     let limiter = limiter_of("resize-load-fn", || {
         drop(load_fn(Load::leak(1, 0, 0), 0, None));
     });
-    scripted_resizes_under_load(limiter, |l, k, h| Box::pin(load_fn(l, k, h)), 1, 24, SCRIPT).await;
+    scripted_resizes_under_load(
+        &limiter,
+        |l, k, h| Box::pin(load_fn(l, k, h)),
+        1,
+        24,
+        SCRIPT,
+    )
+    .await;
 }
 
 #[concurrency_limit(4, key = key, name = "resize-load-keyed")]
@@ -902,7 +909,7 @@ async fn every_transition_holds_under_load_for_every_key() {
         drop(load_keyed(Load::leak(1, 0, 0), 0, None));
     });
     scripted_resizes_under_load(
-        limiter,
+        &limiter,
         |l, k, h| Box::pin(load_keyed(l, k, h)),
         3,
         36,
@@ -956,6 +963,7 @@ fn assert_exactly_limit_run(load: &'static Load, call: LoadCall, key: usize, lim
     assert_eq!(load.gauges[key].current(), 0);
 }
 
+/// `limiter` is `'static` (leaked, for a function's limiter): the resizers are spawned tasks.
 async fn concurrent_random_resizes(
     limiter: &'static Limiter,
     call: LoadCall,
@@ -1046,7 +1054,7 @@ async fn concurrent_random_resizes_lose_and_duplicate_no_permit_on_a_functions_l
         drop(stress_fn(Load::leak(1, 0, 0), 0, None));
     });
     concurrent_random_resizes(
-        limiter,
+        Box::leak(Box::new(limiter)),
         |l, k, h| Box::pin(stress_fn(l, k, h)),
         1,
         24,
@@ -1066,7 +1074,7 @@ async fn concurrent_random_resizes_lose_and_duplicate_no_permit_for_any_key() {
         drop(stress_keyed(Load::leak(1, 0, 0), 0, None));
     });
     concurrent_random_resizes(
-        limiter,
+        Box::leak(Box::new(limiter)),
         |l, k, h| Box::pin(stress_keyed(l, k, h)),
         3,
         36,
@@ -1089,7 +1097,7 @@ fn resizes_racing_releases_on_threads_lose_and_duplicate_no_permit() {
     let most = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let stopped = tokio::sync::Semaphore::new(0);
-    let hold = |permit: limit_runtime::Permit| {
+    let hold = |permit: limit_runtime::Permit<'static>| {
         let now = held.fetch_add(1, SeqCst) + 1;
         most.fetch_max(now, SeqCst);
         std::hint::spin_loop();
@@ -1194,6 +1202,7 @@ fn concurrent_set_limit_leaves_every_key_at_the_reported_limit() {
         std::thread::scope(|scope| {
             for limit in [3, 5] {
                 let barrier = &barrier;
+                let limiter = &limiter;
                 scope.spawn(move || {
                     barrier.wait();
                     limiter.set_limit(limit);

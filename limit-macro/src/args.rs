@@ -6,7 +6,7 @@
 use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream, Parser};
-use syn::{Expr, Ident, LitStr, Path, Token};
+use syn::{Expr, Ident, LitStr, Token};
 
 /// The options accepted after the limit, for the "expected one of" message.
 pub(crate) const OPTIONS: &[&str] = &["limiter", "max_wait", "queue", "key", "name"];
@@ -28,7 +28,8 @@ pub(crate) struct Opt<T> {
 pub(crate) struct Args {
     /// The positional limit, if one was given.
     pub(crate) limit: Option<Expr>,
-    pub(crate) limiter: Option<Opt<Path>>,
+    /// A `static`'s path, or an expression: `&self.connections`, `self.limits.clone()`.
+    pub(crate) limiter: Option<Opt<Expr>>,
     pub(crate) max_wait: Option<Opt<Expr>>,
     pub(crate) queue: Option<Opt<Expr>>,
     pub(crate) key: Option<Opt<Expr>>,

@@ -31,7 +31,6 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
         shape,
     } = plan;
     let call = format_ident!("__call", span = Span::mixed_site());
-    let permit = format_ident!("__permit", span = Span::mixed_site());
     let policy_ident = format_ident!("__policy", span = Span::mixed_site());
     let inner_attrs = &body.inner_attrs;
     let register = register(&source, &sig.ident, &call);
@@ -40,7 +39,29 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
         quote!(let #policy_ident = #value;)
     });
     let register = quote!(#register #policy_value);
-    let admit = admit(policy.is_some(), &call, &permit, &policy_ident);
+    let refuse = if policy.is_some() {
+        quote!(::limit_runtime::__private::ErrFrom)
+    } else {
+        quote!(::limit_runtime::__private::NeverRefused)
+    };
+    // The call's future: its admission holds the body's closure (the arguments) while it
+    // waits, and starts the body once admitted. A refusal (under a policy) becomes the
+    // function's `Err` through `ErrFrom`.
+    let limited = |body: TokenStream| {
+        let admission = if policy.is_some() {
+            quote!(#call.admit_with(#policy_ident))
+        } else {
+            quote!(#call.admit())
+        };
+        quote! {
+            ::limit_runtime::Limited::new(
+                ::limit_runtime::__private::Machine::<_, _, _, #refuse>::new(
+                    #admission,
+                    move || #body,
+                )
+            )
+        }
+    };
 
     match shape {
         Shape::AsyncFn => {
@@ -53,17 +74,38 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
             };
             sig.asyncness = None;
             sig.inputs = inputs;
-            let sig = with_output(sig, quote!(impl ::core::future::Future<Output = #output>));
+            let limited = limited(quote!(async move { #(#rebind)* #body }));
+            if instrumented_below(&attrs) {
+                // `#[tracing::instrument]` below this attribute expands after it, and
+                // instruments a plain `fn` only when it ends in an `async move` block (the
+                // shape `#[async_trait]` writes). So the call's future goes in one: the span
+                // then covers the wait for a permit, and the future is an `impl Future`,
+                // without `admitted()`.
+                let sig = with_output(sig, quote!(impl ::core::future::Future<Output = #output>));
+                return quote! {
+                    #(#attrs)*
+                    #vis #sig {
+                        #(#inner_attrs)*
+                        #register
+                        async move { #limited.await }
+                    }
+                };
+            }
+            let sig = with_output(
+                sig,
+                quote! {
+                    ::limit_runtime::Limited<impl ::limit_runtime::__private::Spec<Output = #output>>
+                },
+            );
+            // `refining_impl_trait`: in a trait impl, the trait's `impl Future` is what
+            // callers through the trait see; callers of the concrete type get `Limited`.
             quote! {
                 #(#attrs)*
+                #[allow(refining_impl_trait, clippy::type_complexity)]
                 #vis #sig {
                     #(#inner_attrs)*
                     #register
-                    async move {
-                        #admit
-                        #(#rebind)*
-                        #body
-                    }
+                    #limited
                 }
             }
         }
@@ -72,18 +114,29 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
             async_kw,
             move_kw,
             block,
-        } => quote! {
-            #(#attrs)*
-            #vis #sig {
-                #(#inner_attrs)*
-                #register
-                #callee(#async_kw #move_kw {
-                    #admit
-                    #block
-                })
+        } => {
+            let limited = limited(quote!(#async_kw #move_kw #block));
+            quote! {
+                #(#attrs)*
+                #vis #sig {
+                    #(#inner_attrs)*
+                    #register
+                    #callee(#limited)
+                }
             }
-        },
+        }
     }
+}
+
+/// Whether `#[instrument]` (tracing's, by its last path segment) is among the attributes
+/// that expand after this one.
+fn instrumented_below(attrs: &[syn::Attribute]) -> bool {
+    attrs.iter().any(|attr| {
+        attr.path()
+            .segments
+            .last()
+            .is_some_and(|segment| segment.ident == "instrument")
+    })
 }
 
 /// `sig` with `-> output` as its return type. Written out rather than parsed back into a
@@ -100,6 +153,16 @@ fn with_output(mut sig: Signature, output: TokenStream) -> TokenStream {
 /// The limiter is reached through a zero-sized `Handle` type declared here, in a block of its
 /// own, rather than through a reference: the call's guards then take no space in its future.
 fn register(source: &Source, function: &syn::Ident, call: &syn::Ident) -> TokenStream {
+    if let Source::Argument(argument) = source {
+        let enter = quote_spanned!(argument.span()=> ::limit_runtime::__private::Limiter::call_shared);
+        return quote!(let #call = #enter(::core::clone::Clone::clone(&#argument)););
+    }
+    if let Source::Instance(limiter) = source {
+        // Spanned at the expression, so that one of the wrong type is reported there, with
+        // the message that `Handle`'s `on_unimplemented` gives.
+        let enter = quote_spanned!(limiter.span()=> ::limit_runtime::__private::Limiter::call_shared);
+        return quote!(let #call = #enter(#limiter););
+    }
     let handle = format_ident!("__Limiter", span = Span::mixed_site());
     let (limiter, enter) = match source {
         // Spanned at the path, so that naming a `const` (a fresh temporary at each use, not
@@ -130,13 +193,14 @@ fn register(source: &Source, function: &syn::Ident, call: &syn::Ident) -> TokenS
             };
             (limiter, enter)
         }
+        Source::Instance(_) | Source::Argument(_) => unreachable!("returned above"),
     };
     quote! {
         let #call = {
             struct #handle;
             impl ::limit_runtime::__private::Handle for #handle {
                 #[inline]
-                fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
+                fn limiter(&self) -> &::limit_runtime::__private::Limiter {
                     #limiter
                 }
             }
@@ -153,30 +217,6 @@ fn policy_value(policy: &Policy) -> TokenStream {
         .map(|max_wait| quote!(.max_wait(#max_wait)));
     let queue = policy.queue.as_ref().map(|queue| quote!(.queue(#queue)));
     quote!(::limit_runtime::__private::Policy::new() #max_wait #queue)
-}
-
-/// The statement, first in the `async` block, that waits for the permit. Under a policy, a
-/// refused call returns `Err(From::from(LimitError))` without running the body.
-fn admit(
-    has_policy: bool,
-    call: &syn::Ident,
-    permit: &syn::Ident,
-    policy: &syn::Ident,
-) -> TokenStream {
-    if !has_policy {
-        return quote!(let #permit = #call.admit().await;);
-    }
-    // The refusal holds the call until the `return` completes the future, so `drain()`
-    // still counts the call while its error is being converted.
-    let refused = format_ident!("__refused", span = Span::mixed_site());
-    quote! {
-        let #permit = match #call.admit_with(#policy).await {
-            ::core::result::Result::Ok(#permit) => #permit,
-            ::core::result::Result::Err(#refused) => {
-                return ::core::result::Result::Err(::core::convert::From::from(#refused.error()));
-            }
-        };
-    }
 }
 
 /// The body of a function returning `ty`, as the tail of the `async move` block.

@@ -40,6 +40,12 @@ pub(crate) enum Source {
     },
     /// A `static` `Limiter` named by `limiter = PATH`.
     Shared(Path),
+    /// A limiter per instance, `limiter = EXPR`: a `&Limiter` or an `Arc<Limiter>`,
+    /// evaluated when the call is made.
+    Instance(Expr),
+    /// `limiter = arg`, an argument that is a `&Limiter` or an `Arc<Limiter>`: cloned, so that
+    /// the body can still use the argument.
+    Argument(syn::Ident),
 }
 
 pub(crate) struct Policy {
@@ -118,7 +124,7 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
             "#[concurrency_limit] cannot be applied to a variadic function",
         ));
     }
-    let source = source(args.limit, args.limiter, args.key, args.name)?;
+    let source = source(args.limit, args.limiter, args.key, args.name, &sig)?;
     let policy = policy(args.max_wait, args.queue, &sig, &shape)?;
     Ok(Plan {
         attrs,
@@ -133,19 +139,19 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
 
 fn source(
     limit: Option<Expr>,
-    limiter: Option<Opt<Path>>,
+    limiter: Option<Opt<Expr>>,
     key: Option<Opt<Expr>>,
     name: Option<Opt<LitStr>>,
+    sig: &Signature,
 ) -> syn::Result<Source> {
     if let Some(limiter) = limiter {
-        let path = &limiter.value;
-        let path = quote::ToTokens::to_token_stream(path);
+        let shown = quote::ToTokens::to_token_stream(&limiter.value);
         if let Some(limit) = limit {
             return Err(syn::Error::new_spanned(
                 limit,
                 format!(
-                    "a positional limit cannot be combined with `limiter = {path}`: the \
-                     shared limiter has its own limit, set by `Limiter::new`"
+                    "a positional limit cannot be combined with `limiter = {shown}`: the \
+                     limiter has its own limit, set by `Limiter::new`"
                 ),
             ));
         }
@@ -153,9 +159,9 @@ fn source(
             return Err(syn::Error::new(
                 key.key.span(),
                 format!(
-                    "`key` cannot be combined with `limiter = {path}`: a shared limiter has one \
-                     limit for all its callers; for a limit per key, give the function its own, \
-                     as in `#[concurrency_limit(2, key = …)]`"
+                    "`key` cannot be combined with `limiter = {shown}`: a limiter given by \
+                     `limiter` has one limit for all its callers; for a limit per key, give the \
+                     function its own, as in `#[concurrency_limit(2, key = …)]`"
                 ),
             ));
         }
@@ -163,12 +169,12 @@ fn source(
             return Err(syn::Error::new(
                 name.key.span(),
                 format!(
-                    "`name` cannot be combined with `limiter = {path}`: the shared limiter has \
-                     its own name; set it with `Limiter::new(…).with_name(\"…\")`"
+                    "`name` cannot be combined with `limiter = {shown}`: the limiter has its \
+                     own name; set it with `Limiter::new(…).with_name(\"…\")`"
                 ),
             ));
         }
-        return Ok(Source::Shared(limiter.value));
+        return limiter_source(limiter.value, sig);
     }
     let Some(limit) = limit else {
         return Err(syn::Error::new(
@@ -177,11 +183,171 @@ fn source(
         ));
     };
     check_limit(&limit)?;
+    check_limit_is_per_function(&limit, sig)?;
     Ok(Source::Own {
         limit: Box::new(limit),
         name: name.map(|name| name.value),
         key: key.map(|key| Box::new(key.value)),
     })
+}
+
+/// What `limiter = …` names: the path of a `static` (today's zero-sized handle), or an
+/// expression evaluated at each call. A single identifier that names an argument is an
+/// expression.
+fn limiter_source(limiter: Expr, sig: &Signature) -> syn::Result<Source> {
+    let expected = "expected the path of a `static` limiter (`limiter = DATABASE`), a \
+                    `&Limiter` (`limiter = &self.connections`) or an `Arc<Limiter>` \
+                    (`limiter = self.limits.clone()`)";
+    match unparenthesized(&limiter) {
+        Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => {
+            return Ok(match path.path.get_ident() {
+                Some(ident) if arguments(sig).any(|arg| arg == ident) => {
+                    Source::Argument(ident.clone())
+                }
+                Some(ident) if ident == "self" => Source::Instance(limiter.clone()),
+                _ => Source::Shared(path.path.clone()),
+            });
+        }
+        Expr::Lit(literal) => {
+            return Err(syn::Error::new_spanned(
+                literal,
+                format!("`limiter` cannot be a literal; {expected}"),
+            ));
+        }
+        Expr::Reference(reference) => check_borrow(reference, sig)?,
+        _ => {}
+    }
+    Ok(Source::Instance(limiter))
+}
+
+/// A borrowed limiter lives as long as the call's future, which also holds the receiver or
+/// argument it is borrowed from. Only a shared borrow (`&self`, or an argument that is a
+/// `&T`) can lend it; anything else would be moved into the future while borrowed.
+fn check_borrow(reference: &syn::ExprReference, sig: &Signature) -> syn::Result<()> {
+    let mentions_self = mentions(&quote::ToTokens::to_token_stream(&reference.expr), &|ident| {
+        ident == "self"
+    });
+    if mentions_self {
+        if let Some(receiver) = sig.receiver()
+            && !lends(receiver)
+        {
+            let receiver = quote::ToTokens::to_token_stream(receiver);
+            return Err(syn::Error::new_spanned(
+                reference,
+                format!(
+                    "a borrowed limiter needs a `&self` receiver, and `{}` takes `{receiver}`: \
+                     its future holds `self`, so it cannot also hold a borrow of it; keep the \
+                     limiter in an `Arc<Limiter>` and clone it: `limiter = self.limits.clone()`",
+                    sig.ident
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    for input in &sig.inputs {
+        if let syn::FnArg::Typed(typed) = input
+            && let syn::Pat::Ident(pat) = &*typed.pat
+            && !matches!(&*typed.ty, Type::Reference(reference) if reference.mutability.is_none())
+            && mentions(&quote::ToTokens::to_token_stream(&reference.expr), &|ident| {
+                *ident == pat.ident
+            })
+        {
+            return Err(syn::Error::new_spanned(
+                reference,
+                format!(
+                    "a borrowed limiter must come from `&self` or from an argument that is a \
+                     shared reference, and `{}` is a `{}`: the call's future owns it, so it \
+                     cannot also hold a borrow of it; pass a `&Limiter`, or an \
+                     `Arc<Limiter>` (`limiter = {}.clone()`)",
+                    pat.ident,
+                    quote::ToTokens::to_token_stream(&typed.ty),
+                    quote::ToTokens::to_token_stream(&reference.expr),
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether the receiver is a shared borrow (`&self`, `self: &Self`), which can lend a
+/// limiter to the future that also holds it.
+fn lends(receiver: &syn::Receiver) -> bool {
+    match &receiver.kind {
+        syn::ReceiverKind::Reference(_, _, mutability) => mutability.is_none(),
+        syn::ReceiverKind::Typed(_, ty) => {
+            matches!(&**ty, Type::Reference(reference) if reference.mutability.is_none())
+        }
+        _ => false,
+    }
+}
+
+/// A function's own limit is evaluated once, at its first call, for every instance and
+/// every argument; a limit that reads `self` or an argument would apply the first call's
+/// value to all. (The limit's closure must also coerce to `fn() -> usize`, which catches a
+/// capture hidden in a macro.)
+fn check_limit_is_per_function(limit: &Expr, sig: &Signature) -> syn::Result<()> {
+    let tokens = quote::ToTokens::to_token_stream(limit);
+    let Some(found) = find_ident(&tokens, &|ident| {
+        ident == "self" || arguments(sig).any(|arg| arg == ident)
+    }) else {
+        return Ok(());
+    };
+    Err(syn::Error::new(
+        found.span(),
+        format!(
+            "the concurrency limit cannot depend on `{found}`: it is evaluated once, at the \
+             first call of `{}`, and then applies to every call; for a limit per instance, \
+             give each instance a `Limiter` and write `limiter = &self.connections` (or \
+             `limiter = self.limits.clone()` for an `Arc<Limiter>`)",
+            sig.ident
+        ),
+    ))
+}
+
+/// The names of the function's arguments bound by a plain identifier pattern.
+fn arguments(sig: &Signature) -> impl Iterator<Item = &syn::Ident> {
+    sig.inputs.iter().filter_map(|input| match input {
+        syn::FnArg::Typed(typed) => match &*typed.pat {
+            syn::Pat::Ident(pat) => Some(&pat.ident),
+            _ => None,
+        },
+        syn::FnArg::Receiver(_) => None,
+    })
+}
+
+fn mentions(tokens: &TokenStream, matches: &dyn Fn(&proc_macro2::Ident) -> bool) -> bool {
+    find_ident(tokens, matches).is_some()
+}
+
+/// The first identifier in `tokens` that `matches` and is used as a value: not a path's
+/// later segment (`a::b`), a module (`b::c`), a field (`.b`) or a macro's name (`b!`).
+fn find_ident(
+    tokens: &TokenStream,
+    matches: &dyn Fn(&proc_macro2::Ident) -> bool,
+) -> Option<proc_macro2::Ident> {
+    let tokens: Vec<TokenTree> = tokens.clone().into_iter().collect();
+    for (index, token) in tokens.iter().enumerate() {
+        match token {
+            TokenTree::Ident(ident) if matches(ident) => {
+                let after_dot_or_path = index > 0
+                    && matches!(&tokens[index - 1], TokenTree::Punct(p) if p.as_char() == '.' || p.as_char() == ':');
+                let before_path_or_bang = matches!(
+                    tokens.get(index + 1),
+                    Some(TokenTree::Punct(p)) if (p.as_char() == ':' && p.spacing() == proc_macro2::Spacing::Joint) || p.as_char() == '!'
+                );
+                if ident == "self" || !(after_dot_or_path || before_path_or_bang) {
+                    return Some(ident.clone());
+                }
+            }
+            TokenTree::Group(group) => {
+                if let Some(found) = find_ident(&group.stream(), matches) {
+                    return Some(found);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn policy(

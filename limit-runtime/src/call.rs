@@ -7,7 +7,9 @@
 //! limit is per key ([`Key`]). The expansion gives each function's limiter (and each
 //! `limiter = STATIC`) a zero-sized `Handle` type of its own, so an ordinary call's guards
 //! are zero-sized: the attribute adds little more to a call's future than tokio's `Acquire`,
-//! which any semaphore wait needs.
+//! which any semaphore wait needs. A limiter per instance is reached through a `&Limiter`
+//! or an `Arc<Limiter>`, one pointer more. Every guard changes its limiter's state through
+//! the methods of [`Core`], whatever its handle.
 //!
 //! Each change of a call's state calls a hook of `observe.rs`, one line each, for the
 //! `tracing` and `metrics` features. With both off, the hooks are empty and
@@ -15,16 +17,16 @@
 //! so the default build's calls and futures are what they are without them.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::core::Core;
 use crate::error::LimitError;
 use crate::gate::{Gate, Handed};
 use crate::keyed::Slot;
 use crate::limiter::Limiter;
+use crate::name::Name;
 use crate::observe::{self, WaitObservation};
-use crate::registry;
 
 /// Waits in line for a permit, FIFO, as the [`Queued`] call `$queued`; evaluates to the
 /// permits held right after it was taken. Cancel-safe: tokio's `Acquire` gives back what it
@@ -55,6 +57,7 @@ macro_rules! wait_in_line {
 /// budget is spent only when a permit is taken at once; while calls are queued, the call
 /// queues too, and tokio's semaphore spends the budget as it waits (so the budget is not
 /// consulted twice). Outside a tokio runtime there is no budget, and this never yields.
+#[inline]
 fn fast_path(cx: &mut Context<'_>, gate: &Gate) -> Poll<Option<usize>> {
     if !gate.fast_path_open() {
         return Poll::Ready(gate.try_acquire());
@@ -67,17 +70,42 @@ fn fast_path(cx: &mut Context<'_>, gate: &Gate) -> Poll<Option<usize>> {
     Poll::Ready(held)
 }
 
-/// How a call finds its limiter: a zero-sized type declared by the expansion, or a
-/// reference. Not a public API.
+/// How a call finds its limiter: a zero-sized type declared by the expansion (for a
+/// `static`), a reference, or an `Arc`. Not a public API.
+///
+/// `limiter = EXPR` passes the expression here, so the message below is what a user sees
+/// for an expression of another type, spanned at it.
 #[doc(hidden)]
-pub trait Handle: Send + Sync + Unpin + 'static {
+#[diagnostic::on_unimplemented(
+    message = "`limiter = …` must be a `&Limiter` or an `Arc<Limiter>`, not `{Self}`",
+    label = "expected `&Limiter` or `Arc<Limiter>`",
+    note = "name a `static` limiter by its path (`limiter = DATABASE`), borrow one per \
+            instance (`limiter = &self.connections`), or share one through an `Arc` \
+            (`limiter = self.limits.clone()`)"
+)]
+pub trait Handle: Send + Sync + Unpin {
     /// The limiter.
-    fn limiter(&self) -> &'static Limiter;
+    fn limiter(&self) -> &Limiter;
 }
 
-impl Handle for &'static Limiter {
+impl Handle for &Limiter {
     #[inline]
-    fn limiter(&self) -> &'static Limiter {
+    fn limiter(&self) -> &Limiter {
+        self
+    }
+}
+
+impl Handle for Arc<Limiter> {
+    #[inline]
+    fn limiter(&self) -> &Limiter {
+        self
+    }
+}
+
+/// `limiter = &self.limits` where `limits` is an `Arc<Limiter>`: a borrow, as `&Limiter` is.
+impl Handle for &Arc<Limiter> {
+    #[inline]
+    fn limiter(&self) -> &Limiter {
         self
     }
 }
@@ -86,11 +114,9 @@ impl Handle for &'static Limiter {
 #[doc(hidden)]
 pub trait Key: Send + Sync + Unpin + 'static {
     /// Where the call's permits are: the limiter's gate, or its key's.
-    fn gate(&self, limiter: &'static Limiter) -> &Gate;
-    /// Whether the limiter counts this call among its keyed calls.
-    fn keyed(&self) -> bool;
-    /// Ends the call for its key.
-    fn exit(&self, limiter: &'static Limiter);
+    fn gate<'a>(&'a self, core: &'a Core) -> &'a Gate;
+    /// The key's slot, for a keyed call.
+    fn slot(&self) -> Option<&Slot>;
 }
 
 /// A call without a key. Not a public API.
@@ -100,17 +126,14 @@ pub struct Unkeyed;
 
 impl Key for Unkeyed {
     #[inline]
-    fn gate(&self, limiter: &'static Limiter) -> &Gate {
-        &limiter.gate
+    fn gate<'a>(&'a self, core: &'a Core) -> &'a Gate {
+        core.gate()
     }
 
     #[inline]
-    fn keyed(&self) -> bool {
-        false
+    fn slot(&self) -> Option<&Slot> {
+        None
     }
-
-    #[inline]
-    fn exit(&self, _limiter: &'static Limiter) {}
 }
 
 /// A call of one key. Not a public API.
@@ -118,18 +141,12 @@ impl Key for Unkeyed {
 pub struct Keyed(pub(crate) Arc<Slot>);
 
 impl Key for Keyed {
-    fn gate(&self, _limiter: &'static Limiter) -> &Gate {
+    fn gate<'a>(&'a self, _core: &'a Core) -> &'a Gate {
         &self.0.gate
     }
 
-    fn keyed(&self) -> bool {
-        true
-    }
-
-    fn exit(&self, limiter: &'static Limiter) {
-        if let Some(keys) = limiter.keys.get() {
-            keys.exit(&self.0);
-        }
+    fn slot(&self) -> Option<&Slot> {
+        Some(&self.0)
     }
 }
 
@@ -179,8 +196,8 @@ pub struct Call<H: Handle, K: Key = Unkeyed> {
 impl<H: Handle, K: Key> std::fmt::Debug for Call<H, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Call")
-            .field("limiter", &self.limiter().name())
-            .field("keyed", &self.key.keyed())
+            .field("limiter", self.core().name())
+            .field("keyed", &self.key.slot().is_some())
             .finish()
     }
 }
@@ -192,13 +209,13 @@ impl<H: Handle, K: Key> Call<H, K> {
     }
 
     #[inline]
-    fn limiter(&self) -> &'static Limiter {
-        self.handle.limiter()
+    fn core(&self) -> &Core {
+        self.handle.limiter().core()
     }
 
     #[inline]
     pub(crate) fn gate(&self) -> &Gate {
-        self.key.gate(self.handle.limiter())
+        self.key.gate(self.core())
     }
 
     /// Waits for a permit, in FIFO order with the other calls of the same limit.
@@ -225,16 +242,14 @@ impl<H: Handle, K: Key> Call<H, K> {
         if let Some(held) = std::future::poll_fn(|cx| fast_path(cx, self.gate())).await {
             return Ok(self.admitted(held, None));
         }
-        let limiter = self.limiter();
-        let limit = self.gate().limit();
         if policy.max_wait == Some(Duration::ZERO) {
-            return Err(self.refuse(LimitError::NoPermit { limiter, limit }));
+            return Err(self.refuse(|limiter, limit| LimitError::NoPermit { limiter, limit }));
         }
         let (mut queued, wait) = match Queued::enter(self, policy.queue) {
             Ok(entered) => entered,
             Err(call) => {
                 let queue = policy.queue.unwrap_or_default();
-                return Err(call.refuse(LimitError::QueueFull {
+                return Err(call.refuse(|limiter, limit| LimitError::QueueFull {
                     limiter,
                     limit,
                     queue,
@@ -248,9 +263,7 @@ impl<H: Handle, K: Key> Call<H, K> {
                     wait,
                     tokio::time::timeout(max_wait, async { wait_in_line!(queued) }).await
                 ) else {
-                    let call = queued.leave();
-                    let limit = call.gate().limit();
-                    return Err(call.refuse(LimitError::Timeout {
+                    return Err(queued.leave().refuse(|limiter, limit| LimitError::Timeout {
                         limiter,
                         limit,
                         waited: max_wait,
@@ -266,16 +279,12 @@ impl<H: Handle, K: Key> Call<H, K> {
     pub(crate) fn try_admit(self) -> Result<Admitted<H, K>, Refused<H, K>> {
         match self.gate().try_acquire() {
             Some(held) => Ok(self.admitted(held, None)),
-            None => {
-                let (limiter, limit) = (self.limiter(), self.gate().limit());
-                Err(self.refuse(LimitError::NoPermit { limiter, limit }))
-            }
+            None => Err(self.refuse(|limiter, limit| LimitError::NoPermit { limiter, limit })),
         }
     }
 
-    fn refuse(self, error: LimitError) -> Refused<H, K> {
-        self.limiter().rejected.fetch_add(1, Relaxed);
-        observe::rejected(self.limiter(), &error);
+    fn refuse(self, variant: impl FnOnce(Name, usize) -> LimitError) -> Refused<H, K> {
+        let error = self.core().refusal(self.gate(), variant);
         Refused { error, _call: self }
     }
 
@@ -283,19 +292,8 @@ impl<H: Handle, K: Key> Call<H, K> {
     /// count of permits its gate held right after; `wait` is its wait, if it had to.
     #[inline]
     fn admitted(self, held: usize, wait: Option<WaitObservation>) -> Admitted<H, K> {
-        let limiter = self.limiter();
-        // A keyed call's gate is its key's; the limiter counts all keys together. Only keyed
-        // calls pay for that count.
-        let running = if self.key.keyed() {
-            limiter.keyed_running.fetch_add(1, SeqCst) + 1 + limiter.gate.held()
-        } else {
-            held + limiter.keyed_running.load(Relaxed)
-        };
-        if running > limiter.peak_running.load(Relaxed) {
-            limiter.peak_running.fetch_max(running, Relaxed);
-        }
-        limiter.admitted.fetch_add(1, Relaxed);
-        observe::admitted(limiter, wait);
+        self.core()
+            .admitted(held, self.key.slot().is_some(), wait);
         Admitted { call: self }
     }
 }
@@ -303,9 +301,7 @@ impl<H: Handle, K: Key> Call<H, K> {
 impl<H: Handle, K: Key> Drop for Call<H, K> {
     #[inline]
     fn drop(&mut self) {
-        let limiter = self.limiter();
-        self.key.exit(limiter);
-        limiter.in_flight.exit(&registry::BUSY_LIMITERS);
+        self.core().exit(self.key.slot());
     }
 }
 
@@ -324,6 +320,13 @@ impl<H: Handle, K: Key> Refused<H, K> {
     #[doc(hidden)]
     #[must_use]
     pub fn error(&self) -> LimitError {
+        self.error.clone()
+    }
+
+    /// Why the call was refused, for the expansion to convert.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn into_error(self) -> LimitError {
         self.error
     }
 }
@@ -346,7 +349,7 @@ impl<H: Handle, K: Key> Queued<H, K> {
         bound: Option<usize>,
     ) -> Result<(Self, WaitObservation), Call<H, K>> {
         if call.gate().enqueue(bound) {
-            let wait = observe::waiting_started(call.limiter(), call.gate());
+            let wait = observe::waiting_started(call.core(), call.gate());
             let queued = Self {
                 call: Some(call),
                 at_front: false,
@@ -370,7 +373,7 @@ impl<H: Handle, K: Key> Queued<H, K> {
             unreachable!("limit-runtime: a queued call leaves once");
         };
         call.gate().leave(self.at_front);
-        observe::left_queue(call.limiter());
+        observe::left_queue(call.core());
         call
     }
 }
@@ -379,7 +382,7 @@ impl<H: Handle, K: Key> Drop for Queued<H, K> {
     fn drop(&mut self) {
         if let Some(call) = &self.call {
             call.gate().leave(self.at_front);
-            observe::left_queue(call.limiter());
+            observe::left_queue(call.core());
         }
     }
 }
@@ -397,25 +400,24 @@ pub struct Admitted<H: Handle, K: Key = Unkeyed> {
 impl<H: Handle, K: Key> Drop for Admitted<H, K> {
     #[inline]
     fn drop(&mut self) {
-        if self.call.key.keyed() {
-            self.call.limiter().keyed_running.fetch_sub(1, SeqCst);
-        }
-        self.call.gate().release();
-        observe::released(self.call.limiter());
+        let call = &self.call;
+        let core = call.core();
+        core.released(call.key.gate(core), call.key.slot().is_some());
     }
 }
 
 impl<H: Handle, K: Key> std::fmt::Debug for Admitted<H, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admitted")
-            .field("limiter", &self.call.limiter().name())
+            .field("limiter", self.call.core().name())
             .finish()
     }
 }
 
-/// A permit of a [`Limiter`]: while it lives, it takes one of the limit's places, and it
-/// counts as a call in flight for [`drain()`](crate::drain). Dropping it gives the place back
-/// (to the next waiter, in FIFO order) and then ends the call.
+/// A permit of a [`Limiter`], borrowed from it: while it lives, it takes one of the limit's
+/// places, and it counts as a call in flight for [`drain()`](crate::drain). Dropping it gives
+/// the place back (to the next waiter, in FIFO order) and then ends the call. From
+/// [`Limiter::acquire`] and [`Limiter::try_acquire`]; [`OwnedPermit`] holds an `Arc` instead.
 ///
 /// ```
 /// use limit_runtime::Limiter;
@@ -428,10 +430,10 @@ impl<H: Handle, K: Key> std::fmt::Debug for Admitted<H, K> {
 /// assert!(ONE.try_acquire().is_ok());
 /// ```
 #[must_use = "the permit is given back as soon as it is dropped"]
-pub struct Permit(Admitted<&'static Limiter>);
+pub struct Permit<'a>(Admitted<&'a Limiter>);
 
-impl Permit {
-    pub(crate) fn new(admitted: Admitted<&'static Limiter>) -> Self {
+impl<'a> Permit<'a> {
+    pub(crate) fn new(admitted: Admitted<&'a Limiter>) -> Self {
         Self(admitted)
     }
 
@@ -444,14 +446,65 @@ impl Permit {
     /// assert_eq!(ONE.try_acquire().unwrap().limiter().name(), "one");
     /// ```
     #[must_use]
-    pub fn limiter(&self) -> &'static Limiter {
-        self.0.call.limiter()
+    pub fn limiter(&self) -> &'a Limiter {
+        self.0.call.handle
     }
 }
 
-impl std::fmt::Debug for Permit {
+impl std::fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Permit")
+            .field("limiter", &self.limiter().name())
+            .finish()
+    }
+}
+
+/// A permit of a [`Limiter`] in an `Arc`: like [`Permit`], but it holds the `Arc`, so it is
+/// `Send + 'static` and moves into a spawned task. From [`Limiter::acquire_owned`] and
+/// [`Limiter::try_acquire_owned`].
+///
+/// ```
+/// use limit_runtime::Limiter;
+/// use std::sync::Arc;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let limiter = Arc::new(Limiter::new(1));
+/// let permit = Arc::clone(&limiter).acquire_owned().await;
+/// let task = tokio::spawn(async move {
+///     let _permit = permit; // held until the task ends
+/// });
+/// task.await.unwrap();
+/// assert_eq!(limiter.running(), 0);
+/// # }
+/// ```
+#[must_use = "the permit is given back as soon as it is dropped"]
+pub struct OwnedPermit(Admitted<Arc<Limiter>>);
+
+impl OwnedPermit {
+    pub(crate) fn new(admitted: Admitted<Arc<Limiter>>) -> Self {
+        Self(admitted)
+    }
+
+    /// The limiter this permit belongs to.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    /// use std::sync::Arc;
+    ///
+    /// let limiter = Arc::new(Limiter::new(1).with_name("one"));
+    /// let permit = limiter.try_acquire_owned().unwrap();
+    /// assert_eq!(permit.limiter().name(), "one");
+    /// ```
+    #[must_use]
+    pub fn limiter(&self) -> &Arc<Limiter> {
+        &self.0.call.handle
+    }
+}
+
+impl std::fmt::Debug for OwnedPermit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedPermit")
             .field("limiter", &self.limiter().name())
             .finish()
     }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::Limiter;
+use crate::Name;
 
 /// Why a limited call did not run: no permit in time (`max_wait`), no room to wait
 /// (`queue`), or no permit at once where waiting was not allowed.
@@ -49,14 +49,14 @@ use crate::Limiter;
 /// assert_eq!(first.await.unwrap().unwrap(), 7);
 /// # }
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum LimitError {
     /// No permit was granted within `max_wait`.
     #[non_exhaustive]
     Timeout {
-        /// The limiter that refused the call.
-        limiter: &'static Limiter,
+        /// The name of the limiter that refused the call.
+        limiter: Name,
         /// Its limit when the call gave up.
         limit: usize,
         /// How long the call waited: its `max_wait`.
@@ -65,8 +65,8 @@ pub enum LimitError {
     /// `queue` calls were already waiting, so this one could not wait.
     #[non_exhaustive]
     QueueFull {
-        /// The limiter that refused the call.
-        limiter: &'static Limiter,
+        /// The name of the limiter that refused the call.
+        limiter: Name,
         /// Its limit when the call was refused.
         limit: usize,
         /// The most calls allowed to wait: the `queue` option.
@@ -75,42 +75,60 @@ pub enum LimitError {
     /// No permit was free and the call may not wait (`max_wait = Duration::ZERO`).
     #[non_exhaustive]
     NoPermit {
-        /// The limiter that refused the call.
-        limiter: &'static Limiter,
+        /// The name of the limiter that refused the call.
+        limiter: Name,
         /// Its limit when the call was refused.
         limit: usize,
     },
 }
 
 impl LimitError {
-    /// The limiter that refused the call.
+    /// The name of the limiter that refused the call.
     ///
     /// ```
     /// # use limit_runtime::{LimitError, Limiter};
     /// static DB: Limiter = Limiter::new(1).with_name("db");
     /// # let permit = DB.try_acquire().unwrap();
     /// let error: LimitError = DB.try_acquire().unwrap_err();
-    /// assert_eq!(error.limiter().name(), "db");
+    /// assert_eq!(error.name(), "db");
     /// # drop(permit);
     /// ```
     #[must_use]
-    pub fn limiter(&self) -> &'static Limiter {
-        match *self {
+    pub fn name(&self) -> &Name {
+        match self {
             Self::Timeout { limiter, .. }
             | Self::QueueFull { limiter, .. }
             | Self::NoPermit { limiter, .. } => limiter,
+        }
+    }
+
+    /// The limit of the limiter when it refused the call.
+    ///
+    /// ```
+    /// # use limit_runtime::Limiter;
+    /// static DB: Limiter = Limiter::new(1);
+    /// # let permit = DB.try_acquire().unwrap();
+    /// assert_eq!(DB.try_acquire().unwrap_err().limit(), 1);
+    /// # drop(permit);
+    /// ```
+    #[must_use]
+    pub fn limit(&self) -> usize {
+        match *self {
+            Self::Timeout { limit, .. }
+            | Self::QueueFull { limit, .. }
+            | Self::NoPermit { limit, .. } => limit,
         }
     }
 }
 
 impl fmt::Display for LimitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (limiter, limit) = match *self {
-            Self::Timeout { limiter, limit, .. }
-            | Self::QueueFull { limiter, limit, .. }
-            | Self::NoPermit { limiter, limit } => (limiter, limit),
-        };
-        write!(f, "concurrency limit {:?} ({limit}): ", limiter.name())?;
+        write!(
+            f,
+            "concurrency limit {:?} ({}): ",
+            self.name().as_str(),
+            self.limit()
+        )?;
         match *self {
             Self::Timeout { waited, .. } => write!(f, "no permit within {waited:?}"),
             Self::QueueFull { queue: 0, .. } => {

@@ -86,11 +86,20 @@ impl InFlight {
     }
 
     /// Registers that one call stopped being in flight.
+    ///
+    /// A sequential caller brings the count to zero on every call, so the test of whether a
+    /// drain waits is made here, inline: the out-of-line `reached_zero` runs only when one
+    /// does (at this level or the parent's).
     #[inline]
     pub(crate) fn exit(&self, parent: &Self) {
         let prev = self.state.fetch_sub(1, SeqCst);
         if prev & COUNT_MASK == 1 {
-            self.reached_zero(prev, Some(parent));
+            // The exit wrote the count and now reads `drainers`; a drain writes `drainers`,
+            // then reads the count. All `SeqCst`, so one of them sees the other.
+            seq_cst_pair();
+            if self.drainers.load(SeqCst) != 0 || parent.drainers.load(SeqCst) != 0 {
+                self.reached_zero(prev, Some(parent));
+            }
         }
     }
 
@@ -106,6 +115,7 @@ impl InFlight {
         }
     }
 
+    #[inline]
     fn add_entry(&self) -> u64 {
         let prev = self.state.fetch_add(ENTER, SeqCst);
         if prev & COUNT_MASK == COUNT_MASK {
@@ -149,6 +159,15 @@ impl InFlight {
         }
     }
 
+    /// Stops counting a limiter that is being dropped as busy in `parent`, whatever its
+    /// count: nothing can end its calls any more (only a leaked permit can leave one), and a
+    /// process-wide drain must not wait for them forever.
+    pub(crate) fn forget(&self, parent: &Self) {
+        if self.state.fetch_and(!MARKED, SeqCst) & MARKED != 0 {
+            parent.exit_root();
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn reached_zero(&self, prev: u64, parent: Option<&Self>) {
@@ -179,8 +198,6 @@ impl InFlight {
     ///
     /// Cancel-safe: dropping the future unregisters it. It cannot miss the moment, because
     /// it registers (and enables its `Notified`) before it reads the count.
-    // Used by the unit tests now; `Limiter::drain` will use it for a single limiter.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn wait_idle(&self) {
         self.wait_idle_after(|| ()).await;
     }

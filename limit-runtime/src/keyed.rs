@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::gate::Gate;
 
-/// A key of any type, compared through the trait object.
-pub(crate) trait DynKey: Send + Sync + 'static {
+/// A key of any type, compared through the trait object. `pub` only because `call::Key`
+/// names `Slot`; the module is private.
+pub trait DynKey: Send + Sync + 'static {
     fn dyn_eq(&self, other: &dyn DynKey) -> bool;
     fn as_any(&self) -> &dyn Any;
 }
@@ -34,7 +35,7 @@ impl<K: Eq + Send + Sync + 'static> DynKey for K {
 }
 
 /// The permits of one key, shared by its calls, and the key itself.
-pub(crate) struct Slot<K: ?Sized + DynKey = dyn DynKey> {
+pub struct Slot<K: ?Sized + DynKey = dyn DynKey> {
     pub(crate) gate: Gate,
     /// Calls of this key in flight; changed only under the map's lock.
     calls: AtomicUsize,

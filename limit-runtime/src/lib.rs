@@ -701,15 +701,21 @@
 #[cfg(not(loom))]
 mod call;
 #[cfg(not(loom))]
+mod core;
+#[cfg(not(loom))]
 mod error;
 mod gate;
 mod in_flight;
 #[cfg(not(loom))]
 mod keyed;
 #[cfg(not(loom))]
+mod limited;
+#[cfg(not(loom))]
 mod limiter;
 #[cfg(all(loom, test))]
 mod loom_models;
+#[cfg(not(loom))]
+mod name;
 #[cfg(not(loom))]
 mod observe;
 #[cfg(not(loom))]
@@ -719,7 +725,7 @@ mod stats;
 mod sync;
 
 #[cfg(not(loom))]
-pub use call::Permit;
+pub use call::{OwnedPermit, Permit};
 #[cfg(not(loom))]
 pub use error::LimitError;
 /// Limits how many calls of an `async fn` run at once.
@@ -981,9 +987,13 @@ pub use error::LimitError;
 #[doc(inline)]
 pub use limit_macro::concurrency_limit;
 #[cfg(not(loom))]
+pub use limited::{Admit, Limited};
+#[cfg(not(loom))]
 pub use limiter::Limiter;
 #[cfg(not(loom))]
-pub use registry::{drain, limiter, limiters};
+pub use name::Name;
+#[cfg(not(loom))]
+pub use registry::{drain, limiter, limiters, track};
 #[cfg(not(loom))]
 pub use stats::{Stats, Stragglers, stragglers};
 
@@ -993,5 +1003,8 @@ pub use stats::{Stats, Stragglers, stragglers};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{Admitted, Call, Handle, Key, Keyed, Policy, Refused, Unkeyed};
+    pub use crate::limited::{
+        ErrFrom, Limited, Machine, NeverRefused, Outcome, Refuse, Spec,
+    };
     pub use crate::limiter::Limiter;
 }

@@ -1,20 +1,18 @@
-//! [`Limiter`]: one limit, its permits, its in-flight count and its counters. A call's
-//! guards are in `call.rs`.
+//! [`Limiter`]: one limit. The limiter is a handle: its state (permits, in-flight count,
+//! counters) is a [`Core`] created at its first use, in `core.rs`. A call's guards are in
+//! `call.rs`.
 
 use std::panic::Location;
-use std::sync::atomic::Ordering::SeqCst;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
 
-use crate::call::{Call, Handle, Keyed, Permit, Unkeyed};
+use crate::call::{Admitted, Call, Handle, Keyed, OwnedPermit, Permit, Unkeyed};
+use crate::core::Core;
 use crate::error::LimitError;
-use crate::gate::{Gate, MAX_LIMIT};
-use crate::in_flight::InFlight;
-use crate::keyed::Keys;
-use crate::observe::{self, Observed};
+use crate::gate::MAX_LIMIT;
+use crate::name::Name;
+use crate::observe;
 use crate::registry;
 use crate::stats::Stats;
-
 /// A concurrency limit that several functions, and code that is not a function, can share.
 ///
 /// Declare it as a `static`, name it in `#[concurrency_limit(limiter = …)]`, or take a permit
@@ -45,39 +43,18 @@ use crate::stats::Stats;
 /// assert_eq!(DATABASE.stats().admitted, 3);
 /// # }
 /// ```
-// Aligned to two cache lines (the unit that x86 prefetches together): each function's
-// limiter is a `static`, and the linker packs them side by side. Unaligned, the end of one
-// (read by every call) can share a line with the start of the next (written by every call),
-// and two threads calling two independently limited functions then slow each other down.
-#[repr(align(128))]
 pub struct Limiter {
-    name: Name,
-    /// The default name, formatted on first use. Leaked, once per limiter, so that `Stats`
-    /// and errors can hold a `&'static str`; limiters are `static`s in practice.
-    name_cache: OnceLock<&'static str>,
+    /// The state, created by the first call, permit or resize.
+    core: OnceLock<Arc<Core>>,
+    /// The limit to start with; 0 for a function's own limiter, whose first call gives it.
+    limit: usize,
+    name: Setup,
     per_fn: bool,
-    /// Set once the limit is known and the limiter is registered.
-    initialized: OnceLock<()>,
-    pub(crate) gate: Gate,
-    pub(crate) keys: OnceLock<Keys>,
-    /// Serializes `set_limit`, so that the gate and every key end at the same limit when two
-    /// resizes race.
-    resize: Mutex<()>,
-    /// Calls of all keys holding a permit (the gate counts the others).
-    pub(crate) keyed_running: AtomicUsize,
-    pub(crate) peak_running: AtomicUsize,
-    pub(crate) admitted: AtomicU64,
-    pub(crate) rejected: AtomicU64,
-    pub(crate) in_flight: InFlight,
-    /// What the `metrics` feature keeps (the limiter's metric keys); zero-sized without it,
-    /// and then never read.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
-    pub(crate) observed: Observed,
 }
 
-#[derive(Clone, Copy)]
-enum Name {
-    Given(&'static str),
+/// A limiter's name before its core exists.
+enum Setup {
+    Given(Name),
     DefinedAt(&'static Location<'static>),
 }
 
@@ -92,10 +69,15 @@ impl Limiter {
     /// ```
     pub const MAX_LIMIT: usize = MAX_LIMIT;
 
-    /// A limiter that lets `limit` calls run at once. A `const fn`, for `static`s.
+    /// A limiter that lets `limit` calls run at once. A `const fn`, so it makes `static`s, and
+    /// limiters made at run time too: one per server, per connection pool, per tenant.
     ///
     /// Its name is where it is defined (`src/db.rs:12`) until you give it one with
-    /// [`with_name`](Self::with_name).
+    /// [`with_name`](Self::with_name) or [`with_owned_name`](Self::with_owned_name).
+    ///
+    /// It allocates nothing until its first use. A limiter made at run time is listed by
+    /// [`limiters()`](crate::limiters) from its first use until it is dropped, and counts for
+    /// the process-wide [`drain()`](crate::drain) like any other.
     ///
     /// # Panics
     ///
@@ -111,6 +93,15 @@ impl Limiter {
     /// assert_eq!(UPLOADS.limit(), 4);
     /// // Named after where it is defined: `file.rs:line`.
     /// assert!(UPLOADS.name().contains(".rs:"), "{}", UPLOADS.name());
+    ///
+    /// // One per instance, made at run time:
+    /// struct Server {
+    ///     connections: Limiter,
+    /// }
+    /// let server = Server { connections: Limiter::new(250) };
+    /// let permit = server.connections.try_acquire().unwrap();
+    /// assert_eq!(server.connections.running(), 1);
+    /// # drop(permit);
     /// ```
     #[must_use]
     #[track_caller]
@@ -124,11 +115,17 @@ impl Limiter {
             limit <= MAX_LIMIT,
             "a concurrency limit must be at most `Limiter::MAX_LIMIT` (2^31 - 1)"
         );
-        Self::with_gate(Name::DefinedAt(Location::caller()), false, Gate::new(limit))
+        Self {
+            core: OnceLock::new(),
+            limit,
+            name: Setup::DefinedAt(Location::caller()),
+            per_fn: false,
+        }
     }
 
     /// The same limiter, named: the name appears in [`Stats`], [`LimitError`] messages and
-    /// [`stragglers()`](crate::stragglers).
+    /// [`stragglers()`](crate::stragglers). A `const fn`, for `static`s; for a name made at
+    /// run time, see [`with_owned_name`](Self::with_owned_name).
     ///
     /// ```
     /// use limit_runtime::Limiter;
@@ -138,8 +135,32 @@ impl Limiter {
     /// assert_eq!(DATABASE.name(), "database");
     /// ```
     #[must_use]
-    pub const fn with_name(mut self, name: &'static str) -> Self {
-        self.name = Name::Given(name);
+    pub const fn with_name(self, name: &'static str) -> Self {
+        self.named(Name::from_static(name))
+    }
+
+    /// The same limiter, with a name made at run time: `format!("server-{port}")`. A `String`,
+    /// a `&str` or an `Arc<str>`. (Not a `const fn`; for a `static`, use
+    /// [`with_name`](Self::with_name).)
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// let port = 6379;
+    /// let connections = Limiter::new(250).with_owned_name(format!("server-{port}"));
+    /// assert_eq!(connections.name(), "server-6379");
+    /// ```
+    #[must_use]
+    pub fn with_owned_name(self, name: impl Into<Arc<str>>) -> Self {
+        self.named(Name::from(name.into()))
+    }
+
+    const fn named(mut self, name: Name) -> Self {
+        let previous = std::mem::replace(&mut self.name, Setup::Given(name));
+        // A `const fn` may not drop a value whose type has a destructor, even one that holds
+        // no `Arc`. Forgetting it leaks nothing unless the limiter was named twice, the first
+        // time with an owned name.
+        std::mem::forget(previous);
         self
     }
 
@@ -148,30 +169,27 @@ impl Limiter {
     #[doc(hidden)]
     #[must_use]
     pub const fn per_fn(name: &'static str) -> Self {
-        Self::with_gate(Name::Given(name), true, Gate::new(0))
+        Self {
+            core: OnceLock::new(),
+            limit: 0,
+            name: Setup::Given(Name::from_static(name)),
+            per_fn: true,
+        }
     }
 
-    const fn with_gate(name: Name, per_fn: bool, gate: Gate) -> Self {
+    /// A handle to an existing core, for the registry.
+    pub(crate) fn from_core(core: Arc<Core>) -> Self {
         Self {
-            name,
-            name_cache: OnceLock::new(),
-            per_fn,
-            initialized: OnceLock::new(),
-            gate,
-            keys: OnceLock::new(),
-            resize: Mutex::new(()),
-            keyed_running: AtomicUsize::new(0),
-            peak_running: AtomicUsize::new(0),
-            admitted: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            in_flight: InFlight::new(),
-            observed: Observed::new(),
+            name: Setup::Given(core.name().clone()),
+            limit: 0,
+            per_fn: false,
+            core: OnceLock::from(core),
         }
     }
 
     /// The limiter's name: the one given to [`with_name`](Self::with_name) or
     /// `#[concurrency_limit(name = …)]`, else the function's path (`my_crate::api::fetch`)
-    /// for a function's own limiter, or the place of definition for a `static`.
+    /// for a function's own limiter, or the place of definition.
     ///
     /// ```
     /// use limit_runtime::Limiter;
@@ -180,12 +198,13 @@ impl Limiter {
     /// assert_eq!(CACHE.name(), "cache");
     /// ```
     #[must_use]
-    pub fn name(&self) -> &'static str {
-        match self.name {
-            Name::Given(name) => name,
-            Name::DefinedAt(location) => self.name_cache.get_or_init(|| {
-                Box::leak(format!("{}:{}", location.file(), location.line()).into_boxed_str())
-            }),
+    pub fn name(&self) -> &str {
+        match (&self.name, self.core.get()) {
+            (Setup::Given(name), _) => name,
+            (Setup::DefinedAt(_), Some(core)) => core.name(),
+            // Naming it is no use of the limiter, but a `file:line` name is made once, by
+            // its core.
+            (Setup::DefinedAt(_), None) => self.core().name(),
         }
     }
 
@@ -201,7 +220,7 @@ impl Limiter {
     /// ```
     #[must_use]
     pub fn limit(&self) -> usize {
-        self.gate.limit()
+        self.core.get().map_or(self.limit, |core| core.limit())
     }
 
     /// Calls holding a permit now.
@@ -216,7 +235,7 @@ impl Limiter {
     /// ```
     #[must_use]
     pub fn running(&self) -> usize {
-        self.gate.held() + self.keyed_running.load(SeqCst)
+        self.core.get().map_or(0, |core| core.running())
     }
 
     /// Calls waiting for a permit now (polled, and not admitted yet).
@@ -229,11 +248,12 @@ impl Limiter {
     /// ```
     #[must_use]
     pub fn waiting(&self) -> usize {
-        self.gate.waiting() + self.keys.get().map_or(0, Keys::waiting)
+        self.core.get().map_or(0, |core| core.waiting())
     }
 
     /// Calls in flight now: made and not finished, whether running, waiting, or not polled
-    /// yet. This is what [`drain`](Self::drain) and [`drain()`](crate::drain) wait for.
+    /// yet, and futures [`track`](Self::track)ed here. This is what [`drain`](Self::drain) and
+    /// [`drain()`](crate::drain) wait for.
     ///
     /// ```
     /// use limit_runtime::Limiter;
@@ -246,7 +266,7 @@ impl Limiter {
     /// ```
     #[must_use]
     pub fn in_flight(&self) -> usize {
-        self.in_flight.snapshot().in_flight as usize
+        self.core.get().map_or(0, |core| core.in_flight())
     }
 
     /// A snapshot of the limiter's counters.
@@ -263,16 +283,19 @@ impl Limiter {
     /// ```
     #[must_use]
     pub fn stats(&self) -> Stats {
-        Stats {
-            name: self.name(),
-            limit: self.limit(),
-            running: self.running(),
-            waiting: self.waiting(),
-            in_flight: self.in_flight(),
-            admitted: self.admitted.load(SeqCst),
-            rejected: self.rejected.load(SeqCst),
-            peak_running: self.peak_running.load(SeqCst),
-            active_keys: self.keys.get().map_or(0, Keys::active),
+        match self.core.get() {
+            Some(core) => core.stats(),
+            None => Stats {
+                name: Name::from(self.name().to_owned()),
+                limit: self.limit,
+                running: 0,
+                waiting: 0,
+                in_flight: 0,
+                admitted: 0,
+                rejected: 0,
+                peak_running: 0,
+                active_keys: 0,
+            },
         }
     }
 
@@ -300,17 +323,17 @@ impl Limiter {
     /// JOBS.set_limit(1);
     /// assert!(JOBS.try_acquire().is_ok());
     /// ```
-    pub fn set_limit(&'static self, limit: usize) {
-        self.initialize(|| limit);
-        let _serial = self.resize.lock().unwrap_or_else(PoisonError::into_inner);
-        self.gate.set_limit(limit);
-        if let Some(keys) = self.keys.get() {
-            keys.set_limit(limit);
-        }
+    pub fn set_limit(&self, limit: usize) {
+        assert!(
+            limit <= MAX_LIMIT,
+            "a concurrency limit must be at most `Limiter::MAX_LIMIT` (2^31 - 1)"
+        );
+        self.core_with(|| limit).set_limit(limit);
     }
 
     /// Waits for a permit, in FIFO order. The permit counts as a call in flight (for
-    /// [`drain()`](crate::drain)) until it is dropped.
+    /// [`drain()`](crate::drain)) until it is dropped. For a permit that outlives the
+    /// borrow (to move into a spawned task), see [`acquire_owned`](Self::acquire_owned).
     ///
     /// ```
     /// use limit_runtime::Limiter;
@@ -324,7 +347,7 @@ impl Limiter {
     /// drop(permit);
     /// # }
     /// ```
-    pub async fn acquire(&'static self) -> Permit {
+    pub async fn acquire(&self) -> Permit<'_> {
         Permit::new(Self::call_shared(self).admit().await)
     }
 
@@ -343,11 +366,100 @@ impl Limiter {
     /// assert!(matches!(ONE.try_acquire(), Err(LimitError::NoPermit { .. })));
     /// drop(permit);
     /// ```
-    pub fn try_acquire(&'static self) -> Result<Permit, LimitError> {
-        Self::call_shared(self)
-            .try_admit()
-            .map(Permit::new)
-            .map_err(|refused| refused.error())
+    pub fn try_acquire(&self) -> Result<Permit<'_>, LimitError> {
+        try_admit(Self::call_shared(self)).map(Permit::new)
+    }
+
+    /// [`acquire`](Self::acquire), for a limiter in an `Arc`: the permit holds the `Arc`, so
+    /// it is `Send + 'static` and moves into a spawned task. It counts for `drain()` like a
+    /// call until it is dropped.
+    ///
+    /// This is how a producer waits its turn: take the permit, then spawn.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let jobs = Arc::new(Limiter::new(2));
+    /// for id in 0..10 {
+    ///     // Waits here while 2 jobs run, so at most 3 jobs exist at once.
+    ///     let permit = Arc::clone(&jobs).acquire_owned().await;
+    ///     tokio::spawn(async move {
+    ///         let _permit = permit;
+    ///         tokio::task::yield_now().await;
+    ///         id
+    ///     });
+    /// }
+    /// jobs.drain().await;
+    /// assert_eq!(jobs.stats().admitted, 10);
+    /// # }
+    /// ```
+    pub async fn acquire_owned(self: Arc<Self>) -> OwnedPermit {
+        OwnedPermit::new(Self::call_shared(self).admit().await)
+    }
+
+    /// [`try_acquire`](Self::try_acquire), for a limiter in an `Arc`: see
+    /// [`acquire_owned`](Self::acquire_owned).
+    ///
+    /// # Errors
+    ///
+    /// [`LimitError::NoPermit`] when every permit is taken.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    /// use std::sync::Arc;
+    ///
+    /// let one = Arc::new(Limiter::new(1));
+    /// let permit = Arc::clone(&one).try_acquire_owned().unwrap();
+    /// assert!(Arc::clone(&one).try_acquire_owned().is_err());
+    /// drop(permit);
+    /// assert!(one.try_acquire_owned().is_ok());
+    /// ```
+    pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedPermit, LimitError> {
+        try_admit(Self::call_shared(self)).map(OwnedPermit::new)
+    }
+
+    /// Counts `future` as in flight on this limiter, from now until it completes or is
+    /// dropped, without taking a permit: [`drain`](Self::drain) (and the process-wide
+    /// [`drain()`](crate::drain)) wait for it. For a `static` limiter, the future can be
+    /// spawned; for one in an `Arc`, see [`track_owned`](Self::track_owned).
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static HANDLERS: Limiter = Limiter::new(100);
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let task = HANDLERS.track(async { tokio::task::yield_now().await });
+    /// assert_eq!(HANDLERS.in_flight(), 1); // counted from the call, not the first poll
+    /// tokio::spawn(task);
+    /// HANDLERS.drain().await;
+    /// # }
+    /// ```
+    pub fn track<F: Future>(&self, future: F) -> impl Future<Output = F::Output> {
+        tracked(Self::call_shared(self), future)
+    }
+
+    /// [`track`](Self::track), for a limiter in an `Arc`: the returned future holds the
+    /// `Arc`, so it can be spawned.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let handlers = Arc::new(Limiter::new(100));
+    /// tokio::spawn(Arc::clone(&handlers).track_owned(async { 1 + 1 }));
+    /// assert_eq!(handlers.in_flight(), 1);
+    /// handlers.drain().await;
+    /// # }
+    /// ```
+    pub fn track_owned<F: Future>(self: Arc<Self>, future: F) -> impl Future<Output = F::Output> {
+        tracked(Self::call_shared(self), future)
     }
 
     /// Waits until this limiter has no call in flight. Like [`drain()`](crate::drain), for one
@@ -370,12 +482,15 @@ impl Limiter {
     /// # }
     /// ```
     pub async fn drain(&self) {
-        self.in_flight.wait_idle().await;
+        if let Some(core) = self.core.get() {
+            core.counter().wait_idle().await;
+        }
     }
 
     /// Registers a call of a function's own limiter, found through `handle`: it is in flight
     /// from now until the returned guard is dropped. `limit` is evaluated by the first call
-    /// only, however many calls race to be first. Not a public API.
+    /// only, however many calls race to be first; it is a `fn` pointer, so that it cannot
+    /// capture `self` or an argument (the limit is one per function). Not a public API.
     ///
     /// # Panics
     ///
@@ -383,57 +498,62 @@ impl Limiter {
     /// the value.
     #[doc(hidden)]
     #[inline]
-    pub fn call<H: Handle>(handle: H, limit: impl FnOnce() -> usize) -> Call<H> {
-        let limiter = handle.limiter();
-        limiter.initialize(limit);
-        limiter.in_flight.enter(&registry::BUSY_LIMITERS);
+    pub fn call<H: Handle>(handle: H, limit: fn() -> usize) -> Call<H> {
+        handle.limiter().core_with(limit).enter();
         Call::entered(handle, Unkeyed)
     }
 
     /// `call`, for a function with `key = …`: each distinct key has its own limit. Not a
     /// public API.
     #[doc(hidden)]
-    pub fn call_keyed<H: Handle, K>(
-        handle: H,
-        limit: impl FnOnce() -> usize,
-        key: K,
-    ) -> Call<H, Keyed>
+    pub fn call_keyed<H: Handle, K>(handle: H, limit: fn() -> usize, key: K) -> Call<H, Keyed>
     where
         K: std::hash::Hash + Eq + Send + Sync + 'static,
     {
-        let limiter = handle.limiter();
-        limiter.initialize(limit);
-        let keys = limiter.keys.get_or_init(Keys::default);
-        let slot = keys.enter(key, || limiter.limit());
-        limiter.in_flight.enter(&registry::BUSY_LIMITERS);
+        let slot = handle.limiter().core_with(limit).enter_keyed(key);
         Call::entered(handle, Keyed(slot))
     }
 
-    /// `call`, for a `static` limiter (`limiter = PATH`, or `acquire`). Not a public API.
+    /// `call`, for a limiter that has its limit (`limiter = …`, `acquire`). Not a public API.
     #[doc(hidden)]
     #[inline]
     pub fn call_shared<H: Handle>(handle: H) -> Call<H> {
-        let limiter = handle.limiter();
-        Self::call(handle, || limiter.limit())
+        handle.limiter().core_with(|| 0).enter();
+        Call::entered(handle, Unkeyed)
     }
 
+    /// The core, which exists once a call has been made (the guards' `Handle`s reach it
+    /// through here).
     #[inline]
-    fn initialize(&'static self, limit: impl FnOnce() -> usize) {
-        if self.initialized.get().is_none() {
-            self.initialize_cold(limit);
+    pub(crate) fn core(&self) -> &Core {
+        self.core_with(|| 0)
+    }
+
+    /// The core, created if this is the first use. `limit` gives a function's own limiter
+    /// its limit; it is not called otherwise.
+    #[inline]
+    fn core_with(&self, limit: impl FnOnce() -> usize) -> &Core {
+        match self.core.get() {
+            Some(core) => core,
+            None => self.core_cold(limit),
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn initialize_cold(&'static self, limit: impl FnOnce() -> usize) {
+    fn core_cold(&self, limit: impl FnOnce() -> usize) -> &Core {
         // `get_or_init` runs one closure at a time and keeps the first result, so a
         // function's limit expression runs exactly once. If it panics (or its value is
-        // rejected), the limiter stays uninitialized and the next call tries again.
-        self.initialized.get_or_init(|| {
-            if self.per_fn {
+        // rejected), the limiter stays without a core and the next call tries again.
+        self.core.get_or_init(|| {
+            let name = match &self.name {
+                Setup::Given(name) => name.clone(),
+                Setup::DefinedAt(location) => {
+                    Name::from(format!("{}:{}", location.file(), location.line()))
+                }
+            };
+            let limit = if self.per_fn {
                 let limit = limit();
-                let name = self.name();
                 assert!(
                     limit != 0,
                     "#[concurrency_limit] on `{name}`: the limit evaluated to 0; \
@@ -444,15 +564,27 @@ impl Limiter {
                     "#[concurrency_limit] on `{name}`: the limit evaluated to {limit}, \
                      above the maximum of {MAX_LIMIT}",
                 );
-                self.gate.set_limit(limit);
-            }
-            registry::register(self);
-            observe::registered(self);
-        });
+                limit
+            } else {
+                self.limit
+            };
+            let core = registry::register(name, limit);
+            observe::registered(&core);
+            core
+        })
     }
+}
 
-    pub(crate) fn counter(&self) -> &InFlight {
-        &self.in_flight
+/// Takes a permit for `call` if one is free now.
+fn try_admit<H: Handle>(call: Call<H>) -> Result<Admitted<H>, LimitError> {
+    call.try_admit().map_err(|refused| refused.error())
+}
+
+/// `future`, counted as the in-flight call `call` until it completes or is dropped.
+fn tracked<H: Handle, F: Future>(call: Call<H>, future: F) -> impl Future<Output = F::Output> {
+    async move {
+        let _call = call;
+        future.await
     }
 }
 

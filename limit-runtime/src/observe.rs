@@ -12,7 +12,7 @@
 //!
 //! | hook | called from | `tracing` | `metrics` |
 //! |---|---|---|---|
-//! | [`registered`] | `Limiter::initialize_cold`, once per limiter | — | builds its keys; every metric at 0 |
+//! | [`registered`] | `Limiter::core_cold`, once per limiter | — | builds its keys; every metric at 0 |
 //! | [`waiting_started`] | `Queued::enter`, once the call is queued | opens the wait span; `DEBUG` event | `waiting` gauge |
 //! | [`in_wait_span!`] | around `wait_in_line!` in `Call::admit` and `Call::admit_with` | span entered while the wait is polled | — |
 //! | [`left_queue`] | `Queued::leave` and `Queued::drop` (admitted, timed out, cancelled) | — | `waiting` gauge |
@@ -20,8 +20,8 @@
 //! | [`rejected`] | `Call::refuse`: every refusal counted in `Stats::rejected` | `WARN` event | `rejected_total` |
 //! | [`released`] | `Admitted::drop`: body done, cancelled, panicked, permit dropped | — | `running` gauge |
 //!
-//! The gauges are set from the limiter's own counters ([`Limiter::running`],
-//! [`Limiter::waiting`]) after each change, not moved up and down by the hooks: a recorder
+//! The gauges are set from the limiter's own counters ([`Limiter::running`](crate::Limiter::running),
+//! [`Limiter::waiting`](crate::Limiter::waiting)) after each change, not moved up and down by the hooks: a recorder
 //! installed while calls are in flight then shows true values from the next change on, and no
 //! error can build up over time the way it could with increments. Under concurrency, two
 //! changes may set a gauge in the opposite order to the one they read it in, so it may show
@@ -32,7 +32,7 @@ use std::time::Instant;
 
 use crate::error::LimitError;
 use crate::gate::Gate;
-use crate::limiter::Limiter;
+use crate::core::Core;
 
 /// The target of every event and span, and of every metric's metadata: stable, whatever the
 /// module layout.
@@ -102,27 +102,27 @@ pub(crate) use in_wait_span;
 
 #[cfg(not(any(feature = "tracing", feature = "metrics")))]
 mod hooks {
-    use super::{Gate, LimitError, Limiter, WaitObservation};
+    use super::{Core, Gate, LimitError, WaitObservation};
 
     #[inline(always)]
-    pub(crate) fn registered(_limiter: &'static Limiter) {}
+    pub(crate) fn registered(_limiter: &Core) {}
 
     #[inline(always)]
-    pub(crate) fn waiting_started(_limiter: &'static Limiter, _gate: &Gate) -> WaitObservation {
+    pub(crate) fn waiting_started(_limiter: &Core, _gate: &Gate) -> WaitObservation {
         WaitObservation {}
     }
 
     #[inline(always)]
-    pub(crate) fn left_queue(_limiter: &'static Limiter) {}
+    pub(crate) fn left_queue(_limiter: &Core) {}
 
     #[inline(always)]
-    pub(crate) fn admitted(_limiter: &'static Limiter, _wait: Option<WaitObservation>) {}
+    pub(crate) fn admitted(_limiter: &Core, _wait: Option<WaitObservation>) {}
 
     #[inline(always)]
-    pub(crate) fn rejected(_limiter: &'static Limiter, _error: &LimitError) {}
+    pub(crate) fn rejected(_limiter: &Core, _error: &LimitError) {}
 
     #[inline(always)]
-    pub(crate) fn released(_limiter: &'static Limiter) {}
+    pub(crate) fn released(_limiter: &Core) {}
 }
 
 // ---------------------------------------------------------------------------------------
@@ -131,14 +131,14 @@ mod hooks {
 
 #[cfg(any(feature = "tracing", feature = "metrics"))]
 mod hooks {
-    use super::{Gate, Instant, LimitError, Limiter, WaitObservation};
+    use super::{Core, Gate, Instant, LimitError, WaitObservation};
 
     /// Once per limiter, when its limit is set and it is registered (its first call or
     /// permit). With `metrics`, it builds the limiter's keys, so that no later call
     /// allocates, and reports every metric at zero, so that each one exists from the first
     /// call on rather than from the first wait or refusal.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-    pub(crate) fn registered(limiter: &'static Limiter) {
+    pub(crate) fn registered(limiter: &Core) {
         #[cfg(feature = "metrics")]
         super::metrics_keys::registered(limiter);
     }
@@ -147,12 +147,12 @@ mod hooks {
     /// succeeded). With `tracing`, it opens the wait span and emits the wait-start event in
     /// it.
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-    pub(crate) fn waiting_started(limiter: &'static Limiter, gate: &Gate) -> WaitObservation {
+    pub(crate) fn waiting_started(limiter: &Core, gate: &Gate) -> WaitObservation {
         #[cfg(feature = "metrics")]
         super::metrics_keys::set_waiting(limiter);
         #[cfg(feature = "tracing")]
         let span = {
-            let name = limiter.name();
+            let name = limiter.name().as_str();
             let span = tracing::debug_span!(
                 target: super::TARGET,
                 "concurrency_limit.wait",
@@ -177,7 +177,7 @@ mod hooks {
 
     /// A queued call has left the queue: admitted, timed out, or cancelled.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-    pub(crate) fn left_queue(limiter: &'static Limiter) {
+    pub(crate) fn left_queue(limiter: &Core) {
         #[cfg(feature = "metrics")]
         super::metrics_keys::set_waiting(limiter);
     }
@@ -186,7 +186,7 @@ mod hooks {
     /// else after the wait it describes. The histogram records every admission (0 for one at
     /// once), so its count is `concurrency_limit_admitted_total`. After a wait, the admitted
     /// event goes in the wait span, which then closes, before the body runs.
-    pub(crate) fn admitted(limiter: &'static Limiter, wait: Option<WaitObservation>) {
+    pub(crate) fn admitted(limiter: &Core, wait: Option<WaitObservation>) {
         let waited = wait.as_ref().map(|wait| wait.started.elapsed());
         #[cfg(feature = "metrics")]
         super::metrics_keys::admitted(limiter, waited.unwrap_or_default());
@@ -195,7 +195,7 @@ mod hooks {
             wait.span.in_scope(|| {
                 tracing::debug!(
                     target: super::TARGET,
-                    limiter = limiter.name(),
+                    limiter = limiter.name().as_str(),
                     ?waited,
                     "admitted after waiting"
                 );
@@ -207,7 +207,7 @@ mod hooks {
     /// A call was refused: `max_wait` ran out, `queue` was full, or no permit was free and
     /// the call may not wait (`max_wait = Duration::ZERO`, `Limiter::try_acquire`).
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-    pub(crate) fn rejected(limiter: &'static Limiter, error: &LimitError) {
+    pub(crate) fn rejected(limiter: &Core, error: &LimitError) {
         #[cfg(feature = "metrics")]
         super::metrics_keys::rejected(limiter);
         #[cfg(feature = "tracing")]
@@ -219,7 +219,7 @@ mod hooks {
             };
             tracing::warn!(
                 target: super::TARGET,
-                limiter = limiter.name(),
+                limiter = limiter.name().as_str(),
                 limit,
                 reason,
                 "{error}"
@@ -230,7 +230,7 @@ mod hooks {
     /// An admitted call gave its permit back: its body ended, panicked or was cancelled, or
     /// a `Permit` was dropped.
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
-    pub(crate) fn released(limiter: &'static Limiter) {
+    pub(crate) fn released(limiter: &Core) {
         #[cfg(feature = "metrics")]
         super::metrics_keys::set_running(limiter);
     }
@@ -256,7 +256,7 @@ mod metrics_keys {
 
     use metrics::{Key, Label, Level, Metadata, Recorder};
 
-    use crate::limiter::Limiter;
+    use crate::core::Core;
 
     const RUNNING: &str = "concurrency_limit_running";
     const WAITING: &str = "concurrency_limit_waiting";
@@ -276,12 +276,12 @@ mod metrics_keys {
         wait_seconds: Key,
     }
 
-    fn keys(limiter: &'static Limiter) -> &'static Keys {
+    fn keys(limiter: &Core) -> &Keys {
         limiter.observed.keys.get_or_init(|| {
             let key = |name: &'static str| {
                 Key::from_parts(
                     name,
-                    vec![Label::from_static_parts("limiter", limiter.name())],
+                    vec![Label::new("limiter", limiter.name().to_string())],
                 )
             };
             Keys {
@@ -294,7 +294,7 @@ mod metrics_keys {
         })
     }
 
-    fn with_recorder(limiter: &'static Limiter, emit: impl FnOnce(&dyn Recorder, &Keys)) {
+    fn with_recorder(limiter: &Core, emit: impl FnOnce(&dyn Recorder, &Keys)) {
         let keys = keys(limiter);
         metrics::with_recorder(|recorder| emit(recorder, keys));
     }
@@ -304,7 +304,7 @@ mod metrics_keys {
         count as f64
     }
 
-    pub(super) fn registered(limiter: &'static Limiter) {
+    pub(super) fn registered(limiter: &Core) {
         let (running, waiting) = (limiter.running(), limiter.waiting());
         with_recorder(limiter, |recorder, keys| {
             recorder
@@ -325,7 +325,7 @@ mod metrics_keys {
         });
     }
 
-    pub(super) fn set_running(limiter: &'static Limiter) {
+    pub(super) fn set_running(limiter: &Core) {
         let running = limiter.running();
         with_recorder(limiter, |recorder, keys| {
             recorder
@@ -334,7 +334,7 @@ mod metrics_keys {
         });
     }
 
-    pub(super) fn set_waiting(limiter: &'static Limiter) {
+    pub(super) fn set_waiting(limiter: &Core) {
         let waiting = limiter.waiting();
         with_recorder(limiter, |recorder, keys| {
             recorder
@@ -343,7 +343,7 @@ mod metrics_keys {
         });
     }
 
-    pub(super) fn admitted(limiter: &'static Limiter, waited: Duration) {
+    pub(super) fn admitted(limiter: &Core, waited: Duration) {
         let running = limiter.running();
         with_recorder(limiter, |recorder, keys| {
             recorder
@@ -358,7 +358,7 @@ mod metrics_keys {
         });
     }
 
-    pub(super) fn rejected(limiter: &'static Limiter) {
+    pub(super) fn rejected(limiter: &Core) {
         with_recorder(limiter, |recorder, keys| {
             recorder
                 .register_counter(&keys.rejected, &METADATA)

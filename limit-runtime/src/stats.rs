@@ -2,9 +2,9 @@
 
 use std::fmt;
 
-use crate::Limiter;
+use crate::Name;
 
-/// A snapshot of one limiter, from [`Limiter::stats`].
+/// A snapshot of one limiter, from [`Limiter::stats`](crate::Limiter::stats).
 ///
 /// The counters are read one after another, not atomically together, so under load they
 /// may disagree by the calls that moved between two reads.
@@ -16,7 +16,8 @@ use crate::Limiter;
 ///
 /// let permit = DB.try_acquire().unwrap();
 /// let stats = DB.stats();
-/// assert_eq!((stats.name, stats.limit, stats.running), ("db", 4, 1));
+/// assert_eq!(stats.name, "db");
+/// assert_eq!((stats.limit, stats.running), (4, 1));
 /// assert_eq!((stats.admitted, stats.peak_running), (1, 1));
 /// drop(permit);
 /// assert_eq!(DB.stats().running, 0);
@@ -25,7 +26,7 @@ use crate::Limiter;
 #[non_exhaustive]
 pub struct Stats {
     /// The limiter's name.
-    pub name: &'static str,
+    pub name: Name,
     /// The limit now (per key, for a limiter with `key = …`).
     pub limit: usize,
     /// Calls holding a permit now (all keys together).
@@ -38,13 +39,40 @@ pub struct Stats {
     /// Calls admitted (given a permit) since the limiter was created.
     pub admitted: u64,
     /// Calls refused since the limiter was created: by `max_wait` or `queue`, or a
-    /// [`try_acquire`](Limiter::try_acquire) that found no permit free.
+    /// [`try_acquire`](crate::Limiter::try_acquire) that found no permit free.
     pub rejected: u64,
     /// The most calls that ever held a permit at once (all keys together, for a limiter
     /// with `key = …`).
     pub peak_running: usize,
     /// Keys with a call in flight, for a limiter with `key = …`; 0 otherwise.
     pub active_keys: usize,
+}
+
+/// One line for one limiter, as [`stragglers()`] writes it: its name, and its calls in
+/// flight, running and waiting. So a server can report on its own limiter at shutdown.
+///
+/// ```
+/// use limit_runtime::Limiter;
+///
+/// let connections = Limiter::new(250).with_name("server-1");
+/// let permit = connections.try_acquire().unwrap();
+/// assert_eq!(
+///     connections.stats().to_string(),
+///     r#""server-1" (1 in flight: 1 running, 0 waiting)"#
+/// );
+/// # drop(permit);
+/// ```
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} ({} in flight: {} running, {} waiting)",
+            self.name.as_str(),
+            self.in_flight,
+            self.running,
+            self.waiting
+        )
+    }
 }
 
 /// The limiters that still have calls in flight, formatted for one log line. From
@@ -120,11 +148,7 @@ impl fmt::Display for Stragglers {
             if index > 0 {
                 f.write_str(", ")?;
             }
-            write!(
-                f,
-                "{:?} ({} in flight: {} running, {} waiting)",
-                stats.name, stats.in_flight, stats.running, stats.waiting
-            )?;
+            write!(f, "{stats}")?;
         }
         Ok(())
     }
@@ -146,7 +170,7 @@ impl fmt::Display for Stragglers {
 pub fn stragglers() -> Stragglers {
     Stragglers(
         crate::limiters()
-            .map(Limiter::stats)
+            .map(|limiter| limiter.stats())
             .filter(|stats| stats.in_flight > 0)
             .collect(),
     )

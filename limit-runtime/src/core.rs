@@ -1,0 +1,195 @@
+//! [`Core`]: the state of one limit, shared by every handle to it. A [`Limiter`] creates its
+//! core at its first use, and the registry keeps a weak reference to it, so a limiter that
+//! is dropped takes its core (and its registry entry) with it.
+//!
+//! Calls reach the core only through the methods here (`enter`, `admitted`, `refused`,
+//! `released`, `exit`): `call.rs` writes no atomics of its own, and knows nothing of the
+//! registry. A fleet-wide or adaptive limit plugs in behind these same methods.
+//!
+//! [`Limiter`]: crate::Limiter
+
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Mutex, OnceLock, PoisonError};
+
+use crate::error::LimitError;
+use crate::gate::Gate;
+use crate::in_flight::InFlight;
+use crate::keyed::{Keys, Slot};
+use crate::name::Name;
+use crate::observe::{self, Observed, WaitObservation};
+use crate::registry;
+use crate::stats::Stats;
+
+// Aligned to two cache lines (the unit that x86 prefetches together): two cores allocated
+// side by side must not share a line, or two threads calling two independently limited
+// functions slow each other down (the end of one, read by every call, next to the start of
+// the next, written by every call).
+#[repr(align(128))]
+pub struct Core {
+    name: Name,
+    /// The core's key in the registry.
+    pub(crate) id: u64,
+    gate: Gate,
+    keys: OnceLock<Keys>,
+    /// Serializes `set_limit`, so that the gate and every key end at the same limit when two
+    /// resizes race.
+    resize: Mutex<()>,
+    /// Calls of all keys holding a permit (the gate counts the others).
+    keyed_running: AtomicUsize,
+    peak_running: AtomicUsize,
+    admitted: AtomicU64,
+    rejected: AtomicU64,
+    in_flight: InFlight,
+    /// What the `metrics` feature keeps (the limiter's metric keys); zero-sized without it,
+    /// and then never read.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) observed: Observed,
+}
+
+impl Core {
+    pub(crate) fn new(name: Name, id: u64, limit: usize) -> Self {
+        Self {
+            name,
+            id,
+            gate: Gate::new(limit),
+            keys: OnceLock::new(),
+            resize: Mutex::new(()),
+            keyed_running: AtomicUsize::new(0),
+            peak_running: AtomicUsize::new(0),
+            admitted: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            in_flight: InFlight::new(),
+            observed: Observed::new(),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &Name {
+        &self.name
+    }
+
+    pub(crate) fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    pub(crate) fn limit(&self) -> usize {
+        self.gate.limit()
+    }
+
+    pub(crate) fn running(&self) -> usize {
+        self.gate.held() + self.keyed_running.load(SeqCst)
+    }
+
+    pub(crate) fn waiting(&self) -> usize {
+        self.gate.waiting() + self.keys.get().map_or(0, Keys::waiting)
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.snapshot().in_flight as usize
+    }
+
+    pub(crate) fn counter(&self) -> &InFlight {
+        &self.in_flight
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        Stats {
+            name: self.name.clone(),
+            limit: self.limit(),
+            running: self.running(),
+            waiting: self.waiting(),
+            in_flight: self.in_flight(),
+            admitted: self.admitted.load(SeqCst),
+            rejected: self.rejected.load(SeqCst),
+            peak_running: self.peak_running.load(SeqCst),
+            active_keys: self.keys.get().map_or(0, Keys::active),
+        }
+    }
+
+    pub(crate) fn set_limit(&self, limit: usize) {
+        let _serial = self.resize.lock().unwrap_or_else(PoisonError::into_inner);
+        self.gate.set_limit(limit);
+        if let Some(keys) = self.keys.get() {
+            keys.set_limit(limit);
+        }
+    }
+
+    /// Counts a call as in flight: from now until [`exit`](Self::exit).
+    #[inline]
+    pub(crate) fn enter(&self) {
+        self.in_flight.enter(&registry::BUSY_LIMITERS);
+    }
+
+    /// [`enter`](Self::enter), for a call of `key`: its slot, created with the limiter's
+    /// limit if the key has no call in flight.
+    pub(crate) fn enter_keyed<K>(&self, key: K) -> std::sync::Arc<Slot>
+    where
+        K: std::hash::Hash + Eq + Send + Sync + 'static,
+    {
+        let keys = self.keys.get_or_init(Keys::default);
+        let slot = keys.enter(key, || self.limit());
+        self.enter();
+        slot
+    }
+
+    /// Ends a call that [`enter`](Self::enter) counted, and its key's, if it has one.
+    #[inline]
+    pub(crate) fn exit(&self, slot: Option<&Slot>) {
+        if let Some(slot) = slot
+            && let Some(keys) = self.keys.get()
+        {
+            keys.exit(slot);
+        }
+        self.in_flight.exit(&registry::BUSY_LIMITERS);
+    }
+
+    /// Counts a call that was just given a permit. `held` is the count of permits its gate
+    /// held right after; `keyed`, whether that gate is a key's; `wait`, its wait, if it had to.
+    #[inline]
+    pub(crate) fn admitted(&self, held: usize, keyed: bool, wait: Option<WaitObservation>) {
+        // A keyed call's gate is its key's; the limiter counts all keys together. Only keyed
+        // calls pay for that count.
+        let running = if keyed {
+            self.keyed_running.fetch_add(1, SeqCst) + 1 + self.gate.held()
+        } else {
+            held + self.keyed_running.load(Relaxed)
+        };
+        if running > self.peak_running.load(Relaxed) {
+            self.peak_running.fetch_max(running, Relaxed);
+        }
+        self.admitted.fetch_add(1, Relaxed);
+        observe::admitted(self, wait);
+    }
+
+    /// Counts a call that gives its permit back to `gate` (its own, or its key's).
+    #[inline]
+    pub(crate) fn released(&self, gate: &Gate, keyed: bool) {
+        if keyed {
+            self.keyed_running.fetch_sub(1, SeqCst);
+        }
+        gate.release();
+        observe::released(self);
+    }
+
+    /// Counts a refusal, and returns it.
+    pub(crate) fn refused(&self, error: LimitError) -> LimitError {
+        self.rejected.fetch_add(1, Relaxed);
+        observe::rejected(self, &error);
+        error
+    }
+
+    /// The error for a call refused at `gate`, made by `variant` from the name and limit.
+    pub(crate) fn refusal(
+        &self,
+        gate: &Gate,
+        variant: impl FnOnce(Name, usize) -> LimitError,
+    ) -> LimitError {
+        self.refused(variant(self.name.clone(), gate.limit()))
+    }
+}
+
+impl Drop for Core {
+    fn drop(&mut self) {
+        registry::deregister(self);
+    }
+}
