@@ -6,6 +6,12 @@
 //! first call of a function initializes and registers its limiter (which allocates once);
 //! steady state is every call after that.
 //!
+//! Limiters made at run time leave nothing behind: a limiter that is created, used and
+//! dropped frees every allocation it made (its state, its registry entry).
+//!
+//! The tests take turns (`serial()`): a limiter registered by one test's first call
+//! could otherwise grow the registry while another test counts.
+//!
 //! The counts hold with limit-runtime's `tracing` and `metrics` features on too (CI runs this
 //! file with `--all-features`), as long as no subscriber or recorder is installed, which is
 //! the case here: a disabled event or span does nothing, and each limiter's metric keys are
@@ -16,15 +22,24 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use limit_runtime::concurrency_limit;
+use limit_runtime::{Limiter, concurrency_limit};
 
 struct Counting;
 
 thread_local! {
     static COUNTING: Cell<bool> = const { Cell::new(false) };
     static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+    /// Allocations made while counting, minus those freed while counting.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 // SAFETY: every method forwards to `System` with the arguments it was given, so `System`'s
@@ -46,11 +61,13 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         count();
+        freed(); // the old block
         // SAFETY: forwarded unchanged; the caller upholds `realloc`'s contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        freed();
         // SAFETY: forwarded unchanged; the caller upholds `dealloc`'s contract.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -60,6 +77,15 @@ fn count() {
     let _ = COUNTING.try_with(|counting| {
         if counting.get() {
             let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+            let _ = LIVE.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+fn freed() {
+    let _ = COUNTING.try_with(|counting| {
+        if counting.get() {
+            let _ = LIVE.try_with(|n| n.set(n.get() - 1));
         }
     });
 }
@@ -69,11 +95,17 @@ static ALLOCATOR: Counting = Counting;
 
 /// The allocations `work` makes on this thread.
 fn allocations_of(work: impl FnOnce()) -> usize {
+    counted(work).0
+}
+
+/// The allocations `work` makes on this thread, and how many of them it has not freed.
+fn counted(work: impl FnOnce()) -> (usize, isize) {
     ALLOCATIONS.with(|n| n.set(0));
+    LIVE.with(|n| n.set(0));
     COUNTING.with(|counting| counting.set(true));
     work();
     COUNTING.with(|counting| counting.set(false));
-    ALLOCATIONS.with(Cell::get)
+    (ALLOCATIONS.with(Cell::get), LIVE.with(Cell::get))
 }
 
 fn poll<F: Future>(future: std::pin::Pin<&mut F>) -> Poll<F::Output> {
@@ -98,6 +130,7 @@ async fn uncontended(x: u64) -> u64 {
 
 #[test]
 fn an_uncontended_call_allocates_nothing() {
+    let _serial = serial();
     assert_eq!(run(uncontended(1)), 2); // initializes the limiter
     let allocations = allocations_of(|| {
         for x in 0..CALLS {
@@ -114,6 +147,7 @@ async fn contended(gate: &tokio::sync::Notify) {
 
 #[test]
 fn a_call_that_waits_for_its_permit_allocates_nothing() {
+    let _serial = serial();
     let gate = tokio::sync::Notify::new();
     {
         let mut warm = pin!(contended(&gate));
@@ -151,6 +185,7 @@ async fn keyed(key: u64) -> u64 {
 
 #[test]
 fn a_keyed_call_on_a_key_in_use_allocates_nothing() {
+    let _serial = serial();
     // A call kept alive holds key 7's entry, as other calls of a busy key would.
     let holder = keyed(7);
     let allocations = allocations_of(|| {
@@ -175,6 +210,7 @@ fn a_keyed_call_on_a_key_in_use_allocates_nothing() {
 /// still printed.
 #[test]
 fn the_attribute_adds_no_more_to_the_future_than_a_hand_written_semaphore() {
+    let _serial = serial();
     static SEMAPHORE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
 
     async fn plain(x: u64) -> u64 {
@@ -202,4 +238,87 @@ fn the_attribute_adds_no_more_to_the_future_than_a_hand_written_semaphore() {
         added <= hand,
         "the attribute adds {added} bytes, a hand-written semaphore {hand}"
     );
+}
+
+struct Service {
+    connections: Limiter,
+    shared: Arc<Limiter>,
+}
+
+impl Service {
+    async fn plain(&self, x: u64) -> u64 {
+        std::hint::black_box(x) + 1
+    }
+
+    #[concurrency_limit(limiter = &self.connections)]
+    async fn borrowed(&self, x: u64) -> u64 {
+        std::hint::black_box(x) + 1
+    }
+
+    #[concurrency_limit(limiter = self.shared.clone())]
+    async fn shared(&self, x: u64) -> u64 {
+        std::hint::black_box(x) + 1
+    }
+}
+
+/// A limiter per instance, borrowed or in an `Arc`: no allocation per call once the limiter
+/// is in use, and at most 16 bytes more than the `static` path: the pointer, stored once, and
+/// while the call waits, the queued call's flag beside it (`Queued` in `call.rs`: 1 byte, 8
+/// with the pointer's alignment). The goal is 8; see the closing note.
+#[test]
+fn instance_limiters_add_a_pointer_and_allocate_nothing_per_call() {
+    let _serial = serial();
+    let service = Service {
+        connections: Limiter::new(4),
+        shared: Arc::new(Limiter::new(4)),
+    };
+    assert_eq!(run(service.borrowed(1)), 2); // the limiters' first use makes their state
+    assert_eq!(run(service.shared(1)), 2);
+    let allocations = allocations_of(|| {
+        for x in 0..CALLS {
+            assert_eq!(run(service.borrowed(x)), x + 1);
+            assert_eq!(run(service.shared(x)), x + 1);
+        }
+    });
+    assert_eq!(allocations, 0, "allocations in {CALLS} calls of each");
+
+    let plain = size_of_val(&service.plain(1));
+    async fn plain_fn(x: u64) -> u64 {
+        std::hint::black_box(x) + 1
+    }
+    let static_added = size_of_val(&uncontended(1)) - size_of_val(&plain_fn(1));
+    for (how, size) in [
+        ("borrowed", size_of_val(&service.borrowed(1))),
+        ("shared", size_of_val(&service.shared(1))),
+    ] {
+        let added = size - plain;
+        println!("future size: {how} limiter adds {added} bytes (a `static` adds {static_added})");
+        if cfg!(not(any(feature = "tracing", feature = "metrics"))) {
+            assert!(
+                added <= static_added + 16,
+                "a {how} limiter adds {added} bytes to the future; a `static` adds {static_added}"
+            );
+        }
+    }
+}
+
+/// 100,000 limiters made at run time, each used and dropped: every allocation they made is
+/// freed, so a server that makes one per connection does not grow.
+#[test]
+fn a_dropped_limiter_leaves_nothing_behind() {
+    let _serial = serial();
+    let warm = Limiter::new(1);
+    drop(warm.try_acquire().unwrap()); // the registry exists
+    drop(warm);
+    let (allocations, live) = counted(|| {
+        for n in 0..100_000_usize {
+            let limiter = Limiter::new(1 + n % 4);
+            let permit = limiter.try_acquire().unwrap();
+            assert_eq!(limiter.in_flight(), 1);
+            drop(permit);
+            drop(limiter);
+        }
+    });
+    assert!(allocations >= 100_000, "each limiter made its state: {allocations}");
+    assert_eq!(live, 0, "allocations left by 100,000 limiters");
 }

@@ -39,27 +39,44 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
         quote!(let #policy_ident = #value;)
     });
     let register = quote!(#register #policy_value);
-    let refuse = if policy.is_some() {
-        quote!(::limit_runtime::__private::ErrFrom)
+    let permit = format_ident!("__permit", span = Span::mixed_site());
+    // The call's future: the fast path first; else `wait` waits in line (holding the call's
+    // guard); then the closure makes the body's future from the permit, which the body holds
+    // until it ends. Under a policy, the closure gets the permit or the refusal, and a refused
+    // call returns `Err(From::from(LimitError))` without running the body; the refusal holds
+    // the call until then, so `drain()` still counts it while its error is converted.
+    let (wait, take_permit) = if policy.is_some() {
+        let call = format_ident!("__call", span = Span::mixed_site());
+        let refused = format_ident!("__refused", span = Span::mixed_site());
+        (
+            quote!(move |#call| #call.wait_with(#policy_ident)),
+            quote! {
+                let #permit = match #permit {
+                    ::core::result::Result::Ok(#permit) => #permit,
+                    ::core::result::Result::Err(#refused) => {
+                        return ::core::result::Result::Err(
+                            ::core::convert::From::from(#refused.error())
+                        );
+                    }
+                };
+            },
+        )
     } else {
-        quote!(::limit_runtime::__private::NeverRefused)
+        (
+            quote!(::limit_runtime::__private::Call::wait),
+            quote!(let #permit = #permit;),
+        )
     };
-    // The call's future: its admission holds the body's closure (the arguments) while it
-    // waits, and starts the body once admitted. A refusal (under a policy) becomes the
-    // function's `Err` through `ErrFrom`.
-    let limited = |body: TokenStream| {
-        let admission = if policy.is_some() {
-            quote!(#call.admit_with(#policy_ident))
-        } else {
-            quote!(#call.admit())
-        };
+    let limited = |async_move: TokenStream, body: TokenStream| {
         quote! {
-            ::limit_runtime::Limited::new(
-                ::limit_runtime::__private::Machine::<_, _, _, #refuse>::new(
-                    #admission,
-                    move || #body,
-                )
-            )
+            ::limit_runtime::Limited::new(::limit_runtime::__private::Machine::new(
+                #call,
+                #wait,
+                move |#permit| #async_move {
+                    #take_permit
+                    #body
+                },
+            ))
         }
     };
 
@@ -74,7 +91,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
             };
             sig.asyncness = None;
             sig.inputs = inputs;
-            let limited = limited(quote!(async move { #(#rebind)* #body }));
+            let limited = limited(quote!(async move), quote!(#(#rebind)* #body));
             if instrumented_below(&attrs) {
                 // `#[tracing::instrument]` below this attribute expands after it, and
                 // instruments a plain `fn` only when it ends in an `async move` block (the
@@ -115,7 +132,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
             move_kw,
             block,
         } => {
-            let limited = limited(quote!(#async_kw #move_kw #block));
+            let limited = limited(quote!(#async_kw #move_kw), quote!(#block));
             quote! {
                 #(#attrs)*
                 #vis #sig {

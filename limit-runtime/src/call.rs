@@ -218,30 +218,41 @@ impl<H: Handle, K: Key> Call<H, K> {
         self.key.gate(self.core())
     }
 
-    /// Waits for a permit, in FIFO order with the other calls of the same limit.
-    #[doc(hidden)]
-    pub async fn admit(self) -> Admitted<H, K> {
-        if let Some(held) = std::future::poll_fn(|cx| fast_path(cx, self.gate())).await {
-            return self.admitted(held, None);
+    /// Waits for a permit, in FIFO order with the other calls of the same limit: the fast
+    /// path, then [`wait`](Self::wait). For permits taken by hand; a call of an annotated
+    /// function goes through the same two steps in `limited.rs`.
+    pub(crate) async fn admit(self) -> Admitted<H, K> {
+        if std::future::poll_fn(|cx| self.poll_fast(cx)).await {
+            return self.into_admitted();
         }
+        self.wait().await
+    }
+
+    /// Waits in line for a permit, FIFO, once the fast path found none. Not a public API.
+    ///
+    /// The call joins the line here, when `wait` is called (right before its first poll),
+    /// and the future holds the queued call as its only capture, used in place: so the call's
+    /// handle is stored once. (An `async fn` would keep its argument, and then the queued call
+    /// made from it, in two slots.)
+    #[doc(hidden)]
+    pub fn wait(self) -> impl Future<Output = Admitted<H, K>> {
         let Ok((mut queued, wait)) = Queued::enter(self, None) else {
             unreachable!("limit-runtime: an unbounded queue takes every call");
         };
-        let held = observe::in_wait_span!(wait, wait_in_line!(queued));
-        queued.leave().admitted(held, Some(wait))
+        async move {
+            let held = observe::in_wait_span!(wait, wait_in_line!(queued));
+            queued.leave().admitted(held, Some(wait))
+        }
     }
 
-    /// Waits for a permit under `policy`.
+    /// [`wait`](Self::wait), under `policy`. Not a public API.
     ///
     /// # Errors
     ///
     /// When no permit comes within `max_wait`, or `queue` calls already wait. The refusal
     /// keeps the call, so that it stays in flight until the caller's future completes.
     #[doc(hidden)]
-    pub async fn admit_with(self, policy: Policy) -> Result<Admitted<H, K>, Refused<H, K>> {
-        if let Some(held) = std::future::poll_fn(|cx| fast_path(cx, self.gate())).await {
-            return Ok(self.admitted(held, None));
-        }
+    pub async fn wait_with(self, policy: Policy) -> Result<Admitted<H, K>, Refused<H, K>> {
         if policy.max_wait == Some(Duration::ZERO) {
             return Err(self.refuse(|limiter, limit| LimitError::NoPermit { limiter, limit }));
         }
@@ -273,6 +284,27 @@ impl<H: Handle, K: Key> Call<H, K> {
             }
         };
         Ok(queued.leave().admitted(held, Some(wait)))
+    }
+
+    /// The fast path: true if a permit was free, and then the call is counted as admitted
+    /// (one lookup of the core serves both); make it [`into_admitted`](Self::into_admitted).
+    /// Not a public API.
+    #[doc(hidden)]
+    #[inline]
+    pub fn poll_fast(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        let core = self.core();
+        let Some(held) = std::task::ready!(fast_path(cx, self.key.gate(core))) else {
+            return Poll::Ready(false);
+        };
+        core.admitted(held, self.key.slot().is_some(), None);
+        Poll::Ready(true)
+    }
+
+    /// The guard of a call that [`poll_fast`](Self::poll_fast) admitted. Not a public API.
+    #[doc(hidden)]
+    #[inline]
+    pub fn into_admitted(self) -> Admitted<H, K> {
+        Admitted { call: self }
     }
 
     /// Takes a permit if one is free now.

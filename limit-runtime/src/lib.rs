@@ -1003,8 +1003,6 @@ pub use stats::{Stats, Stragglers, stragglers};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{Admitted, Call, Handle, Key, Keyed, Policy, Refused, Unkeyed};
-    pub use crate::limited::{
-        ErrFrom, Limited, Machine, NeverRefused, Outcome, Refuse, Spec,
-    };
+    pub use crate::limited::{Entered, Machine, Outcome, Spec};
     pub use crate::limiter::Limiter;
 }

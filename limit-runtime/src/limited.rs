@@ -3,104 +3,78 @@
 //! [`admitted`](Limited::admitted) waits for the permit in the caller's task and returns the
 //! future that runs the body, so that a producer waits its turn before it spawns.
 //!
-//! The future goes through three stages. *Waiting*: the admission, `Call::admit`, which
-//! holds the call's guard and the body's closure (the arguments) while it waits for the
-//! permit, and then makes the body's future. *Admitted*: what the admission gave, a
-//! [`Started`]: the admission's outcome, which holds the permit (or the refusal that
-//! `max_wait` or `queue` gave), and the body's future, which runs while the permit is held.
-//! *Done*. Nothing is moved out of a pinned stage: each stage is replaced whole.
+//! The call goes through these stages ([`Machine`]):
 //!
-//! The expansion names the admission as an `impl Future` of its signature, and the outcome
-//! and the body's future as `impl` types inside its output: every type that decides whether
-//! the future is `Send` is then one the compiler can see through, as it does for an
-//! `async fn`.
+//! - *Fresh*: the call's guard, and the body's closure, which holds the arguments. The first
+//!   poll tries the fast path. A call that finds a permit goes straight to *Running*, with no
+//!   wait future ever made: so an uncontended call costs what it did when the whole call was
+//!   one `async` block.
+//! - *Waiting*: the wait in line (`Call::wait`, an `async fn`), beside the body's closure.
+//! - *Admitted*: the body's future, made by the closure from the permit, not polled yet. Only
+//!   `admitted()` stops here: its future can still move, into `tokio::spawn`.
+//! - *Running*: the body's future, pinned and polled. It holds the permit, so the permit is
+//!   given back when the body ends, as in an `async fn`.
+//!
+//! Each stage is replaced whole (`project_replace`): nothing pinned ever moves. The expansion
+//! returns `Limited<impl Spec<Output = T>>`: one opaque type, which the compiler sees through
+//! to decide whether the future is `Send`, exactly as for an `async fn`.
 
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::call::{Admitted, Handle, Key, Refused};
-use crate::error::LimitError;
+use crate::call::{Admitted, Call, Handle, Key, Refused};
 
-/// What the admission of a call gives: a permit, or, under `max_wait` or `queue`, perhaps a
-/// refusal. Not a public API.
+/// A call's guard, before admission: what [`Machine`] needs of `Call`. Not a public API.
 #[doc(hidden)]
-pub trait Outcome {
-    /// The refusal, if the call was refused.
-    fn refusal(&self) -> Option<LimitError>;
+pub trait Entered {
+    /// The guard of the admitted call.
+    type Admitted;
+    /// The fast path; see `Call::poll_fast`.
+    fn poll_fast(&self, cx: &mut Context<'_>) -> Poll<bool>;
+    /// The guard of a call the fast path admitted.
+    fn into_admitted(self) -> Self::Admitted;
 }
 
-impl<H: Handle, K: Key> Outcome for Admitted<H, K> {
+impl<H: Handle, K: Key> Entered for Call<H, K> {
+    type Admitted = Admitted<H, K>;
+
     #[inline]
-    fn refusal(&self) -> Option<LimitError> {
-        None
+    fn poll_fast(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        Call::poll_fast(self, cx)
     }
-}
 
-impl<H: Handle, K: Key> Outcome for Result<Admitted<H, K>, Refused<H, K>> {
     #[inline]
-    fn refusal(&self) -> Option<LimitError> {
-        self.as_ref().err().map(Refused::error)
+    fn into_admitted(self) -> Admitted<H, K> {
+        Call::into_admitted(self)
     }
 }
 
-/// How a refusal becomes the function's output. Not a public API.
+/// What the body's closure receives: the permit (`Admitted`), or under `max_wait` or `queue`,
+/// the permit or the refusal (`Result<Admitted, Refused>`). Not a public API.
 #[doc(hidden)]
-#[diagnostic::on_unimplemented(
-    message = "`max_wait` and `queue` need a function that returns `Result<T, E>` with \
-               `E: From<LimitError>`, not `{Output}`",
-    label = "a call refused a permit returns `Err(E::from(LimitError))` here"
-)]
-pub trait Refuse<Output> {
-    /// The output of a call refused with `error`.
-    fn refuse(error: LimitError) -> Output;
+pub trait Outcome<P> {
+    /// The outcome of a call admitted on the fast path.
+    fn admitted(permit: P) -> Self;
 }
 
-/// For a function without `max_wait` or `queue`, whose calls are never refused. Not a public
-/// API.
-#[doc(hidden)]
-#[derive(Debug)]
-pub enum NeverRefused {}
-
-impl<Output> Refuse<Output> for NeverRefused {
-    fn refuse(error: LimitError) -> Output {
-        unreachable!("limit-runtime: a call without `max_wait` or `queue` was refused: {error}")
+impl<H: Handle, K: Key> Outcome<Admitted<H, K>> for Admitted<H, K> {
+    #[inline]
+    fn admitted(permit: Self) -> Self {
+        permit
     }
 }
 
-/// For a function with `max_wait` or `queue`: a refusal is `Err(E::from(error))`. Not a
-/// public API.
-#[doc(hidden)]
-#[derive(Debug)]
-pub enum ErrFrom {}
-
-impl<T, E: From<LimitError>> Refuse<Result<T, E>> for ErrFrom {
-    fn refuse(error: LimitError) -> Result<T, E> {
-        Err(E::from(error))
+impl<H: Handle, K: Key> Outcome<Admitted<H, K>> for Result<Admitted<H, K>, Refused<H, K>> {
+    #[inline]
+    fn admitted(permit: Admitted<H, K>) -> Self {
+        Ok(permit)
     }
 }
 
-pin_project! {
-    /// A call that its admission has just decided: its outcome (the permit, or a refusal) and
-    /// its body's future, not polled yet.
-    struct Started<O, B> {
-        // Before `outcome`: a body dropped before completion (a cancelled call) is dropped
-        // while the call still holds its permit, as an `async fn`'s locals are.
-        #[pin]
-        body: B,
-        // Taken when the call completes: the permit is given back then, and a call without
-        // its outcome is done. (The tag costs nothing: `Waiting` is the largest stage.)
-        outcome: Option<O>,
-    }
-}
-
-/// The call's state machine, behind [`Limited`]: the expansion returns
-/// `Limited<impl Spec<Output = T>>`, one opaque type, so that the compiler sees through it to
-/// decide whether the call's future is `Send`, exactly as it does for an `async fn`. Not a
-/// public API.
+/// The call's state machine, behind [`Limited`]. Not a public API.
 #[doc(hidden)]
 pub trait Spec {
     /// The body's output.
@@ -114,70 +88,77 @@ pub trait Spec {
 }
 
 pin_project! {
-    /// The call's state machine: the admission `A` (an `async fn` of `Call`), the closure `F`
-    /// that makes the body's future `B` once the call is admitted, and `R`, which turns a
-    /// refusal into the body's output. Not a public API.
+    /// The call's state machine: the call's guard `C`, the wait in line `W` makes of it (a
+    /// future `A`), and the closure `F` that makes the body's future `B` from `A`'s outcome.
+    /// Not a public API.
     #[doc(hidden)]
-    pub struct Machine<A, F, B, R>
-    where
-        A: Future,
-    {
+    pub struct Machine<C, W, A, F, B> {
         #[pin]
-        stage: Stage<A, F, Started<A::Output, B>>,
-        refuse: PhantomData<fn() -> R>,
+        stage: Stage<C, W, A, F, B>,
     }
 }
 
 pin_project! {
     #[project = StageProj]
     #[project_replace = StageReplace]
-    enum Stage<A, F, S> {
-        // The admission, waiting for the permit, and beside it the body's closure, which holds
-        // the arguments: so a waiting call's future is the admission's size plus the
-        // arguments', as an `async fn` that awaits a permit is.
+    enum Stage<C, W, A, F, B> {
+        Fresh {
+            call: C,
+            wait: W,
+            then: F,
+        },
         Waiting {
             #[pin]
             admission: A,
             then: F,
         },
-        // Admitted in the task of `admitted()`, and not polled since: it can still move.
         Admitted {
-            started: S,
+            body: B,
         },
-        // Pinned, and running the body.
         Running {
             #[pin]
-            started: S,
+            body: B,
         },
         Done,
     }
 }
 
-impl<A, F, B, R> Machine<A, F, B, R>
+impl<C, W, A, F, B> Machine<C, W, A, F, B>
 where
+    C: Entered,
+    W: FnOnce(C) -> A,
     A: Future,
-    A::Output: Outcome,
-    F: FnOnce() -> B,
+    A::Output: Outcome<C::Admitted>,
+    F: FnOnce(A::Output) -> B,
     B: Future,
-    R: Refuse<B::Output>,
 {
-    /// A call that waits for `admission`, then runs the body that `then` makes. Not a public
-    /// API.
+    /// The call `call`: on the fast path, or waiting in line with `wait`, and then `then`
+    /// makes its body's future. Not a public API.
     #[doc(hidden)]
-    pub fn new(admission: A, then: F) -> Self {
+    pub fn new(call: C, wait: W, then: F) -> Self {
         Self {
-            stage: Stage::Waiting { admission, then },
-            refuse: PhantomData,
+            stage: Stage::Fresh { call, wait, then },
         }
     }
 
-    /// Polls the admission, and once it is ready, makes the body's future: what comes back is
-    /// the stage the call is in next, or `None` while it waits.
+    /// Drives the call until it has its permit (or its refusal), and returns its body's
+    /// future, not polled yet. The stage is left `Done`, to be replaced by the caller.
     #[inline]
-    fn admit(
-        mut stage: Pin<&mut Stage<A, F, Started<A::Output, B>>>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Started<A::Output, B>> {
+    fn admit(mut stage: Pin<&mut Stage<C, W, A, F, B>>, cx: &mut Context<'_>) -> Poll<B> {
+        if let StageProj::Fresh { call, .. } = stage.as_mut().project() {
+            let admitted = std::task::ready!(call.poll_fast(cx));
+            let StageReplace::Fresh { call, wait, then } = stage.as_mut().project_replace(Stage::Done)
+            else {
+                unreachable!("limit-runtime: the call was fresh");
+            };
+            if admitted {
+                return Poll::Ready(then(A::Output::admitted(call.into_admitted())));
+            }
+            stage.as_mut().project_replace(Stage::Waiting {
+                admission: wait(call),
+                then,
+            });
+        }
         let StageProj::Waiting { admission, .. } = stage.as_mut().project() else {
             unreachable!("limit-runtime: the call is waiting");
         };
@@ -185,83 +166,64 @@ where
         let StageReplace::Waiting { then, .. } = stage.project_replace(Stage::Done) else {
             unreachable!("limit-runtime: the call was waiting");
         };
-        Poll::Ready(Started {
-            body: then(),
-            outcome: Some(outcome),
-        })
+        Poll::Ready(then(outcome))
     }
 }
 
-impl<A, F, B, R> Spec for Machine<A, F, B, R>
+impl<C, W, A, F, B> Spec for Machine<C, W, A, F, B>
 where
+    C: Entered,
+    W: FnOnce(C) -> A,
     A: Future,
-    A::Output: Outcome,
-    F: FnOnce() -> B,
+    A::Output: Outcome<C::Admitted>,
+    F: FnOnce(A::Output) -> B,
     B: Future,
-    R: Refuse<B::Output>,
 {
     type Output = B::Output;
 
     fn poll_admission(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut stage = self.project().stage;
-        if let StageProj::Waiting { .. } = stage.as_mut().project() {
-            let started = std::task::ready!(Self::admit(stage.as_mut(), cx));
-            stage.as_mut().project_replace(Stage::Admitted { started });
+        if let StageProj::Fresh { .. } | StageProj::Waiting { .. } = stage.as_mut().project() {
+            let body = std::task::ready!(Self::admit(stage.as_mut(), cx));
+            stage.project_replace(Stage::Admitted { body });
         }
         Poll::Ready(())
     }
 
     fn take_admitted(self: Pin<&mut Self>) -> Self {
         let stage = match self.project().stage.project_replace(Stage::Done) {
-            StageReplace::Admitted { started } => Stage::Admitted { started },
-            StageReplace::Waiting { .. } | StageReplace::Running { .. } | StageReplace::Done => {
-                Stage::Done
-            }
+            StageReplace::Admitted { body } => Stage::Admitted { body },
+            _ => Stage::Done,
         };
-        Self {
-            stage,
-            refuse: PhantomData,
-        }
+        Self { stage }
     }
 
     #[inline]
     fn poll_call(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<B::Output> {
         let mut stage = self.project().stage;
+        // Each step leaves the stage `Done`, which `project_replace` overwrites without a
+        // call to drop it.
         match stage.as_mut().project() {
-            // `Self::admit` and taking the admitted call leave the stage `Done`, which
-            // `project_replace` overwrites without a call to drop it.
-            StageProj::Waiting { .. } => {
-                let started = std::task::ready!(Self::admit(stage.as_mut(), cx));
-                stage.as_mut().project_replace(Stage::Running { started });
+            StageProj::Running { body } => return body.poll(cx),
+            StageProj::Fresh { .. } | StageProj::Waiting { .. } => {
+                let body = std::task::ready!(Self::admit(stage.as_mut(), cx));
+                stage.as_mut().project_replace(Stage::Running { body });
             }
             StageProj::Admitted { .. } => {
-                let StageReplace::Admitted { started } = stage.as_mut().project_replace(Stage::Done)
+                let StageReplace::Admitted { body } = stage.as_mut().project_replace(Stage::Done)
                 else {
-                    unreachable!("limit-runtime: the stage was `Admitted`");
+                    unreachable!("limit-runtime: the call was admitted");
                 };
-                stage.as_mut().project_replace(Stage::Running { started });
+                stage.as_mut().project_replace(Stage::Running { body });
             }
-            StageProj::Running { .. } => {}
             StageProj::Done => {
                 panic!("a `#[concurrency_limit]` call's future was polled after it completed")
             }
         }
-        let StageProj::Running { started } = stage.as_mut().project() else {
-            unreachable!("limit-runtime: the stage is `Running`");
+        let StageProj::Running { body } = stage.project() else {
+            unreachable!("limit-runtime: the call is running");
         };
-        let started = started.project();
-        let Some(outcome) = started.outcome else {
-            panic!("a `#[concurrency_limit]` call's future was polled after it completed")
-        };
-        let output = match outcome.refusal() {
-            // The refused call counts as in flight until its error is made.
-            Some(error) => R::refuse(error),
-            None => std::task::ready!(started.body.poll(cx)),
-        };
-        // The body's future has finished (or never ran); dropping the outcome gives the
-        // permit back, then ends the call. The stage stays `Running`, done.
-        *started.outcome = None;
-        Poll::Ready(output)
+        body.poll(cx)
     }
 }
 
