@@ -16,7 +16,7 @@ where
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &::limit_runtime::__private::Limiter {
                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
                     ::core::concat!(::core::module_path!(), "::call"),
                 );
@@ -25,13 +25,21 @@ where
         }
         ::limit_runtime::__private::Limiter::call(__Limiter, || 4)
     };
-    Box::pin(async move {
-        let __permit = __call.admit().await;
-        {
-            let __self = self;
-            let request = request;
-            let __ret: Response = { __self.handle(request).await };
-            #[allow(unreachable_code)] __ret
-        }
-    })
+    Box::pin(
+        ::limit_runtime::Limited::new(
+            ::limit_runtime::__private::Machine::new(
+                __call,
+                ::limit_runtime::__private::Call::wait,
+                move |__permit| async move {
+                    let __permit = __permit;
+                    {
+                        let __self = self;
+                        let request = request;
+                        let __ret: Response = { __self.handle(request).await };
+                        #[allow(unreachable_code)] __ret
+                    }
+                },
+            ),
+        ),
+    )
 }

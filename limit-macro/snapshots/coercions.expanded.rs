@@ -1,9 +1,13 @@
-fn name(&self, fallback: bool) -> impl ::core::future::Future<Output = &str> {
+#[allow(refining_impl_trait, clippy::type_complexity)]
+fn name(
+    &self,
+    fallback: bool,
+) -> ::limit_runtime::Limited<impl ::limit_runtime::__private::Spec<Output = &str>> {
     let __call = {
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &::limit_runtime::__private::Limiter {
                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
                     ::core::concat!(::core::module_path!(), "::name"),
                 );
@@ -12,31 +16,42 @@ fn name(&self, fallback: bool) -> impl ::core::future::Future<Output = &str> {
         }
         ::limit_runtime::__private::Limiter::call(__Limiter, || 3)
     };
-    async move {
-        let __permit = __call.admit().await;
-        let _ = &self;
-        let fallback = fallback;
-        if let ::core::option::Option::Some(__ret) = ::core::option::Option::None::<
-            &str,
-        > {
-            #[allow(unreachable_code)] return __ret;
-        }
-        #[allow(clippy::diverging_sub_expression)]
-        let __ret: &str = {
-            if fallback {
-                return "unknown";
-            }
-            &self.name
-        };
-        #[allow(unreachable_code)] __ret
-    }
+    ::limit_runtime::Limited::new(
+        ::limit_runtime::__private::Machine::new(
+            __call,
+            ::limit_runtime::__private::Call::wait,
+            move |__permit| async move {
+                let __permit = __permit;
+                let _ = &self;
+                let fallback = fallback;
+                if let ::core::option::Option::Some(__ret) = ::core::option::Option::None::<
+                    &str,
+                > {
+                    #[allow(unreachable_code)] return __ret;
+                }
+                #[allow(clippy::diverging_sub_expression)]
+                let __ret: &str = {
+                    if fallback {
+                        return "unknown";
+                    }
+                    &self.name
+                };
+                #[allow(unreachable_code)] __ret
+            },
+        ),
+    )
 }
-fn label(id: u32) -> impl ::core::future::Future<Output = Box<impl Display>> {
+#[allow(refining_impl_trait, clippy::type_complexity)]
+fn label(
+    id: u32,
+) -> ::limit_runtime::Limited<
+    impl ::limit_runtime::__private::Spec<Output = Box<impl Display>>,
+> {
     let __call = {
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &::limit_runtime::__private::Limiter {
                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
                     ::core::concat!(::core::module_path!(), "::label"),
                 );
@@ -45,24 +60,31 @@ fn label(id: u32) -> impl ::core::future::Future<Output = Box<impl Display>> {
         }
         ::limit_runtime::__private::Limiter::call(__Limiter, || 3)
     };
-    async move {
-        let __permit = __call.admit().await;
-        let id = id;
-        #[allow(clippy::diverging_sub_expression)]
-        let __ret: Box<_> = { Box::new(id) };
-        #[allow(unreachable_code)] __ret
-    }
+    ::limit_runtime::Limited::new(
+        ::limit_runtime::__private::Machine::new(
+            __call,
+            ::limit_runtime::__private::Call::wait,
+            move |__permit| async move {
+                let __permit = __permit;
+                let id = id;
+                #[allow(clippy::diverging_sub_expression)]
+                let __ret: Box<_> = { Box::new(id) };
+                #[allow(unreachable_code)] __ret
+            },
+        ),
+    )
 }
+#[allow(refining_impl_trait, clippy::type_complexity)]
 fn edit(
     __arg0: String,
     #[cfg(feature = "x")]
     __arg1: (u8, u8),
-) -> impl ::core::future::Future<Output = ()> {
+) -> ::limit_runtime::Limited<impl ::limit_runtime::__private::Spec<Output = ()>> {
     let __call = {
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &::limit_runtime::__private::Limiter {
                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
                     ::core::concat!(::core::module_path!(), "::edit"),
                 );
@@ -71,16 +93,22 @@ fn edit(
         }
         ::limit_runtime::__private::Limiter::call(__Limiter, || 3)
     };
-    async move {
-        let __permit = __call.admit().await;
-        let mut __arg0 = __arg0;
-        let ref mut text = __arg0;
-        #[cfg(feature = "x")]
-        let __arg1 = __arg1;
-        #[cfg(feature = "x")]
-        let (a, _) = __arg1;
-        {
-            text.push('!');
-        }
-    }
+    ::limit_runtime::Limited::new(
+        ::limit_runtime::__private::Machine::new(
+            __call,
+            ::limit_runtime::__private::Call::wait,
+            move |__permit| async move {
+                let __permit = __permit;
+                let mut __arg0 = __arg0;
+                let ref mut text = __arg0;
+                #[cfg(feature = "x")]
+                let __arg1 = __arg1;
+                #[cfg(feature = "x")]
+                let (a, _) = __arg1;
+                {
+                    text.push('!');
+                }
+            },
+        ),
+    )
 }

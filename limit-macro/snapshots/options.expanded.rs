@@ -1,30 +1,42 @@
-fn load_user(id: u64) -> impl ::core::future::Future<Output = User> {
+#[allow(refining_impl_trait, clippy::type_complexity)]
+fn load_user(
+    id: u64,
+) -> ::limit_runtime::Limited<impl ::limit_runtime::__private::Spec<Output = User>> {
     let __call = {
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &::limit_runtime::__private::Limiter {
                 &DATABASE
             }
         }
         ::limit_runtime::__private::Limiter::call_shared(__Limiter)
     };
-    async move {
-        let __permit = __call.admit().await;
-        let id = id;
-        #[allow(clippy::diverging_sub_expression)]
-        let __ret: User = { db().load(id).await };
-        #[allow(unreachable_code)] __ret
-    }
+    ::limit_runtime::Limited::new(
+        ::limit_runtime::__private::Machine::new(
+            __call,
+            ::limit_runtime::__private::Call::wait,
+            move |__permit| async move {
+                let __permit = __permit;
+                let id = id;
+                #[allow(clippy::diverging_sub_expression)]
+                let __ret: User = { db().load(id).await };
+                #[allow(unreachable_code)] __ret
+            },
+        ),
+    )
 }
+#[allow(refining_impl_trait, clippy::type_complexity)]
 fn call_api(
     req: Request,
-) -> impl ::core::future::Future<Output = Result<Response, ApiError>> {
+) -> ::limit_runtime::Limited<
+    impl ::limit_runtime::__private::Spec<Output = Result<Response, ApiError>>,
+> {
     let __call = {
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &::limit_runtime::__private::Limiter {
                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
                     "github-api",
                 );
@@ -36,27 +48,36 @@ fn call_api(
     let __policy = ::limit_runtime::__private::Policy::new()
         .max_wait(Duration::from_millis(200))
         .queue(100);
-    async move {
-        let __permit = match __call.admit_with(__policy).await {
-            ::core::result::Result::Ok(__permit) => __permit,
-            ::core::result::Result::Err(__refused) => {
-                return ::core::result::Result::Err(
-                    ::core::convert::From::from(__refused.error()),
-                );
-            }
-        };
-        let req = req;
-        #[allow(clippy::diverging_sub_expression)]
-        let __ret: Result<Response, ApiError> = { client().send(req).await };
-        #[allow(unreachable_code)] __ret
-    }
+    ::limit_runtime::Limited::new(
+        ::limit_runtime::__private::Machine::new(
+            __call,
+            move |__call| __call.wait_with(__policy),
+            move |__permit| async move {
+                let __permit = match __permit {
+                    ::core::result::Result::Ok(__permit) => __permit,
+                    ::core::result::Result::Err(__refused) => {
+                        return ::core::result::Result::Err(
+                            ::core::convert::From::from(__refused.error()),
+                        );
+                    }
+                };
+                let req = req;
+                #[allow(clippy::diverging_sub_expression)]
+                let __ret: Result<Response, ApiError> = { client().send(req).await };
+                #[allow(unreachable_code)] __ret
+            },
+        ),
+    )
 }
-fn crawl(url: String) -> impl ::core::future::Future<Output = Page> {
+#[allow(refining_impl_trait, clippy::type_complexity)]
+fn crawl(
+    url: String,
+) -> ::limit_runtime::Limited<impl ::limit_runtime::__private::Spec<Output = Page>> {
     let __call = {
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &::limit_runtime::__private::Limiter {
                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
                     ::core::concat!(::core::module_path!(), "::crawl"),
                 );
@@ -65,11 +86,17 @@ fn crawl(url: String) -> impl ::core::future::Future<Output = Page> {
         }
         ::limit_runtime::__private::Limiter::call_keyed(__Limiter, || 2, host_of(&url))
     };
-    async move {
-        let __permit = __call.admit().await;
-        let url = url;
-        #[allow(clippy::diverging_sub_expression)]
-        let __ret: Page = { get(&url).await };
-        #[allow(unreachable_code)] __ret
-    }
+    ::limit_runtime::Limited::new(
+        ::limit_runtime::__private::Machine::new(
+            __call,
+            ::limit_runtime::__private::Call::wait,
+            move |__permit| async move {
+                let __permit = __permit;
+                let url = url;
+                #[allow(clippy::diverging_sub_expression)]
+                let __ret: Page = { get(&url).await };
+                #[allow(unreachable_code)] __ret
+            },
+        ),
+    )
 }

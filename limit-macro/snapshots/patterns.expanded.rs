@@ -1,15 +1,16 @@
 /// Sums a pair.
 #[must_use]
+#[allow(refining_impl_trait, clippy::type_complexity)]
 pub(crate) fn sum(
     __arg0: (u32, u32),
     __arg1: Guard,
     _permit: Token,
-) -> impl ::core::future::Future<Output = u32> {
+) -> ::limit_runtime::Limited<impl ::limit_runtime::__private::Spec<Output = u32>> {
     let __call = {
         struct __Limiter;
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
-            fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
+            fn limiter(&self) -> &::limit_runtime::__private::Limiter {
                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
                     "pairs",
                 );
@@ -18,14 +19,20 @@ pub(crate) fn sum(
         }
         ::limit_runtime::__private::Limiter::call(__Limiter, || 2)
     };
-    async move {
-        let __permit = __call.admit().await;
-        let __arg0 = __arg0;
-        let (a, b) = __arg0;
-        let __arg1 = __arg1;
-        let _permit = _permit;
-        #[allow(clippy::diverging_sub_expression)]
-        let __ret: u32 = { a + b };
-        #[allow(unreachable_code)] __ret
-    }
+    ::limit_runtime::Limited::new(
+        ::limit_runtime::__private::Machine::new(
+            __call,
+            ::limit_runtime::__private::Call::wait,
+            move |__permit| async move {
+                let __permit = __permit;
+                let __arg0 = __arg0;
+                let (a, b) = __arg0;
+                let __arg1 = __arg1;
+                let _permit = _permit;
+                #[allow(clippy::diverging_sub_expression)]
+                let __ret: u32 = { a + b };
+                #[allow(unreachable_code)] __ret
+            },
+        ),
+    )
 }

@@ -170,14 +170,18 @@ fn with_output(mut sig: Signature, output: TokenStream) -> TokenStream {
 /// The limiter is reached through a zero-sized `Handle` type declared here, in a block of its
 /// own, rather than through a reference: the call's guards then take no space in its future.
 fn register(source: &Source, function: &syn::Ident, call: &syn::Ident) -> TokenStream {
-    if let Source::Argument(argument) = source {
-        let enter = quote_spanned!(argument.span()=> ::limit_runtime::__private::Limiter::call_shared);
-        return quote!(let #call = #enter(::core::clone::Clone::clone(&#argument)););
-    }
-    if let Source::Instance(limiter) = source {
-        // Spanned at the expression, so that one of the wrong type is reported there, with
-        // the message that `Handle`'s `on_unimplemented` gives.
-        let enter = quote_spanned!(limiter.span()=> ::limit_runtime::__private::Limiter::call_shared);
+    // An instance's limiter goes through `call_instance`, spanned at the expression, so that
+    // one of the wrong type is one error there, with the message of `IntoHandle`.
+    let instance = match source {
+        Source::Argument(argument) => Some((
+            argument.span(),
+            quote!(::core::clone::Clone::clone(&#argument)),
+        )),
+        Source::Instance(limiter) => Some((limiter.span(), quote!(#limiter))),
+        _ => None,
+    };
+    if let Some((span, limiter)) = instance {
+        let enter = quote_spanned!(span=> ::limit_runtime::__private::Limiter::call_instance);
         return quote!(let #call = #enter(#limiter););
     }
     let handle = format_ident!("__Limiter", span = Span::mixed_site());

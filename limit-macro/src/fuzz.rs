@@ -595,7 +595,7 @@ const NEEDS_RESULT: &str =
 const NEGATIVE_QUEUE: &str = "`queue` cannot be negative";
 /// syn's, for a value that is not what the option takes, or is missing.
 const NOT_A_STRING: &str = "expected string literal";
-const NOT_A_PATH: &str = "expected identifier";
+const LIMITER_LITERAL: &str = "`limiter` cannot be a literal";
 const NO_EXPRESSION: &str = "expected an expression";
 const NO_COMMA: &str = "expected `,`";
 
@@ -782,12 +782,12 @@ const LIMITERS: Values = &[
     ("super::SHARED", None),
     ("::app::LIMITER", None),
     ("Self::POOL", None),
-    ("5", Some(NOT_A_PATH)),
-    ("\"DATABASE\"", Some(NOT_A_PATH)),
-    ("&DATABASE", Some(NOT_A_PATH)),
-    // A path, then something that is not a comma.
-    ("DATABASE.pool", Some(NO_COMMA)),
-    ("pool()", Some(NO_COMMA)),
+    ("5", Some(LIMITER_LITERAL)),
+    ("\"DATABASE\"", Some(LIMITER_LITERAL)),
+    // Expressions: a limiter per instance, checked by the type system.
+    ("&DATABASE", None),
+    ("DATABASE.pool", None),
+    ("pool()", None),
 ];
 
 const MAX_WAITS: Values = &[
@@ -1120,7 +1120,6 @@ fn expected_errors(case: &BadArgs) -> Vec<String> {
             Part::NoValue(name) => errors.push(
                 match *name {
                     "name" => NOT_A_STRING,
-                    "limiter" => NOT_A_PATH,
                     _ => NO_EXPRESSION,
                 }
                 .to_owned(),
@@ -1229,7 +1228,7 @@ const REQUIRED_ERRORS: &[&str] = &[
     NEGATIVE_QUEUE,
     "`queue` cannot be a",
     NOT_A_STRING,
-    NOT_A_PATH,
+    LIMITER_LITERAL,
     NO_EXPRESSION,
     NO_COMMA,
 ];
@@ -1382,10 +1381,10 @@ const ARGUMENT_ERRORS: &[(&str, &str)] = &[
         "5, name =",
         "unexpected end of input, expected string literal",
     ),
-    ("limiter = 5", NOT_A_PATH),
-    ("limiter = \"DATABASE\"", NOT_A_PATH),
-    ("limiter =", "unexpected end of input, expected identifier"),
-    ("limiter = DATABASE.pool", NO_COMMA),
+    ("limiter = 5", LIMITER_LITERAL),
+    ("limiter = \"DATABASE\"", LIMITER_LITERAL),
+    ("limiter =", "unexpected end of input, expected an expression"),
+    ("limiter = DATABASE.pool pool", NO_COMMA),
     (
         "5, key =",
         "unexpected end of input, expected an expression",

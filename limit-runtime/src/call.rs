@@ -72,17 +72,7 @@ fn fast_path(cx: &mut Context<'_>, gate: &Gate) -> Poll<Option<usize>> {
 
 /// How a call finds its limiter: a zero-sized type declared by the expansion (for a
 /// `static`), a reference, or an `Arc`. Not a public API.
-///
-/// `limiter = EXPR` passes the expression here, so the message below is what a user sees
-/// for an expression of another type, spanned at it.
 #[doc(hidden)]
-#[diagnostic::on_unimplemented(
-    message = "`limiter = …` must be a `&Limiter` or an `Arc<Limiter>`, not `{Self}`",
-    label = "expected `&Limiter` or `Arc<Limiter>`",
-    note = "name a `static` limiter by its path (`limiter = DATABASE`), borrow one per \
-            instance (`limiter = &self.connections`), or share one through an `Arc` \
-            (`limiter = self.limits.clone()`)"
-)]
 pub trait Handle: Send + Sync + Unpin {
     /// The limiter.
     fn limiter(&self) -> &Limiter;
@@ -109,6 +99,40 @@ impl Handle for &Arc<Limiter> {
         self
     }
 }
+
+/// What `limiter = EXPR` may be: a `&Limiter`, an `Arc<Limiter>` (or a `&Arc<Limiter>`).
+/// The expansion passes the expression to `Limiter::call_instance`, so an expression of
+/// another type is one error, spanned at it, with the message below. Not a public API.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`limiter = …` must be a `&Limiter` or an `Arc<Limiter>`, not `{Self}`",
+    label = "expected `&Limiter` or `Arc<Limiter>`",
+    note = "name a `static` limiter by its path (`limiter = DATABASE`), borrow one per \
+            instance (`limiter = &self.connections`), or share one through an `Arc` \
+            (`limiter = self.limits.clone()`)"
+)]
+pub trait IntoHandle {
+    /// The handle.
+    type Handle: Handle;
+    /// Makes it.
+    fn into_handle(self) -> Self::Handle;
+}
+
+/// Each of the three is its own handle.
+macro_rules! into_itself {
+    ($($handle:ty),*) => {$(
+        impl<'a> IntoHandle for $handle {
+            type Handle = Self;
+
+            #[inline]
+            fn into_handle(self) -> Self {
+                self
+            }
+        }
+    )*};
+}
+
+into_itself!(&'a Limiter, Arc<Limiter>, &'a Arc<Limiter>);
 
 /// Whether a call is limited per key, and if so, its key's slot. Not a public API.
 #[doc(hidden)]

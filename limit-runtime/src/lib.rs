@@ -1002,7 +1002,9 @@ pub use stats::{Stats, Stragglers, stragglers};
 #[cfg(not(loom))]
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::call::{Admitted, Call, Handle, Key, Keyed, Policy, Refused, Unkeyed};
+    pub use crate::call::{
+        Admitted, Call, Handle, IntoHandle, Key, Keyed, Policy, Refused, Unkeyed,
+    };
     pub use crate::limited::{Entered, Machine, Outcome, Spec};
     pub use crate::limiter::Limiter;
 }

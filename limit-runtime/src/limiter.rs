@@ -5,7 +5,7 @@
 use std::panic::Location;
 use std::sync::{Arc, OnceLock};
 
-use crate::call::{Admitted, Call, Handle, Keyed, OwnedPermit, Permit, Unkeyed};
+use crate::call::{Admitted, Call, Handle, IntoHandle, Keyed, OwnedPermit, Permit, Unkeyed};
 use crate::core::Core;
 use crate::error::LimitError;
 use crate::gate::MAX_LIMIT;
@@ -49,6 +49,8 @@ pub struct Limiter {
     /// The limit to start with; 0 for a function's own limiter, whose first call gives it.
     limit: usize,
     name: Setup,
+    /// A `file:line` name, made once when it is first asked for before the core exists.
+    default_name: OnceLock<Name>,
     per_fn: bool,
 }
 
@@ -119,6 +121,7 @@ impl Limiter {
             core: OnceLock::new(),
             limit,
             name: Setup::DefinedAt(Location::caller()),
+            default_name: OnceLock::new(),
             per_fn: false,
         }
     }
@@ -173,6 +176,7 @@ impl Limiter {
             core: OnceLock::new(),
             limit: 0,
             name: Setup::Given(Name::from_static(name)),
+            default_name: OnceLock::new(),
             per_fn: true,
         }
     }
@@ -181,6 +185,7 @@ impl Limiter {
     pub(crate) fn from_core(core: Arc<Core>) -> Self {
         Self {
             name: Setup::Given(core.name().clone()),
+            default_name: OnceLock::new(),
             limit: 0,
             per_fn: false,
             core: OnceLock::from(core),
@@ -202,10 +207,14 @@ impl Limiter {
         match (&self.name, self.core.get()) {
             (Setup::Given(name), _) => name,
             (Setup::DefinedAt(_), Some(core)) => core.name(),
-            // Naming it is no use of the limiter, but a `file:line` name is made once, by
-            // its core.
-            (Setup::DefinedAt(_), None) => self.core().name(),
+            // Asking for the name is no use of the limiter: it makes no core.
+            (Setup::DefinedAt(location), None) => self.default_name(location),
         }
+    }
+
+    fn default_name(&self, location: &Location<'_>) -> &Name {
+        self.default_name
+            .get_or_init(|| Name::from(format!("{}:{}", location.file(), location.line())))
     }
 
     /// The limit now: how many calls may hold a permit at once. For a function with
@@ -522,6 +531,13 @@ impl Limiter {
         Call::entered(handle, Unkeyed)
     }
 
+    /// `call`, for `limiter = EXPR`: a `&Limiter` or an `Arc<Limiter>`. Not a public API.
+    #[doc(hidden)]
+    #[inline]
+    pub fn call_instance<L: IntoHandle>(limiter: L) -> Call<L::Handle> {
+        Self::call_shared(limiter.into_handle())
+    }
+
     /// The core, which exists once a call has been made (the guards' `Handle`s reach it
     /// through here).
     #[inline]
@@ -548,9 +564,7 @@ impl Limiter {
         self.core.get_or_init(|| {
             let name = match &self.name {
                 Setup::Given(name) => name.clone(),
-                Setup::DefinedAt(location) => {
-                    Name::from(format!("{}:{}", location.file(), location.line()))
-                }
+                Setup::DefinedAt(location) => self.default_name(location).clone(),
             };
             let limit = if self.per_fn {
                 let limit = limit();
