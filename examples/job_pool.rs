@@ -3,7 +3,14 @@
 //!
 //! Run it with `cargo run --example job_pool`. Each line of the timeline shows one job
 //! starting or finishing, how many run at that moment, and which of the 5 slots are busy.
+//!
+//! The producer awaits `admitted()` before each spawn: it waits its turn while 5 jobs run, so
+//! the jobs start in the order they were submitted, and at most 6 exist at once (5 running, 1
+//! waiting in the producer), however many inputs there are. Spawning `job(id)` directly would
+//! also keep the limit and `drain()`, but it makes one waiting task per input, and the jobs
+//! would start in whatever order the scheduler first polls those tasks.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -15,11 +22,13 @@ const LIMIT: usize = 5;
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 static FINISHED: AtomicUsize = AtomicUsize::new(0);
+static STARTED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 #[concurrency_limit(LIMIT)]
 async fn job(id: u32, started: Instant) {
     let running = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
     PEAK.fetch_max(running, Ordering::SeqCst);
+    STARTED.lock().unwrap().push(id);
     report(started, "start ", id, running);
 
     // Jobs take between 20 and 110 ms, in a fixed pseudo-random pattern.
@@ -44,22 +53,31 @@ async fn main() {
     let started = Instant::now();
     println!("submitting {JOBS} jobs, at most {LIMIT} at a time\n");
     for id in 1..=JOBS {
-        // Each call counts as in flight from this line on, before the task first runs,
-        // so the drain below cannot miss a job that has not started yet.
-        tokio::spawn(job(id, started));
+        // Waits here while 5 jobs run; the spawned task then holds the job's permit. Each
+        // call counts as in flight from the moment it is made, so the drain below cannot
+        // miss a job that has not started yet.
+        tokio::spawn(job(id, started).admitted().await);
     }
     drain().await;
 
     let finished = FINISHED.load(Ordering::SeqCst);
     let peak = PEAK.load(Ordering::SeqCst);
+    let order = STARTED.lock().unwrap().clone();
+    let in_order = order.windows(2).all(|pair| pair[0] < pair[1]);
     println!(
         "\ndrain() returned after {} ms: {finished} of {JOBS} jobs finished, \
-         at most {peak} ran at once",
-        started.elapsed().as_millis()
+         at most {peak} ran at once, started {}",
+        started.elapsed().as_millis(),
+        if in_order {
+            "in the order submitted"
+        } else {
+            "out of order"
+        }
     );
     assert_eq!(
         finished, JOBS as usize,
         "drain() returned before every job ended"
     );
     assert!(peak <= LIMIT, "the limit of {LIMIT} was exceeded: {peak}");
+    assert!(in_order, "jobs started out of order: {order:?}");
 }

@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-benches=(uncontended contended drain_wakeup waiters_scaling two_threads keyed)
+benches=(uncontended contended drain_wakeup waiters_scaling two_threads keyed producer_memory)
 args=()
 for b in "${benches[@]}"; do args+=(--bench "$b"); done
 
