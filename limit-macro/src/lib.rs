@@ -8,7 +8,7 @@
 //!
 //! ```toml
 //! [dependencies]
-//! limit-runtime = "0.1"
+//! limit-runtime = "0.2"
 //! ```
 //!
 //! The macro runs in stages, a file each: `item.rs` reads the annotated item, keeping the

@@ -9,7 +9,7 @@
 //!
 //! ```toml
 //! [dependencies]
-//! limit-runtime = "0.1"
+//! limit-runtime = "0.2"
 //! ```
 //!
 //! That is the only dependency the attribute needs: its expansion refers to nothing but this
@@ -27,11 +27,22 @@
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
 //! for i in 0..50 {
-//!     tokio::spawn(fetch(format!("https://example.com/{i}")));
+//!     // In input order, at most 5 at once; the producer waits here while 5 run.
+//!     tokio::spawn(fetch(format!("https://example.com/{i}")).admitted().await);
 //! }
 //! drain().await; // returns once every call made so far has finished
 //! # }
 //! ```
+//!
+//! [`admitted()`](Limited::admitted) waits for the call's permit in the producer's task, and
+//! returns the future that holds it and runs the body. Without it,
+//! `for … { tokio::spawn(fetch(url)); }` also keeps the limit and `drain()`, but it costs one
+//! waiting task per input (memory grows with the input), and the calls start in the order
+//! the scheduler first polls their tasks, not in the order they were made.
+//!
+//! A limit can also belong to an instance (one per server, per pool, per tenant):
+//! `#[concurrency_limit(limiter = &self.connections)]`, with `connections: Limiter` made by
+//! [`Limiter::new`] at run time. See [Limits per instance](#limits-per-instance).
 //!
 //! # Semantics
 //!
@@ -44,10 +55,15 @@
 //!   job: the attribute turns the `async fn` into a plain `fn` that registers the call and
 //!   then returns the future.
 //! - **The permit is held only while the body runs.** The call waits for it from its first
-//!   poll, and gives it back as the body ends. Waiting is FIFO: calls of one limit are
-//!   admitted in the order they started waiting (tokio's semaphore orders the queue), also
-//!   across [`set_limit`](Limiter::set_limit): a call whose permit a shrink takes back stays
-//!   at the head of the line. Cancelling a call at any point gives back its permit and its
+//!   poll (or from [`admitted()`](Limited::admitted)), and gives it back as the body ends.
+//! - **First come, first served**, precisely: calls of one limit are admitted in the order
+//!   they *started waiting*, that is, in the order of their first poll (or of their
+//!   `admitted()`), which tokio's semaphore keeps as its queue. Not the order the calls were
+//!   made: spawned calls are first polled in whatever order the scheduler runs their tasks
+//!   (tokio runs the last task spawned first). A producer that needs its input order awaits
+//!   `admitted()` before each spawn. The order holds across
+//!   [`set_limit`](Limiter::set_limit): a call whose permit a shrink takes back stays at the
+//!   head of the line. Cancelling a call at any point gives back its permit and its
 //!   in-flight count at once. Like tokio's own semaphore, taking a free permit spends the
 //!   task's cooperative budget, so a loop of limited calls still lets other tasks run.
 //! - **[`drain()`] returns the first moment no limited call is in flight** anywhere in the
@@ -59,7 +75,8 @@
 //!   receiver (`a.get()` and `b.get()`) and generic instantiation (`load::<u8>` and
 //!   `load::<String>`): the limiter is a `static` in the function, and a `static` in a
 //!   generic function is shared by all of its instantiations. See
-//!   [where the attribute applies](concurrency_limit#where-it-applies).
+//!   [where the attribute applies](concurrency_limit#where-it-applies). For a limit per
+//!   instance, name the instance's limiter: `limiter = &self.connections`.
 //! - **No runtime needed.** The limiter is built on atomics and `tokio::sync`, which works
 //!   under any executor, `futures::executor::block_on` included. Only a non-zero `max_wait`
 //!   needs a tokio runtime; see [Runtime requirements](#runtime-requirements).
@@ -84,8 +101,8 @@
 //!
 //! # Options
 //!
-//! The attribute takes a limit, then options in any order (`limiter = PATH` takes the place
-//! of the limit). Options combine unless [the attribute's documentation](concurrency_limit#options)
+//! The attribute takes a limit, then options in any order (`limiter = …` takes the place of
+//! the limit). Options combine unless [the attribute's documentation](concurrency_limit#options)
 //! says otherwise, and that is where each is described in full. Below, each is shown next
 //! to roughly what you would write by hand without the attribute, so that `cargo expand`
 //! output and hand-rolled code in other codebases both read familiar.
@@ -212,6 +229,52 @@
 //! }
 //! # futures::executor::block_on(async { save_user(load_user(1).await).await });
 //! ```
+//!
+//! ## `limiter = EXPR`: a limit per instance
+//!
+//! The expression is evaluated when the call is made, in the plain `fn`, before the call's
+//! future exists. It is a `&Limiter` borrowed from a `&self` receiver or a `&T` argument
+//! (the future holds the borrow), or an `Arc<Limiter>`, which works with every receiver. A
+//! single identifier that names an argument is an expression too (`limiter = pool`, cloned,
+//! so the body can still use `pool`); any other path names a `static`, as above.
+//!
+//! ```
+//! use limit_runtime::{concurrency_limit, Limiter};
+//! use std::sync::Arc;
+//!
+//! struct Server {
+//!     connections: Limiter,    // one limit per server
+//!     commands: Arc<Limiter>,  // shared with its handlers
+//! }
+//!
+//! impl Server {
+//!     #[concurrency_limit(limiter = &self.connections)]
+//!     async fn serve(&self, request: u32) -> u32 {
+//!         request * 2
+//!     }
+//!
+//!     // `&mut self` (or `self`, `Arc<Self>`, `Pin<&mut Self>`) cannot lend a borrow to
+//!     // the future that also holds `self`: clone an `Arc`.
+//!     #[concurrency_limit(limiter = self.commands.clone())]
+//!     async fn reconfigure(&mut self, limit: usize) {
+//!         self.connections.set_limit(limit);
+//!     }
+//! }
+//!
+//! # futures::executor::block_on(async {
+//! let mut a = Server { connections: Limiter::new(250), commands: Arc::new(Limiter::new(1)) };
+//! let b = Server { connections: Limiter::new(10), commands: Arc::new(Limiter::new(1)) };
+//! assert_eq!(a.serve(2).await + b.serve(3).await, 10);
+//! a.reconfigure(100).await;
+//! assert_eq!((a.connections.limit(), b.connections.limit()), (100, 10));
+//! # });
+//! ```
+//!
+//! By hand, a `Semaphore` field, and an `Arc<Semaphore>` for what must outlive a borrow.
+//! `key` does not combine with `limiter` (a limiter has one limit for all its callers), and a
+//! limit that reads `self` or an argument (`#[concurrency_limit(self.limit)]`) is an error:
+//! a function's own limit is evaluated once, at its first call, for every instance. See
+//! [Limits per instance](#limits-per-instance) for draining, listing and reporting them.
 //!
 //! ## `max_wait = EXPR`: give up after a `Duration`
 //!
@@ -439,11 +502,78 @@
 //!
 //! # Handles
 //!
-//! Every annotated function has a [`Limiter`] of its own, and a `static` [`Limiter`] can be
-//! shared by several functions (`#[concurrency_limit(limiter = DATABASE)]`) and by code that
-//! takes permits by hand. [`limiters()`] lists the limiters used so far, [`limiter()`] finds
+//! Every annotated function has a [`Limiter`] of its own, and a [`Limiter`] of yours (a
+//! `static`, or one per instance) can be shared by several functions
+//! (`#[concurrency_limit(limiter = DATABASE)]`) and by code that takes permits by hand. [`limiters()`] lists the limiters used so far, [`limiter()`] finds
 //! one by name, [`Limiter::stats`] reads its counters, [`Limiter::set_limit`] resizes it, and
 //! [`stragglers()`] reports what is still in flight when a bounded [`drain()`] times out.
+//!
+//! # Limits per instance
+//!
+//! [`Limiter::new`] is a `const fn` for `static`s, and it makes limiters at run time just as
+//! well: one per server, per connection pool, per tenant. Such a limiter allocates nothing
+//! until its first use, and every method takes `&self`.
+//!
+//! - **Its own `drain()`.** [`Limiter::drain`] waits for its calls alone, so one server of
+//!   several in a process can shut down while the others serve.
+//! - **In the process-wide [`drain()`], [`limiters()`] and [`stragglers()`]**, from its first
+//!   use until it is dropped. A limiter dropped with nothing in flight leaves nothing behind.
+//! - **Its own report**: [`Stats`] displays as one `stragglers()` line:
+//!   `"server-1" (2 in flight: 2 running, 0 waiting)`.
+//! - **Owned permits.** [`Limiter::acquire_owned`] on an `Arc<Limiter>` gives an
+//!   [`OwnedPermit`], `Send + 'static`, which moves into a spawned task and counts for
+//!   `drain()` like a call. A server takes one before `accept()`, so that while it is full it
+//!   accepts nothing.
+//! - **A name made at run time**: [`Limiter::with_owned_name`].
+//!
+//! ```
+//! use limit_runtime::Limiter;
+//! use std::sync::Arc;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let connections = Arc::new(Limiter::new(250).with_owned_name(format!("server-{}", 6379)));
+//! for socket in 0..3 {
+//!     let permit = Arc::clone(&connections).acquire_owned().await; // before `accept()`
+//!     tokio::spawn(async move {
+//!         let _permit = permit; // the socket's slot, until the connection ends
+//!         tokio::task::yield_now().await;
+//!         socket
+//!     });
+//! }
+//! assert_eq!(
+//!     connections.stats().to_string(),
+//!     r#""server-6379" (3 in flight: 3 running, 0 waiting)"#
+//! );
+//! connections.drain().await; // this server's connections only
+//! # }
+//! ```
+//!
+//! The example `examples/server.rs` runs two servers in the shape of tokio's mini-redis, and
+//! shuts them down one at a time.
+//!
+//! # Work that is not a call: `track`
+//!
+//! A call counts for `drain()` from the moment it is made. A call made *inside* a spawned
+//! task is made when the task first runs, so a `drain()` right after the `spawn` can miss
+//! it: `tokio::spawn(async move { handler.run().await })` with a `&mut self` handler is the
+//! common case. [`track(future)`](track) counts the task's future from the moment `track` is
+//! called; [`Limiter::track`] and [`Limiter::track_owned`] count it for one limiter.
+//!
+//! ```
+//! use limit_runtime::{drain, track};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let (done, finished) = tokio::sync::oneshot::channel();
+//! tokio::spawn(track(async move {
+//!     tokio::task::yield_now().await;
+//!     done.send("flushed").unwrap();
+//! }));
+//! drain().await; // waits for the tracked task
+//! assert_eq!(finished.await.unwrap(), "flushed");
+//! # }
+//! ```
 //!
 //! # Runtime requirements
 //!
@@ -490,7 +620,7 @@
 //!
 //! ```toml
 //! [dependencies]
-//! limit-runtime = { version = "0.1", features = ["tracing", "metrics"] }
+//! limit-runtime = { version = "0.2", features = ["tracing", "metrics"] }
 //! ```
 //!
 //! ## `tracing`
@@ -878,9 +1008,9 @@ pub use error::LimitError;
 ///
 /// # What it expands to
 ///
-/// The `async fn` becomes a plain `fn` returning `impl Future`. The plain `fn` registers the
-/// call, so the call is in flight from the moment it is made; the future it returns waits
-/// for a permit and then runs the body. For
+/// The `async fn` becomes a plain `fn` returning a [`Limited`] future. The plain `fn`
+/// registers the call, so the call is in flight from the moment it is made; the future it
+/// returns waits for a permit and then runs the body. For
 ///
 /// ```
 /// # use limit_runtime::concurrency_limit;
@@ -893,12 +1023,15 @@ pub use error::LimitError;
 /// `cargo expand` shows (this block compiles as it stands):
 ///
 /// ```
-/// fn fetch(url: String) -> impl ::core::future::Future<Output = usize> {
+/// #[allow(refining_impl_trait, clippy::type_complexity)]
+/// fn fetch(
+///     url: String,
+/// ) -> ::limit_runtime::Limited<impl ::limit_runtime::__private::Spec<Output = usize>> {
 ///     let __call = {
 ///         struct __Limiter;
 ///         impl ::limit_runtime::__private::Handle for __Limiter {
 ///             #[inline]
-///             fn limiter(&self) -> &'static ::limit_runtime::__private::Limiter {
+///             fn limiter(&self) -> &::limit_runtime::__private::Limiter {
 ///                 static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
 ///                     ::core::concat!(::core::module_path!(), "::fetch"),
 ///                 );
@@ -907,23 +1040,40 @@ pub use error::LimitError;
 ///         }
 ///         ::limit_runtime::__private::Limiter::call(__Limiter, || 5)
 ///     };
-///     async move {
-///         let __permit = __call.admit().await;
-///         let url = url;
-///         #[allow(clippy::diverging_sub_expression)]
-///         let __ret: usize = { url.len() };
-///         #[allow(unreachable_code)] __ret
-///     }
+///     ::limit_runtime::Limited::new(
+///         ::limit_runtime::__private::Machine::new(
+///             __call,
+///             ::limit_runtime::__private::Call::wait,
+///             move |__permit| async move {
+///                 let __permit = __permit;
+///                 let url = url;
+///                 #[allow(clippy::diverging_sub_expression)]
+///                 let __ret: usize = { url.len() };
+///                 #[allow(unreachable_code)] __ret
+///             },
+///         ),
+///     )
 /// }
 /// # futures::executor::block_on(async { assert_eq!(fetch("ab".into()).await, 2) });
 /// ```
 ///
 /// The zero-sized `__Limiter` type finds the function's limiter, a `static`, so the call's
-/// guards take no space in its future. `let url = url;` moves each argument into the
-/// future, so that an argument the body does not mention still lives as long as the body,
-/// and `let __ret: usize = { … };` coerces the body's value to the declared type, both as in
-/// an `async fn`. [Roughly what you would write by hand](crate#n-the-limit) for this
-/// function, and for each option, is in the crate documentation.
+/// guards take no space in its future. The call first tries to take a permit at once (no
+/// lock, no queue); if none is free, `Call::wait` waits in line. The closure then makes the
+/// body's future, which holds the permit until the body ends. `let url = url;` moves each
+/// argument into the future, so that an argument the body does not mention still lives as
+/// long as the body, and `let __ret: usize = { … };` coerces the body's value to the
+/// declared type, both as in an `async fn`. [Roughly what you would write by
+/// hand](crate#n-the-limit) for this function, and for each option, is in the crate
+/// documentation.
+///
+/// `Limited<impl Spec<Output = T>>` is a `Future<Output = T>` with one more method,
+/// [`admitted()`](Limited::admitted), for producers that wait their turn. In a trait impl,
+/// callers through the trait see the trait's `impl Future`, and `admitted()` only on the
+/// concrete type (hence `allow(refining_impl_trait)`); a method of an `#[async_trait]` impl
+/// returns the trait's boxed future. With `#[tracing::instrument]` *below* the attribute, the
+/// function returns an `impl Future` (so that `instrument` can wrap it), without
+/// `admitted()`: put `instrument` above to keep it.
 ///
 /// The returned future captures every lifetime in scope, as an `async fn`'s does, also in
 /// edition-2021 crates; it is `Send` exactly when the body's future is.
