@@ -206,7 +206,10 @@ async fn client(addr: SocketAddr, commands: &[String]) -> std::io::Result<Vec<St
     let mut lines = BufReader::new(TcpStream::connect(addr).await?);
     let mut replies = Vec::new();
     for command in commands {
-        lines.get_mut().write_all(format!("{command}\n").as_bytes()).await?;
+        lines
+            .get_mut()
+            .write_all(format!("{command}\n").as_bytes())
+            .await?;
         let mut reply = String::new();
         lines.read_line(&mut reply).await?;
         replies.push(reply.trim_end().to_owned());
@@ -270,7 +273,10 @@ async fn main() -> std::io::Result<()> {
     // Shut down server-a alone: its drain waits for its own connections, not server-b's.
     stop_a.send_replace(true);
     accepting_a.await.expect("server-a's accept loop");
-    assert!(a.drain().await, "server-a drains while server-b still serves");
+    assert!(
+        a.drain().await,
+        "server-a drains while server-b still serves"
+    );
     assert_eq!(a.connections.in_flight(), 0);
     assert_eq!(
         b.connections.in_flight(),
@@ -278,7 +284,11 @@ async fn main() -> std::io::Result<()> {
         "server-b holds its idle client, and the slot its accept loop took for the next one"
     );
     assert_eq!(
-        client(b.addr(), &["SET still up".to_owned(), "GET still".to_owned()]).await?,
+        client(
+            b.addr(),
+            &["SET still up".to_owned(), "GET still".to_owned()]
+        )
+        .await?,
         ["OK", "up"],
         "server-b serves after server-a has shut down"
     );

@@ -319,6 +319,9 @@ fn a_dropped_limiter_leaves_nothing_behind() {
             drop(limiter);
         }
     });
-    assert!(allocations >= 100_000, "each limiter made its state: {allocations}");
+    assert!(
+        allocations >= 100_000,
+        "each limiter made its state: {allocations}"
+    );
     assert_eq!(live, 0, "allocations left by 100,000 limiters");
 }

@@ -6,7 +6,7 @@
 //! keep another's drain waiting.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use limit_runtime::{
@@ -15,10 +15,11 @@ use limit_runtime::{
 use limit_suite::Gauge;
 use tokio::sync::oneshot;
 
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+/// Takes the file-wide lock, for a test that calls the process-wide `drain()`.
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
 }
 
 /// Lets a spawned task run until it waits.
@@ -99,7 +100,11 @@ async fn a_borrowed_limiter_counts_the_call_when_it_is_made() {
     let server = Server::new("instances/counted-at-call".into(), 1);
     let (_release, hold) = oneshot::channel();
     let call = server.serve(hold);
-    assert_eq!(server.connections.in_flight(), 1, "in flight before any poll");
+    assert_eq!(
+        server.connections.in_flight(),
+        1,
+        "in flight before any poll"
+    );
     drop(call);
     assert_eq!(server.connections.in_flight(), 0);
 }
@@ -176,7 +181,7 @@ async fn an_arc_limiter_works_with_every_receiver_and_argument() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_mut_self_handler_spawned_with_track_is_drain_correct() {
-    let _serial = serial();
+    let _serial = serial().await;
     let limits = Arc::new(Limiter::new(5).with_name("instances/handlers"));
     let done = Arc::new(AtomicUsize::new(0));
     for _ in 0..5 {
@@ -191,9 +196,16 @@ async fn a_mut_self_handler_spawned_with_track_is_drain_correct() {
             done.fetch_add(1, Ordering::SeqCst);
         }));
     }
-    assert!(limits.in_flight() == 0, "no call made yet: the tasks have not run");
+    assert!(
+        limits.in_flight() == 0,
+        "no call made yet: the tasks have not run"
+    );
     drain().await;
-    assert_eq!(done.load(Ordering::SeqCst), 5, "drain waited for every handler");
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        5,
+        "drain waited for every handler"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -223,7 +235,7 @@ async fn limiter_track_counts_for_that_limiter_and_track_owned_for_an_arc() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn the_process_wide_drain_and_stragglers_see_instance_limiters() {
-    let _serial = serial();
+    let _serial = serial().await;
     let server = Arc::new(Server::new("instances/registry".into(), 1));
     let (release, hold) = oneshot::channel();
     let call = tokio::spawn({
@@ -265,7 +277,7 @@ async fn the_process_wide_drain_and_stragglers_see_instance_limiters() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_limiter_dropped_while_marked_busy_does_not_hold_up_the_process_wide_drain() {
-    let _serial = serial();
+    let _serial = serial().await;
     {
         let limiter = Limiter::new(1);
         drop(limiter.try_acquire().unwrap()); // marked busy, lazily, by its first call
@@ -335,7 +347,7 @@ async fn job(id: u32, _alive: Alive) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admitted_runs_spawned_calls_in_input_order_and_bounds_the_producer() {
-    let _serial = serial();
+    let _serial = serial().await;
     let mut most_alive = 0;
     for id in 0..8 {
         let call = job(id, Alive::new()).admitted().await;

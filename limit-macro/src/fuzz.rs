@@ -1383,7 +1383,10 @@ const ARGUMENT_ERRORS: &[(&str, &str)] = &[
     ),
     ("limiter = 5", LIMITER_LITERAL),
     ("limiter = \"DATABASE\"", LIMITER_LITERAL),
-    ("limiter =", "unexpected end of input, expected an expression"),
+    (
+        "limiter =",
+        "unexpected end of input, expected an expression",
+    ),
     ("limiter = DATABASE.pool pool", NO_COMMA),
     (
         "5, key =",

@@ -224,9 +224,10 @@ fn limiter_source(limiter: Expr, sig: &Signature) -> syn::Result<Source> {
 /// argument it is borrowed from. Only a shared borrow (`&self`, or an argument that is a
 /// `&T`) can lend it; anything else would be moved into the future while borrowed.
 fn check_borrow(reference: &syn::ExprReference, sig: &Signature) -> syn::Result<()> {
-    let mentions_self = mentions(&quote::ToTokens::to_token_stream(&reference.expr), &|ident| {
-        ident == "self"
-    });
+    let mentions_self = mentions(
+        &quote::ToTokens::to_token_stream(&reference.expr),
+        &|ident| ident == "self",
+    );
     if mentions_self {
         if let Some(receiver) = sig.receiver()
             && !lends(receiver)
@@ -248,9 +249,10 @@ fn check_borrow(reference: &syn::ExprReference, sig: &Signature) -> syn::Result<
         if let syn::FnArg::Typed(typed) = input
             && let syn::Pat::Ident(pat) = &*typed.pat
             && !matches!(&*typed.ty, Type::Reference(reference) if reference.mutability.is_none())
-            && mentions(&quote::ToTokens::to_token_stream(&reference.expr), &|ident| {
-                *ident == pat.ident
-            })
+            && mentions(
+                &quote::ToTokens::to_token_stream(&reference.expr),
+                &|ident| *ident == pat.ident,
+            )
         {
             return Err(syn::Error::new_spanned(
                 reference,

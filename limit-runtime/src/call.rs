@@ -348,8 +348,7 @@ impl<H: Handle, K: Key> Call<H, K> {
     /// count of permits its gate held right after; `wait` is its wait, if it had to.
     #[inline]
     fn admitted(self, held: usize, wait: Option<WaitObservation>) -> Admitted<H, K> {
-        self.core()
-            .admitted(held, self.key.slot().is_some(), wait);
+        self.core().admitted(held, self.key.slot().is_some(), wait);
         Admitted { call: self }
     }
 }

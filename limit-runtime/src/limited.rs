@@ -147,7 +147,8 @@ where
     fn admit(mut stage: Pin<&mut Stage<C, W, A, F, B>>, cx: &mut Context<'_>) -> Poll<B> {
         if let StageProj::Fresh { call, .. } = stage.as_mut().project() {
             let admitted = std::task::ready!(call.poll_fast(cx));
-            let StageReplace::Fresh { call, wait, then } = stage.as_mut().project_replace(Stage::Done)
+            let StageReplace::Fresh { call, wait, then } =
+                stage.as_mut().project_replace(Stage::Done)
             else {
                 unreachable!("limit-runtime: the call was fresh");
             };
@@ -238,6 +239,20 @@ pin_project! {
     ///
     /// The expansion returns `Limited<impl Spec<Output = T>>` (`cargo expand` shows it):
     /// a future of output `T`, as the `async fn` was.
+    ///
+    /// ```
+    /// use limit_runtime::concurrency_limit;
+    ///
+    /// #[concurrency_limit(2)]
+    /// async fn double(x: u32) -> u32 {
+    ///     x * 2
+    /// }
+    ///
+    /// # futures::executor::block_on(async {
+    /// let call = double(21); // a `Limited`, in flight from here on
+    /// assert_eq!(call.await, 42);
+    /// # });
+    /// ```
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Limited<S> {
         #[pin]
@@ -298,7 +313,25 @@ impl<S: Spec> Limited<S> {
 
 pin_project! {
     /// The future of [`Limited::admitted`]: it waits for the call's permit, and gives back the
-    /// call, holding it.
+    /// call, holding it. Dropping it while it waits gives up the call's place in line, and the
+    /// call.
+    ///
+    /// ```
+    /// use limit_runtime::concurrency_limit;
+    ///
+    /// #[concurrency_limit(1)]
+    /// async fn job(id: u32) -> u32 {
+    ///     id
+    /// }
+    ///
+    /// # futures::executor::block_on(async {
+    /// let admit = job(1).admitted(); // an `Admit`
+    /// let call = admit.await;        // holds the only permit, body not run yet
+    /// let limiter = limit_runtime::limiters().find(|l| l.name().ends_with("::job")).unwrap();
+    /// assert_eq!(limiter.running(), 1);
+    /// assert_eq!(call.await, 1);
+    /// # });
+    /// ```
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub struct Admit<S> {
         #[pin]

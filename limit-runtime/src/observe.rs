@@ -30,9 +30,9 @@
 #[cfg(any(feature = "tracing", feature = "metrics"))]
 use std::time::Instant;
 
+use crate::core::Core;
 use crate::error::LimitError;
 use crate::gate::Gate;
-use crate::core::Core;
 
 /// The target of every event and span, and of every metric's metadata: stable, whatever the
 /// module layout.
