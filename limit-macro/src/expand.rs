@@ -201,10 +201,13 @@ fn register(source: &Source, function: &syn::Ident, call: &syn::Ident) -> TokenS
                 },
                 |name| quote!(#name),
             );
+            // A `fn() -> usize`, spanned at the limit: a closure that captures (a variable
+            // hidden from `validate` in a macro, such as `format!("{n}")`) is an error there.
+            let limit = quote_spanned!(limit.span()=> || #limit);
             let enter = match key {
-                None => quote!(::limit_runtime::__private::Limiter::call(#handle, || #limit)),
+                None => quote!(::limit_runtime::__private::Limiter::call(#handle, #limit)),
                 Some(key) => quote! {
-                    ::limit_runtime::__private::Limiter::call_keyed(#handle, || #limit, #key)
+                    ::limit_runtime::__private::Limiter::call_keyed(#handle, #limit, #key)
                 },
             };
             let limiter = quote! {

@@ -118,21 +118,34 @@ pub trait IntoHandle {
     fn into_handle(self) -> Self::Handle;
 }
 
-/// Each of the three is its own handle.
-macro_rules! into_itself {
-    ($($handle:ty),*) => {$(
-        impl<'a> IntoHandle for $handle {
-            type Handle = Self;
+// Each is its own handle. Written out, not by a macro, so that the compiler's list of the
+// types that implement the trait reads plainly in an error.
+impl IntoHandle for &Limiter {
+    type Handle = Self;
 
-            #[inline]
-            fn into_handle(self) -> Self {
-                self
-            }
-        }
-    )*};
+    #[inline]
+    fn into_handle(self) -> Self {
+        self
+    }
 }
 
-into_itself!(&'a Limiter, Arc<Limiter>, &'a Arc<Limiter>);
+impl IntoHandle for Arc<Limiter> {
+    type Handle = Self;
+
+    #[inline]
+    fn into_handle(self) -> Self {
+        self
+    }
+}
+
+impl IntoHandle for &Arc<Limiter> {
+    type Handle = Self;
+
+    #[inline]
+    fn into_handle(self) -> Self {
+        self
+    }
+}
 
 /// Whether a call is limited per key, and if so, its key's slot. Not a public API.
 #[doc(hidden)]

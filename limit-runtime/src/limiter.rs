@@ -534,7 +534,13 @@ impl Limiter {
     /// `call`, for `limiter = EXPR`: a `&Limiter` or an `Arc<Limiter>`. Not a public API.
     #[doc(hidden)]
     #[inline]
-    pub fn call_instance<L: IntoHandle>(limiter: L) -> Call<L::Handle> {
+    // `H` is a parameter rather than `L::Handle`, so that an `L` of the wrong type is one
+    // error, here: the unresolved `H` raises no second one where the call is used.
+    pub fn call_instance<L, H>(limiter: L) -> Call<H>
+    where
+        L: IntoHandle<Handle = H>,
+        H: Handle,
+    {
         Self::call_shared(limiter.into_handle())
     }
 

@@ -1,14 +1,9 @@
 use limit_runtime::concurrency_limit;
 
-// The macro hides the argument from the attribute's syntactic check; the limit's closure must
-// still coerce to `fn() -> usize`, which a capture cannot.
-macro_rules! workers {
-    () => {
-        workers
-    };
-}
-
-#[concurrency_limit(workers!())]
+// `format!` captures `workers` from inside its string, where the attribute's syntactic check
+// cannot see it. The limit's closure must still coerce to `fn() -> usize`, which a closure
+// that captures cannot.
+#[concurrency_limit(format!("{workers}").len())]
 async fn crawl(workers: usize, url: &str) -> usize {
     workers + url.len()
 }
