@@ -203,7 +203,9 @@ fn register(source: &Source, function: &syn::Ident, call: &syn::Ident) -> TokenS
             );
             // A `fn() -> usize`, spanned at the limit: a closure that captures (a variable
             // hidden from `validate` in a macro, such as `format!("{n}")`) is an error there.
-            let limit = quote_spanned!(limit.span()=> || #limit);
+            // (Located at the limit, but generated, so lints about closures keep quiet.)
+            let span = Span::call_site().located_at(limit.span());
+            let limit = quote_spanned!(span=> || #limit);
             let enter = match key {
                 None => quote!(::limit_runtime::__private::Limiter::call(#handle, #limit)),
                 Some(key) => quote! {
