@@ -401,3 +401,27 @@ async fn a_limited_future_awaited_directly_behaves_as_before() {
     release.send(()).unwrap();
     assert_eq!(server.serve(hold).await, 1);
 }
+
+#[concurrency_limit(2)]
+async fn step(id: u32) -> u32 {
+    tokio::task::yield_now().await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_that_waits_its_turn_can_itself_be_spawned() {
+    let _serial = serial().await;
+    // The producer's own future holds `admitted()` across an await: it must be `Send`.
+    let producer = tokio::spawn(async {
+        let mut calls = Vec::new();
+        for id in 0..10 {
+            calls.push(tokio::spawn(step(id).admitted().await));
+        }
+        let mut done = Vec::new();
+        for call in calls {
+            done.push(call.await.unwrap());
+        }
+        done
+    });
+    assert_eq!(producer.await.unwrap(), (0..10).collect::<Vec<_>>());
+}
