@@ -13,11 +13,18 @@ for line in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "instructions":
         print(m["executable"])')
 count() {
-  local out
+  local out log
   out=$(mktemp)
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$binary" "$1" "$calls" 2>&1 |
-    sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
-  rm -f "$out"
+  log=$(mktemp)
+  # valgrind exits with the program's status: a mode that panics fails the script.
+  if ! valgrind --tool=callgrind --callgrind-out-file="$out" "$binary" "$1" "$calls" >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$out" "$log"
+    echo "instructions.sh: mode $1 failed" >&2
+    exit 1
+  fi
+  sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log"
+  rm -f "$out" "$log"
 }
 plain=$(count plain)
 printf 'plain async fn: %s instructions for %s calls\n' "$plain" "$calls"

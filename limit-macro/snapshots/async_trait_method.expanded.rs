@@ -30,6 +30,7 @@ where
             ::limit_runtime::__private::Machine::new(
                 __call,
                 ::limit_runtime::__private::Call::wait,
+                ::limit_runtime::__private::AtFront::wait,
                 move |__permit| async move {
                     let __permit = __permit;
                     {

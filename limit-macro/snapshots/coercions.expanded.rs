@@ -20,6 +20,7 @@ fn name(
         ::limit_runtime::__private::Machine::new(
             __call,
             ::limit_runtime::__private::Call::wait,
+            ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
                 let __permit = __permit;
                 let _ = &self;
@@ -64,6 +65,7 @@ fn label(
         ::limit_runtime::__private::Machine::new(
             __call,
             ::limit_runtime::__private::Call::wait,
+            ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
                 let __permit = __permit;
                 let id = id;
@@ -97,6 +99,7 @@ fn edit(
         ::limit_runtime::__private::Machine::new(
             __call,
             ::limit_runtime::__private::Call::wait,
+            ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
                 let __permit = __permit;
                 let mut __arg0 = __arg0;

@@ -10,6 +10,7 @@ fn serve(
         ::limit_runtime::__private::Machine::new(
             __call,
             ::limit_runtime::__private::Call::wait,
+            ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
                 let __permit = __permit;
                 let _ = &self;
@@ -30,6 +31,7 @@ fn run(
         ::limit_runtime::__private::Machine::new(
             __call,
             ::limit_runtime::__private::Call::wait,
+            ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
                 let __permit = __permit;
                 let _ = &self;
@@ -52,6 +54,7 @@ fn query(
         ::limit_runtime::__private::Machine::new(
             __call,
             ::limit_runtime::__private::Call::wait,
+            ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
                 let __permit = __permit;
                 let pool = pool;

@@ -16,6 +16,7 @@ fn load_user(
         ::limit_runtime::__private::Machine::new(
             __call,
             ::limit_runtime::__private::Call::wait,
+            ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
                 let __permit = __permit;
                 let id = id;
@@ -52,6 +53,7 @@ fn call_api(
         ::limit_runtime::__private::Machine::new(
             __call,
             move |__call| __call.wait_with(__policy),
+            ::limit_runtime::__private::never_front,
             move |__permit| async move {
                 let __permit = match __permit {
                     ::core::result::Result::Ok(__permit) => __permit,
@@ -90,6 +92,7 @@ fn crawl(
         ::limit_runtime::__private::Machine::new(
             __call,
             ::limit_runtime::__private::Call::wait,
+            ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
                 let __permit = __permit;
                 let url = url;

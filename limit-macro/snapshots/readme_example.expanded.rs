@@ -21,6 +21,7 @@ fn fetch(
         ::limit_runtime::__private::Machine::new(
             __call,
             ::limit_runtime::__private::Call::wait,
+            ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
                 let __permit = __permit;
                 let url = url;

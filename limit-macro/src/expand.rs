@@ -49,7 +49,10 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
         let call = format_ident!("__call", span = Span::mixed_site());
         let refused = format_ident!("__refused", span = Span::mixed_site());
         (
-            quote!(move |#call| #call.wait_with(#policy_ident)),
+            quote! {
+                move |#call| #call.wait_with(#policy_ident),
+                ::limit_runtime::__private::never_front,
+            },
             quote! {
                 let #permit = match #permit {
                     ::core::result::Result::Ok(#permit) => #permit,
@@ -63,7 +66,10 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
         )
     } else {
         (
-            quote!(::limit_runtime::__private::Call::wait),
+            quote! {
+                ::limit_runtime::__private::Call::wait,
+                ::limit_runtime::__private::AtFront::wait,
+            },
             quote!(let #permit = #permit;),
         )
     };
@@ -71,7 +77,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
         quote! {
             ::limit_runtime::Limited::new(::limit_runtime::__private::Machine::new(
                 #call,
-                #wait,
+                #wait
                 move |#permit| #async_move {
                     #take_permit
                     #body

@@ -38,14 +38,14 @@ use crate::observe::{self, WaitObservation};
 macro_rules! wait_in_line {
     ($queued:ident) => {
         loop {
-            let permit = $queued.gate().next_permit($queued.at_front).await;
-            match $queued.gate().take_handed(permit, $queued.at_front) {
+            let permit = $queued.gate().next_permit($queued.place).await;
+            match $queued.gate().take_handed(permit, $queued.place) {
                 Handed::Admitted(held) => {
-                    $queued.at_front = false;
+                    $queued.place = false;
                     break held;
                 }
                 // It was at the head of the line, and stays ahead of those behind it.
-                Handed::Front => $queued.at_front = true,
+                Handed::Front => $queued.place = true,
             }
         }
     };
@@ -262,23 +262,37 @@ impl<H: Handle, K: Key> Call<H, K> {
         if std::future::poll_fn(|cx| self.poll_fast(cx)).await {
             return self.into_admitted();
         }
-        self.wait().await
+        match self.wait().await {
+            Step::Admitted(admitted) => admitted,
+            Step::Front(front) => front.wait().await,
+        }
     }
 
-    /// Waits in line for a permit, FIFO, once the fast path found none. Not a public API.
+    /// Waits in line for a permit, FIFO, once the fast path found none, until admitted or
+    /// sent to the front of the line by a shrink (then [`AtFront::wait`] goes on). Not a
+    /// public API.
     ///
     /// The call joins the line here, when `wait` is called (right before its first poll),
     /// and the future holds the queued call as its only capture, used in place: so the call's
     /// handle is stored once. (An `async fn` would keep its argument, and then the queued call
     /// made from it, in two slots.)
     #[doc(hidden)]
-    pub fn wait(self) -> impl Future<Output = Admitted<H, K>> {
-        let Ok((mut queued, wait)) = Queued::enter(self, None) else {
+    pub fn wait(self) -> impl Future<Output = Step<H, K>> {
+        let Ok((queued, wait)) = Queued::enter(self, None, Back) else {
             unreachable!("limit-runtime: an unbounded queue takes every call");
         };
         async move {
-            let held = observe::in_wait_span!(wait, wait_in_line!(queued));
-            queued.leave().admitted(held, Some(wait))
+            let permit = observe::in_wait_span!(wait, queued.gate().next_permit(false).await);
+            match queued.gate().take_handed(permit, false) {
+                Handed::Admitted(held) => {
+                    Step::Admitted(queued.leave_admitted().admitted(held, Some(wait)))
+                }
+                // It was at the head of the line, and stays ahead of those behind it.
+                Handed::Front => Step::Front(AtFront {
+                    queued: queued.into_front(),
+                    wait,
+                }),
+            }
         }
     }
 
@@ -293,7 +307,7 @@ impl<H: Handle, K: Key> Call<H, K> {
         if policy.max_wait == Some(Duration::ZERO) {
             return Err(self.refuse(|limiter, limit| LimitError::NoPermit { limiter, limit }));
         }
-        let (mut queued, wait) = match Queued::enter(self, policy.queue) {
+        let (mut queued, wait) = match Queued::enter(self, policy.queue, false) {
             Ok(entered) => entered,
             Err(call) => {
                 let queue = policy.queue.unwrap_or_default();
@@ -399,28 +413,65 @@ impl<H: Handle, K: Key> Refused<H, K> {
     }
 }
 
-/// A call queued at its gate, from `Gate::enqueue` until it leaves: admitted, timed out, or
-/// dropped. It owns the call (a zero-sized one, for most calls), so it adds nothing to the
-/// future but two flags.
-struct Queued<H: Handle, K: Key> {
-    call: Option<Call<H, K>>,
-    /// Waiting at the front of the line, where a shrink sent it back (see `gate.rs`).
-    at_front: bool,
+/// Where a queued call waits: at the back of the line, at the front (where a shrink sent
+/// it back, see `gate.rs`), or either, known at run time (`bool`: at the front). `Back` and
+/// `Front` take no space, so a queued call that knows its place statically is its call alone:
+/// one pointer for a limiter per instance.
+pub trait Place {
+    /// Whether the call waits at the front.
+    fn at_front(&self) -> bool;
 }
 
-impl<H: Handle, K: Key> Queued<H, K> {
-    /// Queues `call` at its gate, unless `bound` calls already wait there. The wait's
-    /// observation comes back beside the queued call rather than inside it, so that the
-    /// admission can take it over (`Queued` has a `Drop`, so nothing moves out of it).
+/// At the back of the line. Not a public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Back;
+
+/// At the front of the line. Not a public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Front;
+
+impl Place for Back {
+    fn at_front(&self) -> bool {
+        false
+    }
+}
+
+impl Place for Front {
+    fn at_front(&self) -> bool {
+        true
+    }
+}
+
+impl Place for bool {
+    fn at_front(&self) -> bool {
+        *self
+    }
+}
+
+/// A call queued at its gate, from `Gate::enqueue` until it leaves: admitted, timed out, or
+/// dropped. It owns the call (a zero-sized one, for most calls), so it adds nothing to the
+/// future but its place.
+struct Queued<H: Handle, K: Key, P: Place = bool> {
+    call: Option<Call<H, K>>,
+    place: P,
+}
+
+impl<H: Handle, K: Key, P: Place> Queued<H, K, P> {
+    /// Queues `call` at its gate, at `place`, unless `bound` calls already wait there. The
+    /// wait's observation comes back beside the queued call rather than inside it, so that
+    /// the admission can take it over (`Queued` has a `Drop`, so nothing moves out of it).
     fn enter(
         call: Call<H, K>,
         bound: Option<usize>,
+        place: P,
     ) -> Result<(Self, WaitObservation), Call<H, K>> {
         if call.gate().enqueue(bound) {
             let wait = observe::waiting_started(call.core(), call.gate());
             let queued = Self {
                 call: Some(call),
-                at_front: false,
+                place,
             };
             Ok((queued, wait))
         } else {
@@ -435,22 +486,85 @@ impl<H: Handle, K: Key> Queued<H, K> {
         }
     }
 
-    /// Leaves the queue, and gives the call back.
-    fn leave(mut self) -> Call<H, K> {
+    /// Leaves the queue, giving up, and gives the call back.
+    fn leave(self) -> Call<H, K> {
+        let at_front = self.place.at_front();
+        self.leave_from(at_front)
+    }
+
+    /// Leaves the queue admitted (from either place: the gate counts an admitted waiter as
+    /// leaving from the back), and gives the call back.
+    fn leave_admitted(self) -> Call<H, K> {
+        self.leave_from(false)
+    }
+
+    fn leave_from(mut self, at_front: bool) -> Call<H, K> {
         let Some(call) = self.call.take() else {
             unreachable!("limit-runtime: a queued call leaves once");
         };
-        call.gate().leave(self.at_front);
+        call.gate().leave(at_front);
         observe::left_queue(call.core());
         call
     }
 }
 
-impl<H: Handle, K: Key> Drop for Queued<H, K> {
+impl<H: Handle, K: Key> Queued<H, K, Back> {
+    /// The same call, now waiting at the front: it stays in the queue.
+    fn into_front(mut self) -> Queued<H, K, Front> {
+        Queued {
+            call: self.call.take(),
+            place: Front,
+        }
+    }
+}
+
+impl<H: Handle, K: Key, P: Place> Drop for Queued<H, K, P> {
     fn drop(&mut self) {
         if let Some(call) = &self.call {
-            call.gate().leave(self.at_front);
+            call.gate().leave(self.place.at_front());
             observe::left_queue(call.core());
+        }
+    }
+}
+
+/// What [`Call::wait`] comes to: admitted, or sent to the front of the line by a shrink,
+/// where [`AtFront::wait`] goes on waiting. Two futures rather than one loop, so that each
+/// knows its place from its type, and a waiting call's future holds its call and nothing
+/// beside it. Not a public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Step<H: Handle, K: Key = Unkeyed> {
+    /// Admitted.
+    Admitted(Admitted<H, K>),
+    /// Waiting at the front of the line.
+    Front(AtFront<H, K>),
+}
+
+/// A call waiting at the front of the line. Not a public API.
+#[doc(hidden)]
+pub struct AtFront<H: Handle, K: Key = Unkeyed> {
+    queued: Queued<H, K, Front>,
+    wait: WaitObservation,
+}
+
+impl<H: Handle, K: Key> std::fmt::Debug for AtFront<H, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AtFront").finish_non_exhaustive()
+    }
+}
+
+impl<H: Handle, K: Key> AtFront<H, K> {
+    /// Waits at the front of the line until admitted. Not a public API.
+    #[doc(hidden)]
+    pub fn wait(self) -> impl Future<Output = Admitted<H, K>> {
+        let Self { queued, wait } = self;
+        async move {
+            loop {
+                let permit = observe::in_wait_span!(wait, queued.gate().next_permit(true).await);
+                if let Handed::Admitted(held) = queued.gate().take_handed(permit, true) {
+                    return queued.leave_admitted().admitted(held, Some(wait));
+                }
+            }
         }
     }
 }

@@ -1044,6 +1044,7 @@ pub use error::LimitError;
 ///         ::limit_runtime::__private::Machine::new(
 ///             __call,
 ///             ::limit_runtime::__private::Call::wait,
+///             ::limit_runtime::__private::AtFront::wait,
 ///             move |__permit| async move {
 ///                 let __permit = __permit;
 ///                 let url = url;
@@ -1059,7 +1060,8 @@ pub use error::LimitError;
 ///
 /// The zero-sized `__Limiter` type finds the function's limiter, a `static`, so the call's
 /// guards take no space in its future. The call first tries to take a permit at once (no
-/// lock, no queue); if none is free, `Call::wait` waits in line. The closure then makes the
+/// lock, no queue); if none is free, `Call::wait` waits in line (`AtFront::wait` at its
+/// front, where a shrink can send a waiting call back). The closure then makes the
 /// body's future, which holds the permit until the body ends. `let url = url;` moves each
 /// argument into the future, so that an argument the body does not mention still lives as
 /// long as the body, and `let __ret: usize = { … };` coerces the body's value to the
@@ -1153,8 +1155,9 @@ pub use stats::{Stats, Stragglers, stragglers};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{
-        Admitted, Call, Handle, IntoHandle, Key, Keyed, Policy, Refused, Unkeyed,
+        Admitted, AtFront, Back, Call, Front, Handle, IntoHandle, Key, Keyed, Place, Policy,
+        Refused, Step, Unkeyed,
     };
-    pub use crate::limited::{Entered, Machine, Outcome, Spec};
+    pub use crate::limited::{Entered, Machine, Never, Outcome, Spec, Waited, never_front};
     pub use crate::limiter::Limiter;
 }

@@ -9,7 +9,10 @@
 //!   poll tries the fast path. A call that finds a permit goes straight to *Running*, with no
 //!   wait future ever made: so an uncontended call costs what it did when the whole call was
 //!   one `async` block.
-//! - *Waiting*: the wait in line (`Call::wait`, an `async fn`), beside the body's closure.
+//! - *Waiting*: the wait in line (`Call::wait`), beside the body's closure. A shrink of the
+//!   limit can send a waiting call to the front of the line: then *AtFront*, the wait there
+//!   (`AtFront::wait`). Two futures, so that each knows its place from its type and holds
+//!   nothing beside the call.
 //! - *Admitted*: the body's future, made by the closure from the permit, not polled yet. Only
 //!   `admitted()` stops here: its future can still move, into `tokio::spawn`.
 //! - *Running*: the body's future, pinned and polled. It holds the permit, so the permit is
@@ -25,7 +28,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::call::{Admitted, Call, Handle, Key, Refused};
+use crate::call::{Admitted, AtFront, Call, Handle, Key, Refused, Step};
 
 /// A call's guard, before admission: what [`Machine`] needs of `Call`. Not a public API.
 #[doc(hidden)]
@@ -87,29 +90,84 @@ pub trait Spec {
     fn poll_call(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output>;
 }
 
+/// What a wait in line comes to: the outcome (the permit, or a refusal), or a call sent to
+/// the front of the line, which waits on there. Not a public API.
+#[doc(hidden)]
+pub trait Waited {
+    /// The outcome.
+    type Outcome;
+    /// A call waiting at the front of the line.
+    type Front;
+    /// Which of the two.
+    fn step(self) -> Result<Self::Outcome, Self::Front>;
+}
+
+impl<H: Handle, K: Key> Waited for Step<H, K> {
+    type Outcome = Admitted<H, K>;
+    type Front = AtFront<H, K>;
+
+    #[inline]
+    fn step(self) -> Result<Admitted<H, K>, AtFront<H, K>> {
+        match self {
+            Step::Admitted(admitted) => Ok(admitted),
+            Step::Front(front) => Err(front),
+        }
+    }
+}
+
+/// A wait under `max_wait` or `queue` (`Call::wait_with`) waits at the front itself.
+impl<H: Handle, K: Key> Waited for Result<Admitted<H, K>, Refused<H, K>> {
+    type Outcome = Self;
+    type Front = Never;
+
+    #[inline]
+    fn step(self) -> Result<Self, Never> {
+        Ok(self)
+    }
+}
+
+/// No value: the front of a wait that never gets there. Not a public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Never {}
+
+/// The front wait of a wait that never gets there. Not a public API.
+#[doc(hidden)]
+pub fn never_front<O>(never: Never) -> std::future::Pending<O> {
+    match never {}
+}
+
 pin_project! {
-    /// The call's state machine: the call's guard `C`, the wait in line `W` makes of it (a
-    /// future `A`), and the closure `F` that makes the body's future `B` from `A`'s outcome.
-    /// Not a public API.
+    /// The call's state machine: the call's guard `C`; the wait in line `A` that `W` makes of
+    /// it, and the wait at the front `D` that `V` makes if a shrink sends the call there;
+    /// and the closure `F` that makes the body's future `B` from the outcome. Not a public
+    /// API.
     #[doc(hidden)]
-    pub struct Machine<C, W, A, F, B> {
+    pub struct Machine<C, W, A, V, D, F, B> {
         #[pin]
-        stage: Stage<C, W, A, F, B>,
+        stage: Stage<C, W, A, V, D, F, B>,
     }
 }
 
 pin_project! {
     #[project = StageProj]
     #[project_replace = StageReplace]
-    enum Stage<C, W, A, F, B> {
+    enum Stage<C, W, A, V, D, F, B> {
         Fresh {
             call: C,
             wait: W,
+            front: V,
             then: F,
         },
         Waiting {
             #[pin]
             admission: A,
+            front: V,
+            then: F,
+        },
+        AtFront {
+            #[pin]
+            admission: D,
             then: F,
         },
         Admitted {
@@ -123,68 +181,111 @@ pin_project! {
     }
 }
 
-impl<C, W, A, F, B> Machine<C, W, A, F, B>
+impl<C, W, A, V, D, F, B> Machine<C, W, A, V, D, F, B>
 where
     C: Entered,
     W: FnOnce(C) -> A,
     A: Future,
-    A::Output: Outcome<C::Admitted>,
-    F: FnOnce(A::Output) -> B,
+    A::Output: Waited,
+    V: FnOnce(<A::Output as Waited>::Front) -> D,
+    D: Future<Output = <A::Output as Waited>::Outcome>,
+    <A::Output as Waited>::Outcome: Outcome<C::Admitted>,
+    F: FnOnce(<A::Output as Waited>::Outcome) -> B,
     B: Future,
 {
-    /// The call `call`: on the fast path, or waiting in line with `wait`, and then `then`
-    /// makes its body's future. Not a public API.
+    /// The call `call`: on the fast path, or waiting in line with `wait` (and at the front
+    /// with `front`), and then `then` makes its body's future. Not a public API.
     #[doc(hidden)]
-    pub fn new(call: C, wait: W, then: F) -> Self {
+    pub fn new(call: C, wait: W, front: V, then: F) -> Self {
         Self {
-            stage: Stage::Fresh { call, wait, then },
+            stage: Stage::Fresh {
+                call,
+                wait,
+                front,
+                then,
+            },
         }
     }
 
     /// Drives the call until it has its permit (or its refusal), and returns its body's
     /// future, not polled yet. The stage is left `Done`, to be replaced by the caller.
+    ///
+    /// The fast path is here, inline and straight-line; waiting is out of line, in `wait`.
     #[inline]
-    fn admit(mut stage: Pin<&mut Stage<C, W, A, F, B>>, cx: &mut Context<'_>) -> Poll<B> {
+    fn admit(mut stage: Pin<&mut Stage<C, W, A, V, D, F, B>>, cx: &mut Context<'_>) -> Poll<B> {
         if let StageProj::Fresh { call, .. } = stage.as_mut().project() {
             let admitted = std::task::ready!(call.poll_fast(cx));
-            let StageReplace::Fresh { call, wait, then } =
-                stage.as_mut().project_replace(Stage::Done)
+            let StageReplace::Fresh {
+                call,
+                wait,
+                front,
+                then,
+            } = stage.as_mut().project_replace(Stage::Done)
             else {
                 unreachable!("limit-runtime: the call was fresh");
             };
             if admitted {
-                return Poll::Ready(then(A::Output::admitted(call.into_admitted())));
+                return Poll::Ready(then(Outcome::admitted(call.into_admitted())));
             }
             stage.as_mut().project_replace(Stage::Waiting {
                 admission: wait(call),
+                front,
                 then,
             });
         }
-        let StageProj::Waiting { admission, .. } = stage.as_mut().project() else {
-            unreachable!("limit-runtime: the call is waiting");
+        Self::wait(stage, cx)
+    }
+
+    /// Waits in line, and at the front of it if a shrink sends the call there.
+    #[inline(never)]
+    fn wait(mut stage: Pin<&mut Stage<C, W, A, V, D, F, B>>, cx: &mut Context<'_>) -> Poll<B> {
+        if let StageProj::Waiting { admission, .. } = stage.as_mut().project() {
+            let waited = std::task::ready!(admission.poll(cx));
+            let StageReplace::Waiting { front, then, .. } =
+                stage.as_mut().project_replace(Stage::Done)
+            else {
+                unreachable!("limit-runtime: the call was waiting");
+            };
+            match waited.step() {
+                Ok(outcome) => return Poll::Ready(then(outcome)),
+                Err(at_front) => {
+                    stage.as_mut().project_replace(Stage::AtFront {
+                        admission: front(at_front),
+                        then,
+                    });
+                }
+            }
+        }
+        let StageProj::AtFront { admission, .. } = stage.as_mut().project() else {
+            unreachable!("limit-runtime: the call waits at the front");
         };
         let outcome = std::task::ready!(admission.poll(cx));
-        let StageReplace::Waiting { then, .. } = stage.project_replace(Stage::Done) else {
-            unreachable!("limit-runtime: the call was waiting");
+        let StageReplace::AtFront { then, .. } = stage.project_replace(Stage::Done) else {
+            unreachable!("limit-runtime: the call was at the front");
         };
         Poll::Ready(then(outcome))
     }
 }
 
-impl<C, W, A, F, B> Spec for Machine<C, W, A, F, B>
+impl<C, W, A, V, D, F, B> Spec for Machine<C, W, A, V, D, F, B>
 where
     C: Entered,
     W: FnOnce(C) -> A,
     A: Future,
-    A::Output: Outcome<C::Admitted>,
-    F: FnOnce(A::Output) -> B,
+    A::Output: Waited,
+    V: FnOnce(<A::Output as Waited>::Front) -> D,
+    D: Future<Output = <A::Output as Waited>::Outcome>,
+    <A::Output as Waited>::Outcome: Outcome<C::Admitted>,
+    F: FnOnce(<A::Output as Waited>::Outcome) -> B,
     B: Future,
 {
     type Output = B::Output;
 
     fn poll_admission(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut stage = self.project().stage;
-        if let StageProj::Fresh { .. } | StageProj::Waiting { .. } = stage.as_mut().project() {
+        if let StageProj::Fresh { .. } | StageProj::Waiting { .. } | StageProj::AtFront { .. } =
+            stage.as_mut().project()
+        {
             let body = std::task::ready!(Self::admit(stage.as_mut(), cx));
             stage.project_replace(Stage::Admitted { body });
         }
@@ -206,7 +307,7 @@ where
         // call to drop it.
         match stage.as_mut().project() {
             StageProj::Running { body } => return body.poll(cx),
-            StageProj::Fresh { .. } | StageProj::Waiting { .. } => {
+            StageProj::Fresh { .. } | StageProj::Waiting { .. } | StageProj::AtFront { .. } => {
                 let body = std::task::ready!(Self::admit(stage.as_mut(), cx));
                 stage.as_mut().project_replace(Stage::Running { body });
             }
