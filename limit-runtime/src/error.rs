@@ -174,3 +174,65 @@ impl From<LimitError> for std::io::Error {
         Self::new(kind, error)
     }
 }
+
+/// A limit above [`Limiter::MAX_LIMIT`](crate::Limiter::MAX_LIMIT), refused by
+/// [`Limiter::try_set_limit`](crate::Limiter::try_set_limit). The limiter keeps its limit.
+///
+/// ```
+/// use limit_runtime::Limiter;
+///
+/// static POOL: Limiter = Limiter::new(8).with_name("pool");
+///
+/// let error = POOL.try_set_limit(usize::MAX).unwrap_err();
+/// assert_eq!((error.name().as_str(), error.limit()), ("pool", usize::MAX));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitTooLarge {
+    limiter: Name,
+    limit: usize,
+}
+
+impl LimitTooLarge {
+    pub(crate) fn new(limiter: Name, limit: usize) -> Self {
+        Self { limiter, limit }
+    }
+
+    /// The name of the limiter that refused the limit.
+    ///
+    /// ```
+    /// # use limit_runtime::Limiter;
+    /// let jobs = Limiter::new(1).with_name("jobs");
+    /// assert_eq!(jobs.try_set_limit(usize::MAX).unwrap_err().name(), "jobs");
+    /// ```
+    #[must_use]
+    pub fn name(&self) -> &Name {
+        &self.limiter
+    }
+
+    /// The limit that was refused.
+    ///
+    /// ```
+    /// # use limit_runtime::Limiter;
+    /// let jobs = Limiter::new(1);
+    /// assert_eq!(jobs.try_set_limit(1 << 40).unwrap_err().limit(), 1 << 40);
+    /// ```
+    #[must_use]
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+impl fmt::Display for LimitTooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "concurrency limit {:?}: a limit of {} is above the maximum of {} \
+             (`Limiter::MAX_LIMIT`)",
+            self.limiter.as_str(),
+            self.limit,
+            crate::Limiter::MAX_LIMIT
+        )
+    }
+}
+
+impl std::error::Error for LimitTooLarge {}

@@ -857,7 +857,7 @@ mod sync;
 #[cfg(not(loom))]
 pub use call::{OwnedPermit, Permit};
 #[cfg(not(loom))]
-pub use error::LimitError;
+pub use error::{LimitError, LimitTooLarge};
 /// Limits how many calls of an `async fn` run at once.
 ///
 /// ```

@@ -3,11 +3,11 @@
 //! `call.rs`.
 
 use std::panic::Location;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use crate::call::{Admitted, Call, Handle, IntoHandle, Keyed, OwnedPermit, Permit, Unkeyed};
 use crate::core::Core;
-use crate::error::LimitError;
+use crate::error::{LimitError, LimitTooLarge};
 use crate::gate::MAX_LIMIT;
 use crate::name::Name;
 use crate::observe;
@@ -51,6 +51,9 @@ pub struct Limiter {
     name: Setup,
     /// A `file:line` name, made once when it is first asked for before the core exists.
     default_name: OnceLock<Name>,
+    /// Serializes the making of the core, so that a function's limit expression runs once
+    /// and a rejected limit panics at the caller's line (outside any closure).
+    init: Mutex<()>,
     per_fn: bool,
 }
 
@@ -63,6 +66,11 @@ enum Setup {
 impl Limiter {
     /// The largest limit a limiter accepts: 2^31 − 1, far beyond any number of calls that can
     /// run at once. It lets the hot path keep its counts in one 64-bit word.
+    ///
+    /// It is smaller than tokio's [`Semaphore::MAX_PERMITS`](tokio::sync::Semaphore::MAX_PERMITS)
+    /// (`usize::MAX >> 3`), so a range check written against tokio's bound lets through values
+    /// that a limiter refuses: check against this one, or use
+    /// [`try_set_limit`](Self::try_set_limit).
     ///
     /// ```
     /// use limit_runtime::Limiter;
@@ -122,6 +130,7 @@ impl Limiter {
             limit,
             name: Setup::DefinedAt(Location::caller()),
             default_name: OnceLock::new(),
+            init: Mutex::new(()),
             per_fn: false,
         }
     }
@@ -177,6 +186,7 @@ impl Limiter {
             limit: 0,
             name: Setup::Given(Name::from_static(name)),
             default_name: OnceLock::new(),
+            init: Mutex::new(()),
             per_fn: true,
         }
     }
@@ -186,6 +196,7 @@ impl Limiter {
         Self {
             name: Setup::Given(core.name().clone()),
             default_name: OnceLock::new(),
+            init: Mutex::new(()),
             limit: 0,
             per_fn: false,
             core: OnceLock::from(core),
@@ -315,7 +326,9 @@ impl Limiter {
     ///
     /// # Panics
     ///
-    /// If `limit` is above [`MAX_LIMIT`](Self::MAX_LIMIT).
+    /// If `limit` is above [`MAX_LIMIT`](Self::MAX_LIMIT), at the caller's line, naming the
+    /// limiter and the value. [`try_set_limit`](Self::try_set_limit) returns an error
+    /// instead.
     ///
     /// ```
     /// use limit_runtime::Limiter;
@@ -332,12 +345,42 @@ impl Limiter {
     /// JOBS.set_limit(1);
     /// assert!(JOBS.try_acquire().is_ok());
     /// ```
+    #[track_caller]
     pub fn set_limit(&self, limit: usize) {
-        assert!(
-            limit <= MAX_LIMIT,
-            "a concurrency limit must be at most `Limiter::MAX_LIMIT` (2^31 - 1)"
-        );
+        if let Err(error) = self.try_set_limit(limit) {
+            panic!("{error}; `try_set_limit` returns this as an error");
+        }
+    }
+
+    /// [`set_limit`](Self::set_limit), for a limit that comes from outside the program
+    /// (configuration, an operator's request): a limit above
+    /// [`MAX_LIMIT`](Self::MAX_LIMIT) is an error, and the limit stays as it was.
+    ///
+    /// # Errors
+    ///
+    /// [`LimitTooLarge`] when `limit` is above `MAX_LIMIT`.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// let jobs = Limiter::new(4).with_name("jobs");
+    /// let error = jobs.try_set_limit(3_000_000_000).unwrap_err();
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     r#"concurrency limit "jobs": a limit of 3000000000 is above the maximum of 2147483647 (`Limiter::MAX_LIMIT`)"#
+    /// );
+    /// assert_eq!(jobs.limit(), 4);
+    /// assert!(jobs.try_set_limit(8).is_ok());
+    /// ```
+    pub fn try_set_limit(&self, limit: usize) -> Result<(), LimitTooLarge> {
+        if limit > MAX_LIMIT {
+            return Err(LimitTooLarge::new(
+                Name::from(self.name().to_owned()),
+                limit,
+            ));
+        }
         self.core_with(|| limit).set_limit(limit);
+        Ok(())
     }
 
     /// Waits for a permit, in FIFO order. The permit counts as a call in flight (for
@@ -507,6 +550,7 @@ impl Limiter {
     /// the value.
     #[doc(hidden)]
     #[inline]
+    #[track_caller]
     pub fn call<H: Handle>(handle: H, limit: fn() -> usize) -> Call<H> {
         handle.limiter().core_with(limit).enter();
         Call::entered(handle, Unkeyed)
@@ -515,6 +559,7 @@ impl Limiter {
     /// `call`, for a function with `key = …`: each distinct key has its own limit. Not a
     /// public API.
     #[doc(hidden)]
+    #[track_caller]
     pub fn call_keyed<H: Handle, K>(handle: H, limit: fn() -> usize, key: K) -> Call<H, Keyed>
     where
         K: std::hash::Hash + Eq + Send + Sync + 'static,
@@ -554,6 +599,7 @@ impl Limiter {
     /// The core, created if this is the first use. `limit` gives a function's own limiter
     /// its limit; it is not called otherwise.
     #[inline]
+    #[track_caller]
     fn core_with(&self, limit: impl FnOnce() -> usize) -> &Core {
         match self.core.get() {
             Some(core) => core,
@@ -563,35 +609,38 @@ impl Limiter {
 
     #[cold]
     #[inline(never)]
+    #[track_caller]
     fn core_cold(&self, limit: impl FnOnce() -> usize) -> &Core {
-        // `get_or_init` runs one closure at a time and keeps the first result, so a
-        // function's limit expression runs exactly once. If it panics (or its value is
-        // rejected), the limiter stays without a core and the next call tries again.
-        self.core.get_or_init(|| {
-            let name = match &self.name {
-                Setup::Given(name) => name.clone(),
-                Setup::DefinedAt(location) => self.default_name(location).clone(),
-            };
-            let limit = if self.per_fn {
-                let limit = limit();
-                assert!(
-                    limit != 0,
-                    "#[concurrency_limit] on `{name}`: the limit evaluated to 0; \
-                     it must be at least 1",
-                );
-                assert!(
-                    limit <= MAX_LIMIT,
-                    "#[concurrency_limit] on `{name}`: the limit evaluated to {limit}, \
-                     above the maximum of {MAX_LIMIT}",
-                );
-                limit
-            } else {
-                self.limit
-            };
-            let core = registry::register(name, limit);
-            observe::registered(&core);
-            core
-        })
+        // One first use at a time: a function's limit expression runs exactly once, however
+        // many calls race to be first. If it panics (or its value is rejected), the limiter
+        // stays without a core and the next call tries again. The rejection panics here,
+        // not in a closure, so that `track_caller` points at the user's line.
+        let _init = self.init.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(core) = self.core.get() {
+            return core;
+        }
+        let name = match &self.name {
+            Setup::Given(name) => name.clone(),
+            Setup::DefinedAt(location) => self.default_name(location).clone(),
+        };
+        let limit = if self.per_fn {
+            let limit = limit();
+            assert!(
+                limit != 0,
+                "#[concurrency_limit] on `{name}`: the limit evaluated to 0; it must be at least 1",
+            );
+            assert!(
+                limit <= MAX_LIMIT,
+                "#[concurrency_limit] on `{name}`: the limit evaluated to {limit}, above the \
+                 maximum of {MAX_LIMIT} (`Limiter::MAX_LIMIT`)",
+            );
+            limit
+        } else {
+            self.limit
+        };
+        let core = registry::register(name, limit);
+        observe::registered(&core);
+        self.core.get_or_init(|| core)
     }
 }
 

@@ -1,0 +1,119 @@
+//! What a new user meets in the first hour: panics that point at their own line and name the
+//! limiter, `try_set_limit`, and a `static` limiter whose limit comes from configuration.
+
+use std::panic::Location;
+use std::sync::{LazyLock, Mutex};
+
+use limit_runtime::{LimitTooLarge, Limiter, concurrency_limit};
+
+/// Runs `f`, which must panic, and returns the panic's message and location.
+fn panic_of(f: impl FnOnce()) -> (String, String) {
+    static SEEN: Mutex<Option<(String, String)>> = Mutex::new(None);
+    static HOOK: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = HOOK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| {
+                info.payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+            })
+            .unwrap_or_default();
+        let location = info.location().map(ToString::to_string).unwrap_or_default();
+        *SEEN.lock().unwrap() = Some((message, location));
+    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    assert!(result.is_err(), "expected a panic");
+    SEEN.lock().unwrap().take().expect("the hook saw the panic")
+}
+
+#[test]
+fn set_limit_above_the_maximum_panics_at_the_callers_line_naming_the_limiter() {
+    let limiter = Limiter::new(4).with_name("first-hour/set-limit");
+    let line = Location::caller().line() + 1;
+    let (message, location) = panic_of(|| limiter.set_limit(3_000_000_000));
+    assert!(
+        location.starts_with(&format!("tests/first_hour.rs:{line}:")),
+        "the panic points at {location}, not at the caller's line {line}"
+    );
+    assert!(
+        message.contains(r#""first-hour/set-limit""#) && message.contains("3000000000"),
+        "{message}"
+    );
+    assert_eq!(limiter.limit(), 4, "the limit stays as it was");
+}
+
+#[test]
+fn try_set_limit_returns_the_error_instead() {
+    let limiter = Limiter::new(4).with_name("first-hour/try-set-limit");
+    let error: LimitTooLarge = limiter.try_set_limit(usize::MAX).unwrap_err();
+    assert_eq!(
+        (error.name().as_str(), error.limit()),
+        ("first-hour/try-set-limit", usize::MAX)
+    );
+    assert_eq!(limiter.limit(), 4);
+    limiter.try_set_limit(Limiter::MAX_LIMIT).unwrap();
+    assert_eq!(limiter.limit(), Limiter::MAX_LIMIT);
+}
+
+fn zero() -> usize {
+    0
+}
+
+#[concurrency_limit(zero())]
+async fn limited_by_zero() {}
+
+#[test]
+fn a_limit_that_evaluates_to_zero_panics_at_the_call_naming_the_function() {
+    let (message, location) = panic_of(|| drop(limited_by_zero()));
+    assert!(
+        location.starts_with("tests/first_hour.rs:"),
+        "the panic points at {location}, not at the annotated function"
+    );
+    assert!(
+        message.contains("first_hour::limited_by_zero") && message.contains("evaluated to 0"),
+        "{message}"
+    );
+}
+
+// A `static` limiter whose limit comes from configuration: a `LazyLock<Limiter>`, named by
+// its path (it derefs to the `Limiter`) or borrowed with `&*`.
+fn workers_from_config() -> usize {
+    std::env::var("FIRST_HOUR_WORKERS")
+        .ok()
+        .and_then(|workers| workers.parse().ok())
+        .unwrap_or(3)
+}
+
+static CONFIGURED: LazyLock<Limiter> =
+    LazyLock::new(|| Limiter::new(workers_from_config()).with_name("first-hour/configured"));
+
+#[concurrency_limit(limiter = CONFIGURED)]
+async fn by_path(n: u32) -> u32 {
+    n
+}
+
+#[concurrency_limit(limiter = &*CONFIGURED)]
+async fn by_reference(n: u32) -> u32 {
+    n
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_static_limiter_can_take_its_limit_from_configuration() {
+    assert_eq!(by_path(1).await + by_reference(2).await, 3);
+    assert_eq!(CONFIGURED.limit(), 3);
+    assert_eq!(CONFIGURED.stats().admitted, 2);
+    let held: Vec<_> = (0..3).map(|_| CONFIGURED.try_acquire().unwrap()).collect();
+    assert!(
+        CONFIGURED.try_acquire().is_err(),
+        "both functions share its limit of 3"
+    );
+    drop(held);
+}
