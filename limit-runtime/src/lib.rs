@@ -549,8 +549,8 @@
 //! # }
 //! ```
 //!
-//! The example `examples/server.rs` runs two servers in the shape of tokio's mini-redis, and
-//! shuts them down one at a time.
+//! The example `limit-examples/examples/server.rs` (`cargo run --example server`) runs two
+//! servers in the shape of tokio's mini-redis, and shuts them down one at a time.
 //!
 //! # Work that is not a call: `track`
 //!
