@@ -117,3 +117,84 @@ async fn a_static_limiter_can_take_its_limit_from_configuration() {
     );
     drop(held);
 }
+
+// Default labels: a method with a `self` receiver is named after its type.
+
+mod server {
+    use limit_runtime::concurrency_limit;
+
+    pub struct Handler;
+
+    impl Handler {
+        #[concurrency_limit(2)]
+        pub async fn run(&self) -> u32 {
+            1
+        }
+
+        /// No `self`: named after the module, as a free function.
+        #[concurrency_limit(2)]
+        pub async fn build() -> Self {
+            Self
+        }
+    }
+
+    /// The free function of the same name, which the method's label must not be confused with.
+    #[concurrency_limit(2)]
+    pub async fn run() -> u32 {
+        2
+    }
+
+    pub struct Wrapper<T>(pub T);
+
+    impl<T: Send + Sync> Wrapper<T> {
+        #[concurrency_limit(2)]
+        pub async fn go(&self) -> u32 {
+            3
+        }
+    }
+
+    #[async_trait::async_trait]
+    pub trait Service {
+        async fn call(&self) -> u32;
+    }
+
+    #[async_trait::async_trait]
+    impl Service for Handler {
+        #[concurrency_limit(2)]
+        async fn call(&self) -> u32 {
+            4
+        }
+    }
+}
+
+fn listed(name: &str) -> bool {
+    limit_runtime::limiters().any(|limiter| limiter.name() == name)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_methods_default_label_names_its_type() {
+    use server::Service;
+
+    let handler = server::Handler::build().await;
+    assert_eq!(handler.run().await + server::run().await, 3);
+    assert!(listed("first_hour::server::Handler::run"), "the method");
+    assert!(listed("first_hour::server::run"), "the free function");
+    assert!(
+        listed("first_hour::server::build"),
+        "an associated function keeps module::fn"
+    );
+
+    // Every instantiation shares one limiter, labelled without generic arguments.
+    assert_eq!(server::Wrapper(1_u8).go().await, 3);
+    assert_eq!(server::Wrapper(String::new()).go().await, 3);
+    let wrappers: Vec<_> = limit_runtime::limiters()
+        .filter(|limiter| limiter.name().contains("Wrapper"))
+        .collect();
+    assert_eq!(wrappers.len(), 1);
+    assert_eq!(wrappers[0].name(), "first_hour::server::Wrapper::go");
+    assert_eq!(wrappers[0].stats().admitted, 2);
+
+    // An `#[async_trait]` impl too.
+    assert_eq!(handler.call().await, 4);
+    assert!(listed("first_hour::server::Handler::call"));
+}

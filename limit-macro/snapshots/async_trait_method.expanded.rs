@@ -17,13 +17,17 @@ where
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
             fn limiter(&self) -> &::limit_runtime::__private::Limiter {
-                static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
-                    ::core::concat!(::core::module_path!(), "::call"),
+                static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_method(
+                    "call",
                 );
                 &__LIMITER
             }
         }
-        ::limit_runtime::__private::Limiter::call(__Limiter, || 4)
+        ::limit_runtime::__private::Limiter::call(
+            __Limiter,
+            || 4,
+            ::core::option::Option::Some(|| ::core::any::type_name::<Self>()),
+        )
     };
     Box::pin(
         ::limit_runtime::Limited::new(

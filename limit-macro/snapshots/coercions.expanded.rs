@@ -8,13 +8,17 @@ fn name(
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
             fn limiter(&self) -> &::limit_runtime::__private::Limiter {
-                static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
-                    ::core::concat!(::core::module_path!(), "::name"),
+                static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_method(
+                    "name",
                 );
                 &__LIMITER
             }
         }
-        ::limit_runtime::__private::Limiter::call(__Limiter, || 3)
+        ::limit_runtime::__private::Limiter::call(
+            __Limiter,
+            || 3,
+            ::core::option::Option::Some(|| ::core::any::type_name::<Self>()),
+        )
     };
     ::limit_runtime::Limited::new(
         ::limit_runtime::__private::Machine::new(
@@ -59,7 +63,11 @@ fn label(
                 &__LIMITER
             }
         }
-        ::limit_runtime::__private::Limiter::call(__Limiter, || 3)
+        ::limit_runtime::__private::Limiter::call(
+            __Limiter,
+            || 3,
+            ::core::option::Option::None,
+        )
     };
     ::limit_runtime::Limited::new(
         ::limit_runtime::__private::Machine::new(
@@ -93,7 +101,11 @@ fn edit(
                 &__LIMITER
             }
         }
-        ::limit_runtime::__private::Limiter::call(__Limiter, || 3)
+        ::limit_runtime::__private::Limiter::call(
+            __Limiter,
+            || 3,
+            ::core::option::Option::None,
+        )
     };
     ::limit_runtime::Limited::new(
         ::limit_runtime::__private::Machine::new(

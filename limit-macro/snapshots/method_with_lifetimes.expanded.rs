@@ -11,13 +11,17 @@ pub fn lookup<'a>(
         impl ::limit_runtime::__private::Handle for __Limiter {
             #[inline]
             fn limiter(&self) -> &::limit_runtime::__private::Limiter {
-                static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_fn(
-                    ::core::concat!(::core::module_path!(), "::lookup"),
+                static __LIMITER: ::limit_runtime::__private::Limiter = ::limit_runtime::__private::Limiter::per_method(
+                    "lookup",
                 );
                 &__LIMITER
             }
         }
-        ::limit_runtime::__private::Limiter::call(__Limiter, || MAX_LOOKUPS)
+        ::limit_runtime::__private::Limiter::call(
+            __Limiter,
+            || MAX_LOOKUPS,
+            ::core::option::Option::Some(|| ::core::any::type_name::<Self>()),
+        )
     };
     ::limit_runtime::Limited::new(
         ::limit_runtime::__private::Machine::new(

@@ -44,7 +44,11 @@ fn call_api(
                 &__LIMITER
             }
         }
-        ::limit_runtime::__private::Limiter::call(__Limiter, || 5)
+        ::limit_runtime::__private::Limiter::call(
+            __Limiter,
+            || 5,
+            ::core::option::Option::None,
+        )
     };
     let __policy = ::limit_runtime::__private::Policy::new()
         .max_wait(Duration::from_millis(200))
@@ -86,7 +90,12 @@ fn crawl(
                 &__LIMITER
             }
         }
-        ::limit_runtime::__private::Limiter::call_keyed(__Limiter, || 2, host_of(&url))
+        ::limit_runtime::__private::Limiter::call_keyed(
+            __Limiter,
+            || 2,
+            ::core::option::Option::None,
+            host_of(&url),
+        )
     };
     ::limit_runtime::Limited::new(
         ::limit_runtime::__private::Machine::new(

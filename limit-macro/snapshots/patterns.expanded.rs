@@ -17,7 +17,11 @@ pub(crate) fn sum(
                 &__LIMITER
             }
         }
-        ::limit_runtime::__private::Limiter::call(__Limiter, || 2)
+        ::limit_runtime::__private::Limiter::call(
+            __Limiter,
+            || 2,
+            ::core::option::Option::None,
+        )
     };
     ::limit_runtime::Limited::new(
         ::limit_runtime::__private::Machine::new(

@@ -15,7 +15,11 @@ fn fetch(
                 &__LIMITER
             }
         }
-        ::limit_runtime::__private::Limiter::call(__Limiter, || 5)
+        ::limit_runtime::__private::Limiter::call(
+            __Limiter,
+            || 5,
+            ::core::option::Option::None,
+        )
     };
     ::limit_runtime::Limited::new(
         ::limit_runtime::__private::Machine::new(

@@ -33,7 +33,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
     let call = format_ident!("__call", span = Span::mixed_site());
     let policy_ident = format_ident!("__policy", span = Span::mixed_site());
     let inner_attrs = &body.inner_attrs;
-    let register = register(&source, &sig.ident, &call);
+    let register = register(&source, &sig, &call);
     let policy_value = policy.as_ref().map(|policy| {
         let value = policy_value(policy);
         quote!(let #policy_ident = #value;)
@@ -175,7 +175,8 @@ fn with_output(mut sig: Signature, output: TokenStream) -> TokenStream {
 ///
 /// The limiter is reached through a zero-sized `Handle` type declared here, in a block of its
 /// own, rather than through a reference: the call's guards then take no space in its future.
-fn register(source: &Source, function: &syn::Ident, call: &syn::Ident) -> TokenStream {
+fn register(source: &Source, sig: &Signature, call: &syn::Ident) -> TokenStream {
+    let function = &sig.ident;
     // An instance's limiter goes through `call_instance`, spanned at the expression, so that
     // one of the wrong type is one error there, with the message of `IntoHandle`.
     let instance = match source {
@@ -200,27 +201,45 @@ fn register(source: &Source, function: &syn::Ident, call: &syn::Ident) -> TokenS
         ),
         Source::Own { limit, name, key } => {
             let limiter = format_ident!("__LIMITER", span = Span::mixed_site());
-            let name = name.as_ref().map_or_else(
-                || {
+            // The default name: a method with a `self` receiver is named after its type, from
+            // `Self` at its first call (`type_name`); any other function after its module.
+            let (per_fn, type_name) = match name {
+                Some(name) => (quote!(per_fn(#name)), quote!(::core::option::Option::None)),
+                None if sig.receiver().is_some() => {
+                    let method = function.unraw().to_string();
+                    (
+                        quote!(per_method(#method)),
+                        quote! {
+                            ::core::option::Option::Some(|| ::core::any::type_name::<Self>())
+                        },
+                    )
+                }
+                None => {
                     let suffix = format!("::{}", function.unraw());
-                    quote!(::core::concat!(::core::module_path!(), #suffix))
-                },
-                |name| quote!(#name),
-            );
+                    (
+                        quote!(per_fn(::core::concat!(::core::module_path!(), #suffix))),
+                        quote!(::core::option::Option::None),
+                    )
+                }
+            };
             // A `fn() -> usize`, spanned at the limit: a closure that captures (a variable
             // hidden from `validate` in a macro, such as `format!("{n}")`) is an error there.
             // (Located at the limit, but generated, so lints about closures keep quiet.)
             let span = Span::call_site().located_at(limit.span());
             let limit = quote_spanned!(span=> || #limit);
             let enter = match key {
-                None => quote!(::limit_runtime::__private::Limiter::call(#handle, #limit)),
+                None => quote! {
+                    ::limit_runtime::__private::Limiter::call(#handle, #limit, #type_name)
+                },
                 Some(key) => quote! {
-                    ::limit_runtime::__private::Limiter::call_keyed(#handle, #limit, #key)
+                    ::limit_runtime::__private::Limiter::call_keyed(
+                        #handle, #limit, #type_name, #key
+                    )
                 },
             };
             let limiter = quote! {
                 static #limiter: ::limit_runtime::__private::Limiter =
-                    ::limit_runtime::__private::Limiter::per_fn(#name);
+                    ::limit_runtime::__private::Limiter::#per_fn;
                 &#limiter
             };
             (limiter, enter)

@@ -819,8 +819,9 @@
 //!   `f().await;` with the output ignored does not warn, as it does for a plain `async fn`.
 //! - An `async fn` returning `!` is rejected, since `Output = !` needs the unstable never
 //!   type; return [`std::convert::Infallible`] instead.
-//! - Methods named alike in one module share a default name (`module::get`); each still has
-//!   its own limiter, and `name = "…"` tells them apart.
+//! - Associated functions without `self` named alike in one module share a default name
+//!   (`module::new`); each still has its own limiter, and `name = "…"` tells them apart.
+//!   Methods with a `self` receiver are named after their type (`module::Type::get`).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -949,7 +950,10 @@ pub use error::{LimitError, LimitTooLarge};
 ///   an owned `Hash + Eq + Send + Sync + 'static` value, and each distinct key gets its own
 ///   limit of `N`. A key with no call in flight is forgotten.
 /// - `name = "…"`: the limiter's name in [`Stats`], [`LimitError`] and [`stragglers()`]. The
-///   default is `module_path!()` + `::` + the function's name.
+///   default is `module_path!()` + `::` + the function's name (`my_crate::api::fetch`) for a
+///   free function or an associated function without `self`; a method with a `self` receiver
+///   is named after its type (`my_crate::server::Handler::run`), computed from `Self` at its
+///   first call, without generic arguments, so that every instantiation shares one name.
 ///
 /// `max_wait` and `queue` need a return type that is a path ending in `Result`
 /// (`Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`) with `E: From<LimitError>`. The
@@ -1026,7 +1030,9 @@ pub use error::{LimitError, LimitTooLarge};
 /// #[allow(refining_impl_trait, clippy::type_complexity)]
 /// fn fetch(
 ///     url: String,
-/// ) -> ::limit_runtime::Limited<impl ::limit_runtime::__private::Spec<Output = usize>> {
+/// ) -> ::limit_runtime::Limited<
+///     impl ::limit_runtime::__private::Spec<Output = usize>,
+/// > {
 ///     let __call = {
 ///         struct __Limiter;
 ///         impl ::limit_runtime::__private::Handle for __Limiter {
@@ -1038,7 +1044,11 @@ pub use error::{LimitError, LimitTooLarge};
 ///                 &__LIMITER
 ///             }
 ///         }
-///         ::limit_runtime::__private::Limiter::call(__Limiter, || 5)
+///         ::limit_runtime::__private::Limiter::call(
+///             __Limiter,
+///             || 5,
+///             ::core::option::Option::None,
+///         )
 ///     };
 ///     ::limit_runtime::Limited::new(
 ///         ::limit_runtime::__private::Machine::new(

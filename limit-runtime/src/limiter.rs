@@ -61,6 +61,9 @@ pub struct Limiter {
 enum Setup {
     Given(Name),
     DefinedAt(&'static Location<'static>),
+    /// The own limiter of a method named so: its name is its type's path and this, made at
+    /// its first call from `Self`.
+    Method(&'static str),
 }
 
 impl Limiter {
@@ -176,6 +179,21 @@ impl Limiter {
         self
     }
 
+    /// The own limiter of a method with a `self` receiver, named after its type at its first
+    /// call (see [`call`](Self::call)). Not a public API.
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn per_method(method: &'static str) -> Self {
+        Self {
+            core: OnceLock::new(),
+            limit: 0,
+            name: Setup::Method(method),
+            default_name: OnceLock::new(),
+            init: Mutex::new(()),
+            per_fn: true,
+        }
+    }
+
     /// The limiter of one `#[concurrency_limit]` function. Its limit is given by its first
     /// call. Not a public API.
     #[doc(hidden)]
@@ -204,8 +222,9 @@ impl Limiter {
     }
 
     /// The limiter's name: the one given to [`with_name`](Self::with_name) or
-    /// `#[concurrency_limit(name = …)]`, else the function's path (`my_crate::api::fetch`)
-    /// for a function's own limiter, or the place of definition.
+    /// `#[concurrency_limit(name = …)]`, else the function's path (`my_crate::api::fetch`, or
+    /// `my_crate::server::Handler::run` for a method) for a function's own limiter, or the
+    /// place of definition.
     ///
     /// ```
     /// use limit_runtime::Limiter;
@@ -217,9 +236,11 @@ impl Limiter {
     pub fn name(&self) -> &str {
         match (&self.name, self.core.get()) {
             (Setup::Given(name), _) => name,
-            (Setup::DefinedAt(_), Some(core)) => core.name(),
+            (Setup::DefinedAt(_) | Setup::Method(_), Some(core)) => core.name(),
             // Asking for the name is no use of the limiter: it makes no core.
             (Setup::DefinedAt(location), None) => self.default_name(location),
+            // A method's own limiter is out of reach until its first call names it.
+            (Setup::Method(method), None) => method,
         }
     }
 
@@ -379,7 +400,7 @@ impl Limiter {
                 limit,
             ));
         }
-        self.core_with(|| limit).set_limit(limit);
+        self.core_with(|| limit, None).set_limit(limit);
         Ok(())
     }
 
@@ -542,7 +563,9 @@ impl Limiter {
     /// Registers a call of a function's own limiter, found through `handle`: it is in flight
     /// from now until the returned guard is dropped. `limit` is evaluated by the first call
     /// only, however many calls race to be first; it is a `fn` pointer, so that it cannot
-    /// capture `self` or an argument (the limit is one per function). Not a public API.
+    /// capture `self` or an argument (the limit is one per function). For a method's limiter,
+    /// `type_name` gives `core::any::type_name::<Self>()`, which names the limiter at its
+    /// first call. Not a public API.
     ///
     /// # Panics
     ///
@@ -551,8 +574,12 @@ impl Limiter {
     #[doc(hidden)]
     #[inline]
     #[track_caller]
-    pub fn call<H: Handle>(handle: H, limit: fn() -> usize) -> Call<H> {
-        handle.limiter().core_with(limit).enter();
+    pub fn call<H: Handle>(
+        handle: H,
+        limit: fn() -> usize,
+        type_name: Option<fn() -> &'static str>,
+    ) -> Call<H> {
+        handle.limiter().core_with(limit, type_name).enter();
         Call::entered(handle, Unkeyed)
     }
 
@@ -560,11 +587,19 @@ impl Limiter {
     /// public API.
     #[doc(hidden)]
     #[track_caller]
-    pub fn call_keyed<H: Handle, K>(handle: H, limit: fn() -> usize, key: K) -> Call<H, Keyed>
+    pub fn call_keyed<H: Handle, K>(
+        handle: H,
+        limit: fn() -> usize,
+        type_name: Option<fn() -> &'static str>,
+        key: K,
+    ) -> Call<H, Keyed>
     where
         K: std::hash::Hash + Eq + Send + Sync + 'static,
     {
-        let slot = handle.limiter().core_with(limit).enter_keyed(key);
+        let slot = handle
+            .limiter()
+            .core_with(limit, type_name)
+            .enter_keyed(key);
         Call::entered(handle, Keyed(slot))
     }
 
@@ -572,7 +607,7 @@ impl Limiter {
     #[doc(hidden)]
     #[inline]
     pub fn call_shared<H: Handle>(handle: H) -> Call<H> {
-        handle.limiter().core_with(|| 0).enter();
+        handle.limiter().core_with(|| 0, None).enter();
         Call::entered(handle, Unkeyed)
     }
 
@@ -593,24 +628,32 @@ impl Limiter {
     /// through here).
     #[inline]
     pub(crate) fn core(&self) -> &Core {
-        self.core_with(|| 0)
+        self.core_with(|| 0, None)
     }
 
     /// The core, created if this is the first use. `limit` gives a function's own limiter
-    /// its limit; it is not called otherwise.
+    /// its limit, and `type_name` a method's limiter its type; neither is called otherwise.
     #[inline]
     #[track_caller]
-    fn core_with(&self, limit: impl FnOnce() -> usize) -> &Core {
+    fn core_with(
+        &self,
+        limit: impl FnOnce() -> usize,
+        type_name: Option<fn() -> &'static str>,
+    ) -> &Core {
         match self.core.get() {
             Some(core) => core,
-            None => self.core_cold(limit),
+            None => self.core_cold(limit, type_name),
         }
     }
 
     #[cold]
     #[inline(never)]
     #[track_caller]
-    fn core_cold(&self, limit: impl FnOnce() -> usize) -> &Core {
+    fn core_cold(
+        &self,
+        limit: impl FnOnce() -> usize,
+        type_name: Option<fn() -> &'static str>,
+    ) -> &Core {
         // One first use at a time: a function's limit expression runs exactly once, however
         // many calls race to be first. If it panics (or its value is rejected), the limiter
         // stays without a core and the next call tries again. The rejection panics here,
@@ -622,6 +665,7 @@ impl Limiter {
         let name = match &self.name {
             Setup::Given(name) => name.clone(),
             Setup::DefinedAt(location) => self.default_name(location).clone(),
+            Setup::Method(method) => method_name(type_name.map(|type_name| type_name()), method),
         };
         let limit = if self.per_fn {
             let limit = limit();
@@ -642,6 +686,16 @@ impl Limiter {
         observe::registered(&core);
         self.core.get_or_init(|| core)
     }
+}
+
+/// The name of a method's own limiter: its type's path, without generic arguments (so that
+/// every instantiation shares it), and the method's name.
+fn method_name(type_name: Option<&str>, method: &str) -> Name {
+    let Some(type_name) = type_name else {
+        return Name::from(method.to_owned());
+    };
+    let path = type_name.split('<').next().unwrap_or(type_name);
+    Name::from(format!("{path}::{method}"))
 }
 
 /// Takes a permit for `call` if one is free now.

@@ -174,7 +174,8 @@ pub fn track<F: Future>(future: F) -> impl Future<Output = F::Output> {
 /// one keeps a limiter made at run time listed.
 ///
 /// A function's limiter is named after the function's path, `module_path!()` + `::` + the
-/// function's name (so `my_crate::api::fetch`), unless `name = "…"` says otherwise.
+/// function's name (so `my_crate::api::fetch`), and a method's with a `self` receiver after
+/// its type (`my_crate::server::Handler::run`), unless `name = "…"` says otherwise.
 ///
 /// ```
 /// use limit_runtime::{concurrency_limit, limiters};
