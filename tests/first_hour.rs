@@ -198,3 +198,65 @@ async fn a_methods_default_label_names_its_type() {
     assert_eq!(handler.call().await, 4);
     assert!(listed("first_hour::server::Handler::call"));
 }
+
+// `max_wait` and `queue` accept every spelling of a `Result<T, E>` with `E: From<LimitError>`.
+
+#[derive(Debug)]
+pub struct AppError(limit_runtime::LimitError);
+
+impl From<limit_runtime::LimitError> for AppError {
+    fn from(error: limit_runtime::LimitError) -> Self {
+        Self(error)
+    }
+}
+
+pub type AppResult<T> = Result<T, AppError>;
+
+mod results {
+    pub type Elsewhere<T> = Result<T, super::AppError>;
+}
+
+use std::io::Result as IoResult;
+use std::time::Duration;
+
+#[concurrency_limit(1, max_wait = Duration::ZERO)]
+async fn aliased(n: u32) -> AppResult<u32> {
+    Ok(n)
+}
+
+#[concurrency_limit(1, queue = 0)]
+async fn aliased_elsewhere(n: u32) -> results::Elsewhere<u32> {
+    Ok(n)
+}
+
+#[concurrency_limit(1, max_wait = Duration::ZERO)]
+async fn renamed(n: u32) -> IoResult<u32> {
+    Ok(n)
+}
+
+#[concurrency_limit(1, max_wait = Duration::ZERO, queue = 1)]
+async fn full_path(n: u32) -> ::std::result::Result<u32, anyhow::Error> {
+    Ok(n)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn max_wait_and_queue_accept_any_spelling_of_a_result() {
+    assert_eq!(aliased(1).await.unwrap(), 1);
+    assert_eq!(aliased_elsewhere(2).await.unwrap(), 2);
+    assert_eq!(renamed(3).await.unwrap(), 3);
+    assert_eq!(full_path(4).await.unwrap(), 4);
+
+    // And a refusal comes back through each.
+    let held = aliased(5).admitted().await;
+    let Err(AppError(error)) = aliased(6).await else {
+        panic!("the second call finds the permit taken")
+    };
+    assert!(matches!(error, limit_runtime::LimitError::NoPermit { .. }));
+    assert_eq!(held.await.unwrap(), 5);
+    let held = renamed(7).admitted().await;
+    assert_eq!(
+        renamed(8).await.unwrap_err().kind(),
+        std::io::ErrorKind::ResourceBusy
+    );
+    assert_eq!(held.await.unwrap(), 7);
+}

@@ -62,9 +62,8 @@ fn call_api(
                 let __permit = match __permit {
                     ::core::result::Result::Ok(__permit) => __permit,
                     ::core::result::Result::Err(__refused) => {
-                        return ::core::result::Result::Err(
-                            ::core::convert::From::from(__refused.error()),
-                        );
+                        let __error = __refused.error();
+                        return ::limit_runtime::__private::refusal(__error);
                     }
                 };
                 let req = req;

@@ -45,9 +45,14 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
     // until it ends. Under a policy, the closure gets the permit or the refusal, and a refused
     // call returns `Err(From::from(LimitError))` without running the body; the refusal holds
     // the call until then, so `drain()` still counts it while its error is converted.
-    let (wait, take_permit) = if policy.is_some() {
+    let (wait, take_permit) = if let Some(policy) = &policy {
         let call = format_ident!("__call", span = Span::mixed_site());
         let refused = format_ident!("__refused", span = Span::mixed_site());
+        // Located at the option: a return type that cannot carry the error (not a `Result`,
+        // or an `E` without `From<LimitError>`) is one error there, with `Refusal`'s message.
+        let span = Span::call_site().located_at(policy.span);
+        let error = format_ident!("__error", span = Span::mixed_site().located_at(policy.span));
+        let refusal = quote_spanned!(span=> ::limit_runtime::__private::refusal(#error));
         (
             quote! {
                 move |#call| #call.wait_with(#policy_ident),
@@ -57,9 +62,8 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
                 let #permit = match #permit {
                     ::core::result::Result::Ok(#permit) => #permit,
                     ::core::result::Result::Err(#refused) => {
-                        return ::core::result::Result::Err(
-                            ::core::convert::From::from(#refused.error())
-                        );
+                        let #error = #refused.error();
+                        return #refusal;
                     }
                 };
             },

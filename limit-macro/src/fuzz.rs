@@ -233,9 +233,13 @@ const CORPUS: &[&str] = &[
     "fn try_call<'life0, 'async_trait>(&'life0 self, request: u32) -> ::core::pin::Pin<Box<dyn ::core::future::Future<Output = Result<u32, Error>> + ::core::marker::Send + 'async_trait>> where 'life0: 'async_trait, Self: 'async_trait { Box::pin(async move { Ok(request) }) }",
 ];
 
-/// The functions of `CORPUS` whose future resolves to a `Result`: the only ones that accept
-/// `max_wait` and `queue`.
+/// The functions of `CORPUS` whose future resolves to a `Result`: the ones on which `max_wait`
+/// and `queue` also compile.
 const RETURNS_RESULT: &[usize] = &[2, 11, 12];
+
+/// The functions of `CORPUS` that return nothing: the only ones on which the attribute itself
+/// rejects `max_wait` and `queue` (any other return type is left to the type system).
+const RETURNS_UNIT: &[usize] = &[1, 8, 9];
 
 #[derive(Clone, Debug)]
 enum Mutation {
@@ -1149,7 +1153,7 @@ fn expected_errors(case: &BadArgs) -> Vec<String> {
     } else if limits == 0 {
         errors.push(MISSING_LIMIT.to_owned());
     }
-    if !RETURNS_RESULT.contains(&case.corpus) {
+    if RETURNS_UNIT.contains(&case.corpus) {
         for name in ["max_wait", "queue"] {
             if has(name) {
                 errors.push(format!("`{name}` {NEEDS_RESULT}"));
@@ -1402,8 +1406,9 @@ const ARGUMENT_ERRORS: &[(&str, &str)] = &[
     ("5 6", NO_COMMA),
 ];
 
-/// Arguments whose fate depends on the function: the error on one that returns a `Result`
-/// (`None`: it expands), and the error on one that does not.
+/// Arguments whose fate depends on the function: the error on one that returns something
+/// (`None`: it expands, and the type system decides whether that is a fitting `Result`), and
+/// the error on one that returns nothing.
 const POLICY_CASES: &[(&str, Option<&str>, &str)] = &[
     (
         "5, max_wait = Duration::from_millis(100)",
@@ -1461,14 +1466,14 @@ const POLICY_CASES: &[(&str, Option<&str>, &str)] = &[
 fn argument_errors_on_every_item() {
     for (index, source) in CORPUS.iter().enumerate() {
         let item = corpus(index);
-        let returns_result = RETURNS_RESULT.contains(&index);
+        let returns_something = !RETURNS_UNIT.contains(&index);
         let cases = ARGUMENT_ERRORS
             .iter()
             .map(|&(args, error)| (args, Some(error)))
             .chain(POLICY_CASES.iter().map(|&(args, on_result, on_other)| {
                 (
                     args,
-                    if returns_result {
+                    if returns_something {
                         on_result
                     } else {
                         Some(on_other)
@@ -1488,6 +1493,19 @@ fn argument_errors_on_every_item() {
                 ),
             }
         }
+    }
+}
+
+/// `RETURNS_UNIT` names the right functions.
+#[test]
+fn returns_unit_lists_the_functions_returning_nothing() {
+    for (index, source) in CORPUS.iter().enumerate() {
+        let signature = source.split('{').next().unwrap_or_default();
+        assert_eq!(
+            RETURNS_UNIT.contains(&index),
+            !signature.contains("->"),
+            "{source}"
+        );
     }
 }
 

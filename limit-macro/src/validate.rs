@@ -51,6 +51,8 @@ pub(crate) enum Source {
 pub(crate) struct Policy {
     pub(crate) max_wait: Option<Expr>,
     pub(crate) queue: Option<Expr>,
+    /// The first of the two options: where an error about the return type is reported.
+    pub(crate) span: Span,
 }
 
 pub(crate) enum Shape {
@@ -358,18 +360,17 @@ fn policy(
     sig: &Signature,
     shape: &Shape,
 ) -> syn::Result<Option<Policy>> {
+    // A function that returns nothing cannot return the error; any other return type is left
+    // to the type system, which accepts every `Result<T, E>` with `E: From<LimitError>`,
+    // however it is spelled (an alias, a re-export), and reports anything else at the option.
     for option in [&max_wait, &queue].into_iter().flatten() {
-        if !output_type(sig, shape).is_some_and(is_result) {
-            let returns = match output_type(sig, shape) {
-                Some(ty) => format!("`{}`", quote::ToTokens::to_token_stream(ty)),
-                None => "`()`".to_owned(),
-            };
+        if output_type(sig, shape).is_none_or(is_unit) {
             return Err(syn::Error::new(
                 option.key.span(),
                 format!(
                     "`{}` needs a function that returns `Result<T, E>` with \
                      `E: From<LimitError>`, so that a call refused a permit can return an error; \
-                     `{}` returns {returns}",
+                     `{}` returns `()`",
                     option.key, sig.ident
                 ),
             ));
@@ -381,9 +382,16 @@ fn policy(
     if max_wait.is_none() && queue.is_none() {
         return Ok(None);
     }
+    let span = [&max_wait, &queue]
+        .into_iter()
+        .flatten()
+        .map(|option| option.key.span())
+        .next()
+        .unwrap_or_else(Span::call_site);
     Ok(Some(Policy {
         max_wait: max_wait.map(|option| option.value),
         queue: queue.map(|option| option.value),
+        span,
     }))
 }
 
@@ -426,16 +434,12 @@ fn path_output(path: &Path) -> Option<&Type> {
     })
 }
 
-/// `Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`: any path ending in `Result`.
-fn is_result(ty: &Type) -> bool {
+/// `()`, however parenthesized.
+fn is_unit(ty: &Type) -> bool {
     match ty {
-        Type::Path(path) => path
-            .path
-            .segments
-            .last()
-            .is_some_and(|segment| segment.ident == "Result"),
-        Type::Paren(inner) => is_result(&inner.elem),
-        Type::Group(inner) => is_result(&inner.elem),
+        Type::Tuple(tuple) => tuple.elems.is_empty(),
+        Type::Paren(inner) => is_unit(&inner.elem),
+        Type::Group(inner) => is_unit(&inner.elem),
         _ => false,
     }
 }

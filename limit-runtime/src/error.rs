@@ -236,3 +236,34 @@ impl fmt::Display for LimitTooLarge {
 }
 
 impl std::error::Error for LimitTooLarge {}
+
+/// The output of a call that `max_wait` or `queue` refused: `Err(E::from(error))`. A trait,
+/// so that every spelling of a `Result` is accepted (an alias, a re-export, a full path) and
+/// anything else is one error, at the option, with the message below. Not a public API.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`max_wait` and `queue` need a function that returns `Result<T, E>` with \
+               `E: From<LimitError>`; this one returns `{Self}`",
+    label = "a call refused here returns `Err(E::from(LimitError))`",
+    note = "implement `From<limit_runtime::LimitError>` for the error type, or return a \
+            `Result` whose error type has it (`std::io::Error` and `anyhow::Error` do)"
+)]
+pub trait Refusal: Sized {
+    /// The output.
+    fn refused(error: LimitError) -> Self;
+}
+
+// `do_not_recommend`: a `Result` whose `E` lacks `From<LimitError>` is reported as this
+// trait's message, not as a list of `E`'s `From` impls.
+#[diagnostic::do_not_recommend]
+impl<T, E: From<LimitError>> Refusal for Result<T, E> {
+    fn refused(error: LimitError) -> Self {
+        Err(E::from(error))
+    }
+}
+
+/// The output of a refused call. Not a public API.
+#[doc(hidden)]
+pub fn refusal<R: Refusal>(error: LimitError) -> R {
+    R::refused(error)
+}

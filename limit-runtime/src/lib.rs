@@ -955,9 +955,11 @@ pub use error::{LimitError, LimitTooLarge};
 ///   is named after its type (`my_crate::server::Handler::run`), computed from `Self` at its
 ///   first call, without generic arguments, so that every instantiation shares one name.
 ///
-/// `max_wait` and `queue` need a return type that is a path ending in `Result`
-/// (`Result<T, E>`, `io::Result<T>`, `anyhow::Result<T>`) with `E: From<LimitError>`. The
-/// refused call returns before its body runs; `max_wait` and `queue` are evaluated when the
+/// `max_wait` and `queue` need a return type that is a `Result<T, E>` with
+/// `E: From<LimitError>`, however it is spelled (`io::Result<T>`, `anyhow::Result<T>`, an alias
+/// such as `type AppResult<T> = Result<T, AppError>`, a re-export): the type system checks it,
+/// and anything else is one error at the option. The refused call returns before its body
+/// runs; `max_wait` and `queue` are evaluated when the
 /// call is made.
 ///
 /// ```
@@ -1168,6 +1170,7 @@ pub mod __private {
         Admitted, AtFront, Back, Call, Front, Handle, IntoHandle, Key, Keyed, Place, Policy,
         Refused, Step, Unkeyed,
     };
+    pub use crate::error::{Refusal, refusal};
     pub use crate::limited::{Entered, Machine, Never, Outcome, Spec, Waited, never_front};
     pub use crate::limiter::Limiter;
 }
