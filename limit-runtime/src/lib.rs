@@ -577,9 +577,12 @@
 //!
 //! # Runtime requirements
 //!
-//! None, with one exception. This crate depends on tokio with its default features off and
-//! only `sync` and `time` enabled, so it brings no runtime along, and annotated functions,
-//! [`drain()`], [`Limiter::acquire`] and every option but one work under any executor.
+//! None, with one exception. This crate depends on tokio 1.47 or newer with its default
+//! features off and only `sync`, `time` and `rt` enabled (`rt` for the cooperative budget,
+//! `tokio::task::coop`, new in 1.47; it starts no runtime), so it brings no runtime along,
+//! and annotated functions, [`drain()`], [`Limiter::acquire`] and every option but one work
+//! under any executor. An application on an older tokio runs `cargo update -p tokio`; CI
+//! tests exactly 1.47.0.
 //!
 //! The exception is `max_wait` with a non-zero duration: it waits with
 //! `tokio::time::timeout`, so it needs a tokio runtime with the time driver enabled.
