@@ -40,43 +40,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
     });
     let register = quote!(#register #policy_value);
     let permit = format_ident!("__permit", span = Span::mixed_site());
-    // The call's future: the fast path first; else `wait` waits in line (holding the call's
-    // guard); then the closure makes the body's future from the permit, which the body holds
-    // until it ends. Under a policy, the closure gets the permit or the refusal, and a refused
-    // call returns `Err(From::from(LimitError))` without running the body; the refusal holds
-    // the call until then, so `drain()` still counts it while its error is converted.
-    let (wait, take_permit) = if let Some(policy) = &policy {
-        let call = format_ident!("__call", span = Span::mixed_site());
-        let refused = format_ident!("__refused", span = Span::mixed_site());
-        // Located at the option: a return type that cannot carry the error (not a `Result`,
-        // or an `E` without `From<LimitError>`) is one error there, with `Refusal`'s message.
-        let span = Span::call_site().located_at(policy.span);
-        let error = format_ident!("__error", span = Span::mixed_site().located_at(policy.span));
-        let refusal = quote_spanned!(span=> ::limit_runtime::__private::refusal(#error));
-        (
-            quote! {
-                move |#call| #call.wait_with(#policy_ident),
-                ::limit_runtime::__private::never_front,
-            },
-            quote! {
-                let #permit = match #permit {
-                    ::core::result::Result::Ok(#permit) => #permit,
-                    ::core::result::Result::Err(#refused) => {
-                        let #error = #refused.error();
-                        return #refusal;
-                    }
-                };
-            },
-        )
-    } else {
-        (
-            quote! {
-                ::limit_runtime::__private::Call::wait,
-                ::limit_runtime::__private::AtFront::wait,
-            },
-            quote!(let #permit = #permit;),
-        )
-    };
+    let (wait, take_permit) = wait_and_permit(policy.as_ref(), &policy_ident, &permit);
     let limited = |async_move: TokenStream, body: TokenStream| {
         quote! {
             ::limit_runtime::Limited::new(::limit_runtime::__private::Machine::new(
@@ -95,7 +59,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
             let (inputs, rebind) = move_arguments(&sig.inputs);
             let block = body.block();
             let (output, body) = match &sig.output {
-                ReturnType::Type(_, ty) if !is_unit(ty) => (quote!(#ty), typed_body(ty, block)),
+                ReturnType::Type(_, ty) if !is_unit(ty) => (quote!(#ty), typed_body(ty, &block)),
                 // A unit body needs no coercion: it stays the block's tail.
                 _ => (quote!(()), quote!(#block)),
             };
@@ -108,7 +72,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
                 // shape `#[async_trait]` writes). So the call's future goes in one: the span
                 // then covers the wait for a permit, and the future is an `impl Future`,
                 // without `admitted()`.
-                let sig = with_output(sig, quote!(impl ::core::future::Future<Output = #output>));
+                let sig = with_output(sig, &quote!(impl ::core::future::Future<Output = #output>));
                 return quote! {
                     #(#attrs)*
                     #vis #sig {
@@ -120,7 +84,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
             }
             let sig = with_output(
                 sig,
-                quote! {
+                &quote! {
                     ::limit_runtime::Limited<impl ::limit_runtime::__private::Spec<Output = #output>>
                 },
             );
@@ -155,6 +119,50 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
     }
 }
 
+/// The call's future: the fast path first; else the first tokens returned wait in line
+/// (holding the call's guard); then the closure makes the body's future from the permit, which
+/// the body holds until it ends, taking it with the second tokens returned. Under a policy,
+/// the closure gets the permit or the refusal, and a refused call returns
+/// `Err(From::from(LimitError))` without running the body; the refusal holds the call until
+/// then, so `drain()` still counts it while its error is converted.
+fn wait_and_permit(
+    policy: Option<&Policy>,
+    policy_ident: &syn::Ident,
+    permit: &syn::Ident,
+) -> (TokenStream, TokenStream) {
+    let Some(policy) = policy else {
+        return (
+            quote! {
+                ::limit_runtime::__private::Call::wait,
+                ::limit_runtime::__private::AtFront::wait,
+            },
+            quote!(let #permit = #permit;),
+        );
+    };
+    let call = format_ident!("__call", span = Span::mixed_site());
+    let refused = format_ident!("__refused", span = Span::mixed_site());
+    // Located at the option: a return type that cannot carry the error (not a `Result`, or an
+    // `E` without `From<LimitError>`) is one error there, with `Refusal`'s message.
+    let span = Span::call_site().located_at(policy.span);
+    let error = format_ident!("__error", span = Span::mixed_site().located_at(policy.span));
+    let refusal = quote_spanned!(span=> ::limit_runtime::__private::refusal(#error));
+    (
+        quote! {
+            move |#call| #call.wait_with(#policy_ident),
+            ::limit_runtime::__private::never_front,
+        },
+        quote! {
+            let #permit = match #permit {
+                ::core::result::Result::Ok(#permit) => #permit,
+                ::core::result::Result::Err(#refused) => {
+                    let #error = #refused.error();
+                    return #refusal;
+                }
+            };
+        },
+    )
+}
+
 /// Whether `#[instrument]` (tracing's, by its last path segment) is among the attributes
 /// that expand after this one.
 fn instrumented_below(attrs: &[syn::Attribute]) -> bool {
@@ -168,7 +176,7 @@ fn instrumented_below(attrs: &[syn::Attribute]) -> bool {
 
 /// `sig` with `-> output` as its return type. Written out rather than parsed back into a
 /// `Signature` with `parse_quote!`, which would cost as much as the rest of the expansion.
-fn with_output(mut sig: Signature, output: TokenStream) -> TokenStream {
+fn with_output(mut sig: Signature, output: &TokenStream) -> TokenStream {
     // A signature prints its `where` clause after the return type.
     let where_clause = sig.generics.where_clause.take();
     sig.output = ReturnType::Default;
@@ -282,7 +290,7 @@ fn policy_value(policy: &Policy) -> TokenStream {
 /// the body contains `return`, a never-taken `return` of type `T` first, which fixes the
 /// block's return type for every other `return` (the technique async-trait uses). Inside the
 /// type, `impl Trait` becomes `_`, since it cannot be named in a `let`.
-fn typed_body(ty: &Type, block: proc_macro2::Group) -> TokenStream {
+fn typed_body(ty: &Type, block: &proc_macro2::Group) -> TokenStream {
     let mut ty = ty.clone();
     InferImplTrait.visit_type_mut(&mut ty);
     let ret = format_ident!("__ret", span = Span::mixed_site());

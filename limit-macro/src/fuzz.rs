@@ -33,6 +33,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use std::fmt::Write as _;
+
 use proc_macro2::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
 use proptest::prelude::*;
 
@@ -529,7 +531,7 @@ fn valid_args() -> impl Strategy<Value = String> {
         .prop_map(|(limit, name, key)| {
             let mut args = limit;
             if let Some(name) = name {
-                args += &format!(", name = {name:?}");
+                let _ = write!(args, ", name = {name:?}");
             }
             if let Some(key) = key {
                 args += ", ";

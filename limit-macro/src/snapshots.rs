@@ -77,3 +77,37 @@ fn expansions_match_their_snapshots() {
         mismatched.join("\n")
     );
 }
+
+/// The README's "What it expands to" shows the expansion of `snapshots/readme_example.rs`
+/// exactly. `UPDATE_SNAPSHOTS=1` rewrites it from the snapshot.
+#[test]
+fn the_readme_shows_the_current_expansion() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme_path = root.join("../README.md");
+    let readme = fs::read_to_string(&readme_path).expect("the README");
+    let expansion = expand_file(
+        &fs::read_to_string(root.join("snapshots/readme_example.rs")).expect("the example"),
+    );
+    let section = readme
+        .find("## What it expands to")
+        .expect("the README has a \"What it expands to\" section");
+    let start = section
+        + readme[section..]
+            .find("```rust\n")
+            .expect("a rust block in the section")
+        + "```rust\n".len();
+    let end = start + readme[start..].find("```\n").expect("the block ends");
+    if readme[start..end] == expansion {
+        return;
+    }
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        let updated = format!("{}{expansion}{}", &readme[..start], &readme[end..]);
+        fs::write(&readme_path, updated).expect("a writable README");
+        return;
+    }
+    panic!(
+        "the README's \"What it expands to\" differs from the expansion \
+         (UPDATE_SNAPSHOTS=1 to rewrite it):\n--- README\n{}\n--- expansion\n{expansion}",
+        &readme[start..end]
+    );
+}

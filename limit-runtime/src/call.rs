@@ -235,7 +235,7 @@ impl<H: Handle, K: Key> std::fmt::Debug for Call<H, K> {
         f.debug_struct("Call")
             .field("limiter", self.core().name())
             .field("keyed", &self.key.slot().is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

@@ -43,7 +43,7 @@ pub struct Core {
     in_flight: InFlight,
     /// What the `metrics` feature keeps (the limiter's metric keys); zero-sized without it,
     /// and then never read.
-    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    #[cfg_attr(not(feature = "metrics"), expect(dead_code))]
     pub(crate) observed: Observed,
 }
 

@@ -264,6 +264,7 @@ impl<T, E: From<LimitError>> Refusal for Result<T, E> {
 
 /// The output of a refused call. Not a public API.
 #[doc(hidden)]
+#[must_use]
 pub fn refusal<R: Refusal>(error: LimitError) -> R {
     R::refused(error)
 }

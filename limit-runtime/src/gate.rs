@@ -47,12 +47,16 @@ const WAITERS: u64 = 1 << 31;
 const FREE_SHIFT: u32 = 32;
 const ONE_FREE: u64 = 1 << FREE_SHIFT;
 /// One permit going from free to held. Wrapping arithmetic keeps the fields apart: the held
-/// count never borrows from or carries into the flag (it stays within 0..=MAX_LIMIT), and the
+/// count never borrows from or carries into the flag (it stays within `0..=MAX_LIMIT`), and the
 /// free count is the top half, where wrapping is two's complement.
 const TAKE: u64 = 1u64.wrapping_sub(ONE_FREE);
 /// One permit going from held back to free.
 const GIVE_BACK: u64 = ONE_FREE - 1;
 
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "the word is reinterpreted so that its top half shifts down sign-extended"
+)]
 fn free(word: u64) -> i64 {
     // An arithmetic shift of the whole word: the top half, sign-extended.
     (word as i64) >> FREE_SHIFT
@@ -272,12 +276,11 @@ impl Gate {
         {
             return Handed::Front;
         }
-        match self.count_handed() {
-            Some(held) => Handed::Admitted(held),
-            None => {
-                self.requeue_front();
-                Handed::Front
-            }
+        if let Some(held) = self.count_handed() {
+            Handed::Admitted(held)
+        } else {
+            self.requeue_front();
+            Handed::Front
         }
     }
 
@@ -415,7 +418,11 @@ impl Gate {
                 if word & WAITERS == 0 || free <= 0 {
                     return;
                 }
-                #[allow(clippy::cast_sign_loss)] // `free` is positive here
+                #[expect(
+                    clippy::cast_sign_loss,
+                    clippy::cast_possible_truncation,
+                    reason = "`free` is positive here, and at most `MAX_LIMIT`"
+                )]
                 let free = free as usize;
                 match self
                     .state

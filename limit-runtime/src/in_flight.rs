@@ -27,6 +27,15 @@ const ENTER: u64 = 1 | (1 << ENTERED_SHIFT);
 /// Marks `idle_at` as holding a value (it starts out empty).
 const IDLE_AT_SET: u64 = 1 << 63;
 
+/// The entered count that `idle_at` holds below its `IDLE_AT_SET` tag.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "`idle_at` holds a 31-bit entered count below its tag bit"
+)]
+fn entered_of(idle_at: u64) -> u32 {
+    idle_at as u32
+}
+
 /// A reading of one counter's state word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Snapshot {
@@ -178,7 +187,8 @@ impl InFlight {
             let entered = Snapshot::from_word(prev).entered;
             // Keep the newest zero moment: two exits may publish out of order.
             let _ = self.idle_at.fetch_update(SeqCst, SeqCst, |current| {
-                let newer = current & IDLE_AT_SET == 0 || is_at_or_after(entered, current as u32);
+                let newer =
+                    current & IDLE_AT_SET == 0 || is_at_or_after(entered, entered_of(current));
                 newer.then_some(IDLE_AT_SET | u64::from(entered))
             });
             self.idle.notify_waiters();
@@ -227,7 +237,7 @@ impl InFlight {
             return true;
         }
         let idle_at = self.idle_at.load(SeqCst);
-        idle_at & IDLE_AT_SET != 0 && is_at_or_after(idle_at as u32, entered)
+        idle_at & IDLE_AT_SET != 0 && is_at_or_after(entered_of(idle_at), entered)
     }
 }
 

@@ -693,7 +693,7 @@
 //! ## `metrics`
 //!
 //! Gauges, counters and a histogram, through the [`metrics`](https://docs.rs/metrics) facade,
-//! so any exporter that the application installs (Prometheus, StatsD, …) reports them. Each
+//! so any exporter that the application installs (Prometheus, `StatsD`, …) reports them. Each
 //! has one label, `limiter`, the [limiter's name](Limiter::name); for a limiter with
 //! `key = …`, the values are over all its keys (keys are not labels, which would let their
 //! number grow without bound).
@@ -830,7 +830,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // Under `--cfg loom` only the model-checked parts are built, with loom's primitives, and the
 // models in `loom_models` run against them (see the README's Testing section).
-#![cfg_attr(loom, allow(dead_code))]
+#![cfg_attr(loom, expect(dead_code))]
 
 #[cfg(not(loom))]
 mod call;

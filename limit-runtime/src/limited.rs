@@ -10,7 +10,7 @@
 //!   wait future ever made: so an uncontended call costs what it did when the whole call was
 //!   one `async` block.
 //! - *Waiting*: the wait in line (`Call::wait`), beside the body's closure. A shrink of the
-//!   limit can send a waiting call to the front of the line: then *AtFront*, the wait there
+//!   limit can send a waiting call to the front of the line: then *at the front*, the wait there
 //!   (`AtFront::wait`). Two futures, so that each knows its place from its type and holds
 //!   nothing beside the call.
 //! - *Admitted*: the body's future, made by the closure from the permit, not polled yet. Only
@@ -133,6 +133,10 @@ pub enum Never {}
 
 /// The front wait of a wait that never gets there. Not a public API.
 #[doc(hidden)]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "it takes what `Waited::Front` is, and there is no such value"
+)]
 pub fn never_front<O>(never: Never) -> std::future::Pending<O> {
     match never {}
 }

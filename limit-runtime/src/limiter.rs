@@ -704,9 +704,10 @@ fn try_admit<H: Handle>(call: Call<H>) -> Result<Admitted<H>, LimitError> {
 }
 
 /// `future`, counted as the in-flight call `call` until it completes or is dropped.
-// Not an `async fn`, which would keep each argument twice: as captured, and moved into a
-// local of the body.
-#[allow(clippy::manual_async_fn)]
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an `async fn` would keep each argument twice: captured, and moved into a local"
+)]
 fn tracked<H: Handle, F: Future>(call: Call<H>, future: F) -> impl Future<Output = F::Output> {
     async move {
         let _call = call;

@@ -104,24 +104,24 @@ pub(crate) use in_wait_span;
 mod hooks {
     use super::{Core, Gate, LimitError, WaitObservation};
 
-    #[inline(always)]
+    #[inline]
     pub(crate) fn registered(_limiter: &Core) {}
 
-    #[inline(always)]
+    #[inline]
     pub(crate) fn waiting_started(_limiter: &Core, _gate: &Gate) -> WaitObservation {
         WaitObservation {}
     }
 
-    #[inline(always)]
+    #[inline]
     pub(crate) fn left_queue(_limiter: &Core) {}
 
-    #[inline(always)]
+    #[inline]
     pub(crate) fn admitted(_limiter: &Core, _wait: Option<WaitObservation>) {}
 
-    #[inline(always)]
+    #[inline]
     pub(crate) fn rejected(_limiter: &Core, _error: &LimitError) {}
 
-    #[inline(always)]
+    #[inline]
     pub(crate) fn released(_limiter: &Core) {}
 }
 
@@ -137,7 +137,7 @@ mod hooks {
     /// permit). With `metrics`, it builds the limiter's keys, so that no later call
     /// allocates, and reports every metric at zero, so that each one exists from the first
     /// call on rather than from the first wait or refusal.
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "metrics"), expect(unused_variables))]
     pub(crate) fn registered(limiter: &Core) {
         #[cfg(feature = "metrics")]
         super::metrics_keys::registered(limiter);
@@ -146,7 +146,7 @@ mod hooks {
     /// A call found no free permit and has just queued at `gate` (`Gate::enqueue`
     /// succeeded). With `tracing`, it opens the wait span and emits the wait-start event in
     /// it.
-    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "tracing"), expect(unused_variables))]
     pub(crate) fn waiting_started(limiter: &Core, gate: &Gate) -> WaitObservation {
         #[cfg(feature = "metrics")]
         super::metrics_keys::set_waiting(limiter);
@@ -176,7 +176,7 @@ mod hooks {
     }
 
     /// A queued call has left the queue: admitted, timed out, or cancelled.
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "metrics"), expect(unused_variables))]
     pub(crate) fn left_queue(limiter: &Core) {
         #[cfg(feature = "metrics")]
         super::metrics_keys::set_waiting(limiter);
@@ -186,6 +186,10 @@ mod hooks {
     /// else after the wait it describes. The histogram records every admission (0 for one at
     /// once), so its count is `concurrency_limit_admitted_total`. After a wait, the admitted
     /// event goes in the wait span, which then closes, before the body runs.
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "the observation is consumed: dropping it here closes the wait span"
+    )]
     pub(crate) fn admitted(limiter: &Core, wait: Option<WaitObservation>) {
         let waited = wait.as_ref().map(|wait| wait.started.elapsed());
         #[cfg(feature = "metrics")]
@@ -206,7 +210,7 @@ mod hooks {
 
     /// A call was refused: `max_wait` ran out, `queue` was full, or no permit was free and
     /// the call may not wait (`max_wait = Duration::ZERO`, `Limiter::try_acquire`).
-    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "tracing"), expect(unused_variables))]
     pub(crate) fn rejected(limiter: &Core, error: &LimitError) {
         #[cfg(feature = "metrics")]
         super::metrics_keys::rejected(limiter);
@@ -229,7 +233,7 @@ mod hooks {
 
     /// An admitted call gave its permit back: its body ended, panicked or was cancelled, or
     /// a `Permit` was dropped.
-    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    #[cfg_attr(not(feature = "metrics"), expect(unused_variables))]
     pub(crate) fn released(limiter: &Core) {
         #[cfg(feature = "metrics")]
         super::metrics_keys::set_running(limiter);
@@ -299,7 +303,10 @@ mod metrics_keys {
         metrics::with_recorder(|recorder| emit(recorder, keys));
     }
 
-    #[allow(clippy::cast_precision_loss)] // counts of calls are far below 2^52
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "counts of calls are far below 2^52"
+    )]
     fn gauge_value(count: usize) -> f64 {
         count as f64
     }
