@@ -12,13 +12,13 @@ scratch=target/tokio-floor
 rm -rf "$scratch"
 mkdir -p "$scratch"
 cp -r limit-macro limit-runtime README.md "$scratch"/
-# The workspace's shared package fields, without its other members.
+# The workspace's shared lints and package fields, without its other members.
 {
   echo '[workspace]'
   echo 'members = ["limit-macro", "limit-runtime"]'
   echo 'resolver = "3"'
   echo
-  sed -n '/^\[workspace.package\]/,/^$/p' Cargo.toml
+  sed -n '/^\[workspace\.lints/,/^\[package\]/p' Cargo.toml | sed '$d'
 } >"$scratch/Cargo.toml"
 cp Cargo.lock "$scratch/Cargo.lock"
 cd "$scratch"
