@@ -260,3 +260,17 @@ async fn max_wait_and_queue_accept_any_spelling_of_a_result() {
     );
     assert_eq!(held.await.unwrap(), 7);
 }
+
+/// The largest literal limit the attribute accepts (its own copy of the bound: the macro crate
+/// cannot import the runtime's) is `Limiter::MAX_LIMIT`; larger ones are refused (the macro's
+/// fuzz tables check one above it, `tests/ui/fail/too_large.rs` a far larger one).
+#[concurrency_limit(2_147_483_647)]
+async fn at_the_maximum() {}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_attributes_maximum_is_the_runtimes() {
+    assert_eq!(Limiter::MAX_LIMIT, 2_147_483_647);
+    at_the_maximum().await;
+    let limiter = limit_runtime::limiter("first_hour::at_the_maximum").unwrap();
+    assert_eq!(limiter.limit(), Limiter::MAX_LIMIT);
+}

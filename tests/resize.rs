@@ -339,16 +339,11 @@ fn a_waiter_handed_a_permit_during_a_shrink_does_not_start(mut rig: Rig) {
         "1 runs, the limit is 1: call 2 must not start"
     );
     rig.finish(1);
-    // Which one is not asserted: call 2 gave its permit up to the shrink and queued again,
-    // behind call 3, so FIFO order does not survive a resize that lands on a handed permit.
-    assert_eq!(
-        rig.running().len(),
-        1,
-        "nothing ran, so exactly one waiter starts"
-    );
-    let first = rig.running()[0];
-    rig.finish(first);
-    assert_eq!(rig.running().len(), 1);
+    // Call 2 gave its handed permit up to the shrink, and waits at the front of the line,
+    // still ahead of call 3: FIFO holds across the resize.
+    assert_eq!(rig.running(), [2], "call 2, first in line, starts");
+    rig.finish(2);
+    assert_eq!(rig.running(), [3], "then call 3");
     rig.finish_all();
     assert_eq!(rig.admission_order().len(), 4);
     assert_eq!(rig.limiter.in_flight(), 0);

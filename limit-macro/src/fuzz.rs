@@ -581,8 +581,7 @@ proptest! {
 // with (from `args.rs` and `validate.rs`), so the property is exact: a case with no mistake
 // expands, and a case with mistakes fails with the message of one of them.
 
-/// `Limiter::MAX_LIMIT`, 2^31 − 1.
-const MAX_LIMIT: u128 = 2_147_483_647;
+use crate::validate::MAX_LIMIT;
 
 /// The argument error messages, or their starts, as `args.rs` and `validate.rs` write them.
 const LIMIT_TWICE: &str = "the concurrency limit is given more than once";
@@ -605,7 +604,7 @@ const LIMITER_LITERAL: &str = "`limiter` cannot be a literal";
 const NO_EXPRESSION: &str = "expected an expression";
 const NO_COMMA: &str = "expected `,`";
 
-const OPTION_NAMES: &[&str] = &["limiter", "max_wait", "queue", "key", "name"];
+use crate::args::OPTIONS as OPTION_NAMES;
 
 /// Names close to an option's, as a user might misremember them.
 const NEAR_MISSES: &[&str] = &[

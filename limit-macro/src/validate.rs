@@ -14,8 +14,9 @@ use crate::args::{Args, EXPECTED_LIMIT, Opt};
 use crate::item::{Body, Function};
 
 /// `limit_runtime::Limiter::MAX_LIMIT` (2^31 − 1), which this crate cannot import. The
-/// runtime checks the value again, so the two cannot disagree silently.
-const MAX_LIMIT: u128 = i32::MAX as u128;
+/// runtime checks the value again, so the two cannot disagree silently, and
+/// `tests/first_hour.rs` checks that the largest literal this accepts is the runtime's.
+pub(crate) const MAX_LIMIT: u128 = i32::MAX as u128;
 
 /// Everything `expand` needs, already checked.
 pub(crate) struct Plan {

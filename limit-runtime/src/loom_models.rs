@@ -4,9 +4,11 @@
 //! and an over-admission as a failed assertion.
 //!
 //! ```sh
-//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 \
+//! RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=3 \
 //!     cargo test -p limit-runtime --lib --release --target-dir target/loom
 //! ```
+//!
+//! CI runs them so, with 3 preemptions; the README's Testing section gives the fuller run.
 //!
 //! tokio's `Semaphore` is not loom-aware: loom sees each of its operations as one step, which
 //! is how the gate uses it (tokio checks its insides with its own models). tokio's `Notify` is
