@@ -1,6 +1,184 @@
 //! Support code shared by this workspace's integration tests and examples. Not published.
+//!
+//! It depends only on what the root package's `[dependencies]` give it (limit-runtime and
+//! tokio's `sync` feature), so nothing here needs a tokio runtime or `tokio_test`: the
+//! helpers that poll do it by hand.
 
+use std::fmt::Debug;
+use std::pin::pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use limit_runtime::{LimitError, Limiter};
+use tokio::sync::{Mutex, MutexGuard, oneshot};
+
+/// Long enough that only a hang reaches it: a `timeout(HANG, …)` turns a regression into a
+/// failure, not a stuck CI job. On a paused tokio clock a hang gets there at once, so the
+/// length costs nothing there; in real time it is generous enough for a debug build under
+/// load.
+///
+/// ```
+/// assert!(limit_suite::HANG >= std::time::Duration::from_secs(30));
+/// ```
+pub const HANG: Duration = Duration::from_secs(60);
+
+/// The file-wide lock of [`serial`] and [`serial_async`]. Each test file is a process of its
+/// own, with its own copy of this static, so the lock is "file-wide". A tokio mutex, so that
+/// a file with both plain and `#[tokio::test]` tests takes one lock from both; it is not
+/// poisoned by a test that fails while holding it.
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+/// Takes the file-wide lock from a test without a runtime (a plain `#[test]`), and checks
+/// that the previous test left nothing in flight, for the tests of a file that calls the
+/// process-wide `drain()` or `stragglers()`, or measures the whole process.
+///
+/// Every test of such a file must hold it while it has calls in flight, or the check
+/// fails. It panics inside a tokio runtime (use [`serial_async`] there).
+///
+/// ```
+/// let _serial = limit_suite::serial();
+/// // … this test alone has calls in flight …
+/// ```
+#[track_caller]
+pub fn serial() -> MutexGuard<'static, ()> {
+    let guard = SERIAL.blocking_lock();
+    assert_nothing_in_flight();
+    guard
+}
+
+/// The same as [`serial`], from a test on a tokio runtime (`#[tokio::test]`).
+///
+/// ```no_run
+/// # async fn test() {
+/// let _serial = limit_suite::serial_async().await;
+/// // … this test alone has calls in flight …
+/// # }
+/// ```
+pub async fn serial_async() -> MutexGuard<'static, ()> {
+    let guard = SERIAL.lock().await;
+    assert_nothing_in_flight();
+    guard
+}
+
+/// Checks that no limited call is in flight anywhere in the process: the process-wide
+/// `drain()` is ready at its first poll. Needs no runtime.
+///
+/// ```
+/// limit_suite::assert_nothing_in_flight();
+/// ```
+#[track_caller]
+pub fn assert_nothing_in_flight() {
+    let drain = pin!(limit_runtime::drain());
+    assert!(
+        drain
+            .poll(&mut Context::from_waker(Waker::noop()))
+            .is_ready(),
+        "a limited call is still in flight (did a previous test leave one?)"
+    );
+}
+
+/// The limiter registered under `name`: an annotated function's limiter exists once the
+/// function has been called (a call made and dropped unpolled is enough, and is never
+/// admitted), a static's once it has been used.
+///
+/// ```
+/// #[limit_runtime::concurrency_limit(1, name = "doc/limiter-of")]
+/// async fn job() {}
+///
+/// drop(job()); // The first call registers the limiter.
+/// assert_eq!(limit_suite::limiter_of("doc/limiter-of").limit(), 1);
+/// ```
+#[track_caller]
+#[must_use]
+pub fn limiter_of(name: &str) -> Limiter {
+    limit_runtime::limiter(name).unwrap_or_else(|| panic!("no limiter named {name:?}"))
+}
+
+/// A gate that holds a body mid-run until its sender sends or is dropped: the body awaits
+/// the receiver (or passes it to [`wait_for`]).
+///
+/// ```
+/// let (release, hold) = limit_suite::gate();
+/// release.send(()).unwrap();
+/// futures::executor::block_on(hold).unwrap();
+/// ```
+#[must_use]
+pub fn gate() -> (oneshot::Sender<()>, oneshot::Receiver<()>) {
+    oneshot::channel()
+}
+
+/// A gate that is already open (its sender is gone): a body that awaits it runs straight
+/// through.
+///
+/// ```
+/// assert!(futures::executor::block_on(limit_suite::open()).is_err());
+/// ```
+#[must_use]
+pub fn open() -> oneshot::Receiver<()> {
+    oneshot::channel().1
+}
+
+/// Waits at `gate`, if there is one, until it opens. A dropped sender opens the gate too.
+///
+/// ```
+/// futures::executor::block_on(limit_suite::wait_for(None));
+/// futures::executor::block_on(limit_suite::wait_for(Some(limit_suite::open())));
+/// ```
+pub async fn wait_for(gate: Option<oneshot::Receiver<()>>) {
+    if let Some(gate) = gate {
+        let _ = gate.await;
+    }
+}
+
+/// The error type of test "API" functions that return `Result`: anything with
+/// `From<LimitError>` will do, and this one keeps the `LimitError` for [`refusal`].
+#[derive(Debug)]
+pub struct ApiError(pub LimitError);
+
+impl From<LimitError> for ApiError {
+    fn from(error: LimitError) -> Self {
+        Self(error)
+    }
+}
+
+/// The `LimitError` a refused call returned; panics if the call returned `Ok`.
+///
+/// ```
+/// use limit_runtime::{LimitError, Limiter};
+/// use limit_suite::{ApiError, refusal};
+///
+/// static ONE: Limiter = Limiter::new(1).with_name("doc/refusal");
+/// let _permit = ONE.try_acquire().unwrap();
+/// let refused: Result<(), ApiError> = ONE.try_acquire().map(drop).map_err(ApiError::from);
+/// assert!(matches!(refusal(refused), LimitError::NoPermit { .. }));
+/// ```
+#[track_caller]
+pub fn refusal<T: Debug>(result: Result<T, ApiError>) -> LimitError {
+    match result {
+        Err(ApiError(error)) => error,
+        Ok(value) => panic!("expected the call to be refused, but it returned Ok({value:?})"),
+    }
+}
+
+/// The output of a call that must finish at its first poll. Awaiting a call that waits
+/// instead would hang a test without a runtime; this fails the test, naming the caller.
+///
+/// ```
+/// let five = futures::executor::block_on(limit_suite::at_once(async { 5 }));
+/// assert_eq!(five, 5);
+/// ```
+#[track_caller]
+pub fn at_once<F: Future>(call: F) -> impl Future<Output = F::Output> {
+    let caller = std::panic::Location::caller();
+    async move {
+        let mut call = pin!(call);
+        match std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await {
+            Poll::Ready(output) => output,
+            Poll::Pending => panic!("{caller}: the call waited instead of finishing at once"),
+        }
+    }
+}
 
 /// Counts how many bodies run at once, and remembers the most it ever saw (a high-water
 /// mark), so a test can check that a limit held and was reached.

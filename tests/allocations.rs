@@ -22,10 +22,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use limit_runtime::{Limiter, concurrency_limit};
+use limit_suite::serial;
 
 struct Counting;
 
@@ -34,12 +35,6 @@ thread_local! {
     static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
     /// Allocations made while counting, minus those freed while counting.
     static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 // SAFETY: every method forwards to `System` with the arguments it was given, so `System`'s

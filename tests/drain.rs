@@ -8,32 +8,15 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use limit_runtime::{concurrency_limit, drain};
-use limit_suite::Gauge;
+use limit_suite::{Gauge, HANG, gate, serial, wait_for};
 use tokio::runtime::Runtime;
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 use tokio_test::task;
 use tokio_test::{assert_pending, assert_ready};
-
-/// Long enough that only a hang reaches it: it turns a regression into a failure, not a
-/// stuck CI job.
-const HANG: Duration = Duration::from_secs(30);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// Takes the file-wide lock, and checks that the previous test left nothing in flight.
-fn serial() -> MutexGuard<'static, ()> {
-    let guard = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-    assert_ready!(
-        task::spawn(drain()).poll(),
-        "a previous test left a call in flight"
-    );
-    guard
-}
 
 fn current_thread() -> Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -48,17 +31,6 @@ fn multi_thread(workers: usize) -> Runtime {
         .enable_all()
         .build()
         .expect("build a runtime")
-}
-
-fn gate() -> (oneshot::Sender<()>, oneshot::Receiver<()>) {
-    oneshot::channel()
-}
-
-async fn wait_for(gate: Option<oneshot::Receiver<()>>) {
-    if let Some(gate) = gate {
-        // A dropped sender opens the gate too.
-        let _ = gate.await;
-    }
 }
 
 // ---------------------------------------------------------------------------------------

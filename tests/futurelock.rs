@@ -20,18 +20,16 @@
 //! when the deadlock is established. No assertion depends on how fast the machine is, and a
 //! deadlock costs no wall-clock time.
 //!
-//! `drain()` is process-wide, so the tests of this file run one at a time ([`SERIAL`]).
+//! `drain()` is process-wide, so the tests of this file run one at a time (`serial_async()`).
 
 use std::pin::pin;
 use std::time::Duration;
 
 use limit_runtime::{Limiter, concurrency_limit, drain, limiters, stragglers};
+use limit_suite::serial_async;
 use tokio::time::{interval, sleep, timeout};
 
 static POOL: Limiter = Limiter::new(1).with_name("futurelock-pool");
-
-/// The tests call the process-wide `drain()`, so they must not overlap.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Longer than any timer in these tests. With the clock paused, reaching it costs nothing
 /// and means that every task was blocked: the deadlock is real, not slow.
@@ -63,7 +61,7 @@ async fn select_loop_holding(first: impl Future<Output = ()>) {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_futurelocked_task_is_visible_in_stats_and_stragglers() {
-    let _serial = SERIAL.lock().await;
+    let _serial = serial_async().await;
     // The call is made here, before the task first runs, so it is in flight from now on.
     let mut task = tokio::spawn(select_loop_holding(query("SELECT 1")));
 
@@ -169,7 +167,7 @@ async fn select_loop_fixed(fix: Fix) {
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn not_holding_the_call_across_the_wait_avoids_the_futurelock() {
-    let _serial = SERIAL.lock().await;
+    let _serial = serial_async().await;
     for fix in [Fix::OwnTask, Fix::DropFirst, Fix::FinishFirst] {
         let before = POOL.stats().admitted;
         timeout(FOREVER, select_loop_fixed(fix))

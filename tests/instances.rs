@@ -17,7 +17,9 @@ use tokio::sync::oneshot;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Takes the file-wide lock, for a test that calls the process-wide `drain()`.
+/// Takes the file-wide lock, for a test that calls the process-wide `drain()`. Not
+/// `limit_suite::serial_async()`: only those tests hold it, and the others run alongside
+/// with calls in flight, so its check that nothing is in flight would fail at random.
 async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     SERIAL.lock().await
 }

@@ -16,8 +16,8 @@
 //! No test relies on timing. Bodies wait on a `tokio::sync::Barrier` sized to the limit, so
 //! the peak reaches the limit without sleeping, and passes it only if the limiter lets one
 //! body too many in. `drain()` sees every limited call in the process, and the tests of one
-//! file run as threads of one process, so every test takes `SERIAL` first and leaves nothing
-//! in flight.
+//! file run as threads of one process, so every test takes the file-wide lock first
+//! (`serial()`, `serial_async()`) and leaves nothing in flight.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -27,41 +27,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use limit_runtime::{LimitError, concurrency_limit, drain, limiter};
-use limit_suite::Gauge;
-use tokio::sync::{Barrier, Mutex, MutexGuard, watch};
+use limit_suite::{Gauge, HANG, serial, serial_async};
+use tokio::sync::{Barrier, watch};
 use tokio::task::{JoinSet, LocalSet};
 use tokio::time::timeout;
 use tokio_test::{assert_pending, assert_ready, task};
 
-/// Long enough that only a hang reaches it: it turns a regression into a failure, not a
-/// stuck CI job.
-const HANG: Duration = Duration::from_secs(30);
-
 /// The limit of the services under load.
 const LIMIT: usize = 4;
-
-static SERIAL: Mutex<()> = Mutex::const_new(());
-
-/// Takes the file-wide lock from a test on a tokio runtime, and checks that the previous
-/// test left nothing in flight.
-async fn serial() -> MutexGuard<'static, ()> {
-    let guard = SERIAL.lock().await;
-    assert_ready!(
-        task::spawn(drain()).poll(),
-        "a previous test left a call in flight"
-    );
-    guard
-}
-
-/// The same, from a test without a runtime.
-fn serial_blocking() -> MutexGuard<'static, ()> {
-    let guard = SERIAL.blocking_lock();
-    assert_ready!(
-        task::spawn(drain()).poll(),
-        "a previous test left a call in flight"
-    );
-    guard
-}
 
 // ---------------------------------------------------------------------------------------
 // tonic-like types
@@ -143,7 +116,7 @@ impl Service for Greeter {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_limit_holds_for_many_concurrent_calls_through_arc_dyn_service() {
     const CALLS: u32 = 100; // a multiple of LIMIT, so every barrier group fills up
-    let _serial = serial().await;
+    let _serial = serial_async().await;
     let greeter = Arc::new(Greeter::new());
     let service: Arc<dyn Service> = greeter.clone();
 
@@ -195,7 +168,7 @@ impl Service for Gated {
 
 #[test]
 fn drain_waits_for_a_call_made_through_dyn_service_but_not_yet_polled() {
-    let _serial = serial_blocking();
+    let _serial = serial();
     let (_open, gate) = watch::channel(true);
     let gated = Gated {
         open: gate,
@@ -239,7 +212,7 @@ static SPAWNED: LazyLock<Gated> = LazyLock::new(|| Gated {
 #[tokio::test(flavor = "current_thread")]
 async fn drain_waits_for_spawned_dyn_service_calls_that_have_not_started() {
     const CALLS: usize = 20;
-    let _serial = serial().await;
+    let _serial = serial_async().await;
     let service: &'static dyn Service = &*SPAWNED;
     for id in 0..CALLS {
         // On a current-thread runtime no spawned task runs before this task yields, which
@@ -272,7 +245,7 @@ impl Service for Strict {
 
 #[test]
 fn a_refused_call_returns_the_services_own_error_type() {
-    let _serial = serial_blocking();
+    let _serial = serial();
     let (open, gate) = watch::channel(false);
     let service: Arc<dyn Service> = Arc::new(Strict { open: gate });
 
@@ -322,7 +295,7 @@ impl Service for Regional {
 
 #[test]
 fn a_key_may_read_the_receiver_and_the_arguments_of_an_async_trait_method() {
-    let _serial = serial_blocking();
+    let _serial = serial();
     let (open, gate) = watch::channel(false);
     let service: Arc<dyn Service> = Arc::new(Regional {
         region: "eu",
@@ -394,7 +367,7 @@ impl LocalService for LocalGreeter {
 #[tokio::test(flavor = "current_thread")]
 async fn a_question_send_impl_with_a_non_send_body_holds_its_limit_and_drains_on_a_local_set() {
     const CALLS: u32 = 40; // a multiple of LIMIT, so every barrier group fills up
-    let _serial = serial().await;
+    let _serial = serial_async().await;
     // Leaked so that its calls' futures are `'static` and can be handed to `spawn_local`
     // as they are (made on the spawning line); one small value per test run.
     let greeter: &'static LocalGreeter = Box::leak(Box::new(LocalGreeter {

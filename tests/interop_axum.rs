@@ -13,7 +13,8 @@
 //! hangs until `HANG` turns that into a failure.
 //!
 //! `drain()` sees every limited call in the process, and the tests of one file run as threads
-//! of one process, so every test takes `SERIAL` first and leaves nothing in flight.
+//! of one process, so every test takes the file-wide lock first (`serial_async()`) and
+//! leaves nothing in flight.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,16 +32,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use limit_runtime::{LimitError, Limiter, concurrency_limit, drain, limiter};
-use limit_suite::Gauge;
+use limit_suite::{Gauge, HANG, serial_async};
 use tokio::net::TcpListener;
-use tokio::sync::{Barrier, Mutex, MutexGuard, watch};
+use tokio::sync::{Barrier, watch};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
-use tokio_test::{assert_pending, assert_ready, task};
-
-/// Long enough that only a hang reaches it: it turns a regression into a failure, not a
-/// stuck CI job.
-const HANG: Duration = Duration::from_secs(30);
+use tokio_test::{assert_pending, task};
 
 /// How many requests each load test sends at once.
 const REQUESTS: usize = 200;
@@ -48,18 +45,6 @@ const REQUESTS: usize = 200;
 /// The limit of the handlers under load; `REQUESTS` is a multiple of it, so every barrier
 /// group fills up.
 const LIMIT: usize = 4;
-
-static SERIAL: Mutex<()> = Mutex::const_new(());
-
-/// Takes the file-wide lock, and checks that the previous test left nothing in flight.
-async fn serial() -> MutexGuard<'static, ()> {
-    let guard = SERIAL.lock().await;
-    assert_ready!(
-        task::spawn(drain()).poll(),
-        "a previous test left a call in flight"
-    );
-    guard
-}
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -141,7 +126,7 @@ async fn item(State(items): State<Items>, Path(id): Path<u32>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_annotated_handler_holds_its_limit_under_200_concurrent_requests() {
-    let _serial = serial().await;
+    let _serial = serial_async().await;
     let items = Items {
         running: Arc::new(Gauge::new()),
         group: Arc::new(Barrier::new(LIMIT)),
@@ -207,7 +192,7 @@ async fn held(State(held): State<Held>) -> &'static str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_returns_only_after_the_requests_in_their_handlers_finished() {
     const HELD: usize = 6;
-    let _serial = serial().await;
+    let _serial = serial_async().await;
     let (open, gate) = watch::channel(false);
     let finished = Arc::new(AtomicUsize::new(0));
     let router = Router::new().route("/held", get(held)).with_state(Held {
@@ -286,7 +271,7 @@ async fn write_record(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_handlers_sharing_a_static_limiter_hold_one_limit_together() {
-    let _serial = serial().await;
+    let _serial = serial_async().await;
     let store = Store {
         running: Arc::new(Gauge::new()),
         group: Arc::new(Barrier::new(LIMIT)),
@@ -365,7 +350,7 @@ async fn shed(State(held): State<Held>) -> Result<&'static str, Busy> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_handler_call_answers_with_the_handlers_error_response() {
-    let _serial = serial().await;
+    let _serial = serial_async().await;
     let (open, gate) = watch::channel(false);
     let finished = Arc::new(AtomicUsize::new(0));
     let router = Router::new().route("/shed", get(shed)).with_state(Held {
@@ -443,7 +428,7 @@ async fn per_user(State(app): State<PerUser>, user: Path<usize>) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_from_an_extractor_limits_each_user_on_its_own() {
     const PER_USER: usize = 40;
-    let _serial = serial().await;
+    let _serial = serial_async().await;
     let app = PerUser {
         running: Arc::new([Gauge::new(), Gauge::new(), Gauge::new()]),
         group: Arc::new(Barrier::new(USERS)),

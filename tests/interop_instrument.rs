@@ -25,8 +25,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::future::join_all;
-use limit_runtime::{Limiter, concurrency_limit, limiter};
-use limit_suite::Gauge;
+use limit_runtime::concurrency_limit;
+use limit_suite::{Gauge, limiter_of};
 use tokio::sync::{Barrier, oneshot};
 use tokio_test::{assert_pending, assert_ready, task};
 use tracing::span::{Attributes, Id};
@@ -144,10 +144,6 @@ fn record() -> (Records, DefaultGuard) {
     let records = Records::default();
     let subscriber = tracing_subscriber::registry().with(Recorder(records.clone()));
     (records, tracing::subscriber::set_default(subscriber))
-}
-
-fn limiter_of(name: &str) -> Limiter {
-    limiter(name).expect("registered by the first call")
 }
 
 // ---------------------------------------------------------------------------------------

@@ -11,46 +11,16 @@
 //! No test relies on timing: bodies wait on a `tokio::sync::Barrier` sized to the limit, so
 //! the peak reaches the limit without sleeping. `drain()` sees every limited call in the
 //! process and the tests of one file run as threads of one process, so every test takes
-//! `SERIAL` first and leaves nothing in flight.
+//! the file-wide lock first (`serial()`, `serial_async()`) and leaves nothing in flight.
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use limit_runtime::{LimitError, concurrency_limit, drain, limiter};
-use limit_suite::Gauge;
-use tokio::sync::{Barrier, Mutex, MutexGuard, oneshot};
+use limit_suite::{Gauge, HANG, assert_nothing_in_flight, serial, serial_async};
+use tokio::sync::{Barrier, oneshot};
 use tokio::time::timeout;
-use tokio_test::{assert_ready, task};
-
-/// Long enough that only a hang reaches it: it turns a regression into a failure, not a
-/// stuck CI job.
-const HANG: Duration = Duration::from_secs(30);
-
-static SERIAL: Mutex<()> = Mutex::const_new(());
-
-/// Takes the file-wide lock from a `#[tokio::test]`, and checks that the previous test left
-/// nothing in flight.
-async fn serial() -> MutexGuard<'static, ()> {
-    let guard = SERIAL.lock().await;
-    assert_nothing_in_flight();
-    guard
-}
-
-/// The same, from a plain `#[test]`, outside any runtime.
-fn serial_blocking() -> MutexGuard<'static, ()> {
-    let guard = SERIAL.blocking_lock();
-    assert_nothing_in_flight();
-    guard
-}
-
-#[track_caller]
-fn assert_nothing_in_flight() {
-    assert_ready!(
-        task::spawn(drain()).poll(),
-        "a limited call is still in flight"
-    );
-}
 
 /// A limited job: it counts itself in `gauge` while it runs, and waits in `group` until as
 /// many jobs as the group's size run at once.
@@ -96,7 +66,7 @@ async fn current_job() {
 
 #[tokio::test]
 async fn tokio_test_current_thread_waits_for_spawned_calls() {
-    let _serial = serial().await;
+    let _serial = serial_async().await;
     for _ in 0..30 {
         // No spawned task runs before this one yields, first inside drain(): it returns
         // after these calls only because they count from the moment they are made.
@@ -115,7 +85,7 @@ async fn multi_job() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokio_test_multi_thread_waits_for_spawned_calls() {
-    let _serial = serial().await;
+    let _serial = serial_async().await;
     for _ in 0..100 {
         tokio::spawn(multi_job());
     }
@@ -138,7 +108,7 @@ async fn paused_job(gate: oneshot::Receiver<()>) -> Result<(), LimitError> {
 /// call's 5 s (it must be shorter than `HANG`, whose timer runs on the same virtual clock).
 #[tokio::test(start_paused = true)]
 async fn tokio_test_with_a_paused_clock_drives_max_wait() {
-    let _serial = serial().await;
+    let _serial = serial_async().await;
     let (open, gate) = oneshot::channel();
     let holder = tokio::spawn(paused_job(gate));
     tokio::task::yield_now().await;
@@ -197,7 +167,7 @@ async fn run_current_thread(jobs: usize) -> usize {
 
 #[test]
 fn tokio_main_multi_thread_drains_before_returning() {
-    let _serial = serial_blocking();
+    let _serial = serial();
     assert_eq!(run_multi_thread(40), 40);
     MAIN_MULTI.assert_all_done(40, 2);
     assert_nothing_in_flight();
@@ -205,7 +175,7 @@ fn tokio_main_multi_thread_drains_before_returning() {
 
 #[test]
 fn tokio_main_current_thread_drains_before_returning() {
-    let _serial = serial_blocking();
+    let _serial = serial();
     assert_eq!(run_current_thread(40), 40);
     MAIN_CURRENT.assert_all_done(40, 2);
     assert_nothing_in_flight();
@@ -242,7 +212,7 @@ async fn abandon_calls() -> (usize, usize) {
 
 #[test]
 fn shutting_down_a_tokio_main_runtime_ends_the_calls_it_held() {
-    let _serial = serial_blocking();
+    let _serial = serial();
     assert_eq!(
         abandon_calls(),
         (5, 2),

@@ -1,31 +1,25 @@
 //! `key = …`: each distinct key has its own limit, and its state lives only while the key has
 //! a call in flight, so memory follows the keys in use, not every key ever seen.
 //!
+//! Also how the key is made: it borrows the arguments and is evaluated once, when the call
+//! is made, and it combines with `max_wait` (one key times out while the others run).
+//!
 //! Every test has its own annotated function, so each has its own limiter. Nothing here
-//! calls the process-wide `drain()`.
+//! calls the process-wide `drain()`. The test with `max_wait` runs on a paused tokio clock,
+//! so its wait is virtual; the poll-by-poll tests need no runtime.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::OnceLock;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use limit_runtime::{Limiter, concurrency_limit};
-use limit_suite::{Gauge, resident_bytes};
+use limit_runtime::{LimitError, Limiter, concurrency_limit};
+use limit_suite::{ApiError, Gauge, HANG, gate, limiter_of, open, refusal, resident_bytes};
 use tokio::sync::oneshot;
-use tokio::time::timeout;
+use tokio::time::{advance, timeout};
 use tokio_test::task;
 use tokio_test::{assert_pending, assert_ready};
-
-/// Long enough that only a hang reaches it.
-const HANG: Duration = Duration::from_secs(60);
-
-/// The limiter of an annotated function, which exists once the function has been called:
-/// the call made here is dropped before it is polled, so it is never admitted.
-fn limiter_of(name: &str, first_call: impl FnOnce()) -> Limiter {
-    first_call();
-    limit_runtime::limiter(name).unwrap_or_else(|| panic!("`{name}` is registered"))
-}
 
 // ---------------------------------------------------------------------------------------
 // A million distinct keys, at most 64 in flight: the key table stays small and so does
@@ -70,8 +64,10 @@ async fn a_million_distinct_keys_leave_no_key_state_and_no_memory_behind() {
         "LIMIT_SUITE_KEYS must be at least {}",
         2 * WINDOW
     );
+    // The first call registers the limiter; dropped unpolled, it is never admitted.
+    drop(churn(u64::MAX));
     CHURN_LIMITER
-        .set(limiter_of("keys-churn", || drop(churn(u64::MAX))))
+        .set(limiter_of("keys-churn"))
         .expect("set once");
     let limiter = CHURN_LIMITER.get().expect("just set");
 
@@ -153,9 +149,9 @@ async fn forget(key: u32, hold: oneshot::Receiver<()>, panics: bool) {
 
 #[test]
 fn a_key_is_forgotten_with_its_last_call_however_that_call_ends() {
-    let limiter = limiter_of("keys-forget", || {
-        drop(forget(u32::MAX, oneshot::channel().1, false));
-    });
+    // The first call registers the limiter; dropped unpolled, it is never admitted.
+    drop(forget(u32::MAX, oneshot::channel().1, false));
+    let limiter = limiter_of("keys-forget");
     let active = || limiter.stats().active_keys;
 
     // Never polled.
@@ -213,7 +209,9 @@ async fn keep(key: u32, hold: oneshot::Receiver<()>) {
 
 #[test]
 fn a_key_keeps_its_limit_while_it_has_calls_and_starts_afresh_after() {
-    let limiter = limiter_of("keys-keep", || drop(keep(u32::MAX, oneshot::channel().1)));
+    // The first call registers the limiter; dropped unpolled, it is never admitted.
+    drop(keep(u32::MAX, oneshot::channel().1));
+    let limiter = limiter_of("keys-keep");
     let mut releases = Vec::new();
     let mut calls = Vec::new();
     for _ in 0..3 {
@@ -259,4 +257,175 @@ fn a_key_keeps_its_limit_while_it_has_calls_and_starts_afresh_after() {
     assert_ready!(second.poll());
     assert_ready!(third.poll());
     assert_eq!(limiter.stats().active_keys, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// How the key is made: from the arguments, once, when the call is made.
+
+fn host_of(url: &str) -> String {
+    url.split('/').nth(2).unwrap_or_default().to_owned()
+}
+
+#[test]
+fn each_distinct_key_gets_its_own_limit() {
+    static GAUGE: Gauge = Gauge::new();
+
+    #[concurrency_limit(2, key = host_of(&url))]
+    async fn fetch_page(url: String, gate: oneshot::Receiver<()>) -> String {
+        let _running = GAUGE.enter();
+        let _ = gate.await;
+        url
+    }
+
+    let mut releases = Vec::new();
+    let mut held = Vec::new();
+    for url in [
+        "https://a.example/1",
+        "https://a.example/2",
+        "https://b.example/1",
+        "https://b.example/2",
+    ] {
+        let (release, hold) = gate();
+        releases.push(release);
+        let mut call = task::spawn(fetch_page(url.to_owned(), hold));
+        assert_pending!(call.poll());
+        held.push(call);
+    }
+    assert_eq!(GAUGE.current(), 4, "two per host, on two hosts");
+    let limiter = limiter_of("keys::fetch_page");
+    assert_eq!(limiter.limit(), 2, "the limit of each key");
+
+    let mut third_a = task::spawn(fetch_page("https://a.example/3".to_owned(), open()));
+    assert_pending!(third_a.poll(), "a.example has its two calls");
+    let mut first_c = task::spawn(fetch_page("https://c.example/1".to_owned(), open()));
+    assert_eq!(assert_ready!(first_c.poll()), "https://c.example/1");
+    let stats = limiter.stats();
+    assert_eq!(
+        (
+            stats.running,
+            stats.waiting,
+            stats.in_flight,
+            stats.active_keys
+        ),
+        (4, 1, 5, 2)
+    );
+
+    // A permit of b.example does nothing for a.example.
+    releases.remove(2).send(()).unwrap();
+    assert_eq!(assert_ready!(held[2].poll()), "https://b.example/1");
+    assert_pending!(third_a.poll());
+    releases.remove(0).send(()).unwrap();
+    assert_eq!(assert_ready!(held[0].poll()), "https://a.example/1");
+    assert!(third_a.is_woken());
+    assert_eq!(assert_ready!(third_a.poll()), "https://a.example/3");
+
+    drop(releases);
+    for index in [1, 3] {
+        assert_ready!(held[index].poll());
+    }
+    // Four held, and c.example's call alongside them.
+    assert_eq!(GAUGE.peak(), 5);
+    let stats = limiter.stats();
+    assert_eq!(
+        (
+            stats.running,
+            stats.in_flight,
+            stats.active_keys,
+            stats.peak_running
+        ),
+        (0, 0, 0, 5),
+        "a key is forgotten with its last call"
+    );
+}
+
+#[test]
+fn the_key_borrows_the_arguments_and_is_evaluated_when_the_call_is_made() {
+    static KEY_EVALUATIONS: AtomicUsize = AtomicUsize::new(0);
+
+    fn tenant_of(target: &Mutex<String>) -> String {
+        KEY_EVALUATIONS.fetch_add(1, SeqCst);
+        target.lock().unwrap().clone()
+    }
+
+    #[concurrency_limit(1, key = tenant_of(target))]
+    async fn serve(target: &Mutex<String>, gate: oneshot::Receiver<()>) -> usize {
+        let _ = gate.await;
+        target.lock().unwrap().len()
+    }
+
+    let target = Mutex::new("alpha".to_owned());
+    let (release, hold) = gate();
+    let mut first = task::spawn(serve(&target, hold));
+    assert_eq!(
+        KEY_EVALUATIONS.load(SeqCst),
+        1,
+        "evaluated by the call itself"
+    );
+    let limiter = limiter_of("keys::serve");
+    assert_eq!((limiter.in_flight(), limiter.stats().active_keys), (1, 1));
+    assert_pending!(first.poll());
+
+    // Made while the target says "alpha": its key is "alpha", whatever the target says when
+    // it is first polled.
+    let mut second = task::spawn(serve(&target, open()));
+    *target.lock().unwrap() = "beta".to_owned();
+    assert_pending!(second.poll(), "waits behind the other \"alpha\" call");
+    let mut third = task::spawn(serve(&target, open()));
+    assert_eq!(limiter.stats().active_keys, 2);
+    assert_eq!(
+        assert_ready!(third.poll()),
+        4,
+        "\"beta\" has a permit of its own"
+    );
+    assert_eq!(
+        KEY_EVALUATIONS.load(SeqCst),
+        3,
+        "once per call, not per poll"
+    );
+
+    release.send(()).unwrap();
+    assert_ready!(first.poll());
+    assert!(second.is_woken());
+    assert_ready!(second.poll());
+    assert_eq!(KEY_EVALUATIONS.load(SeqCst), 3);
+    assert_eq!((limiter.in_flight(), limiter.stats().active_keys), (0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn key_with_max_wait_times_out_one_key_while_other_keys_run() {
+    static BODIES: AtomicUsize = AtomicUsize::new(0);
+
+    #[concurrency_limit(1, key = tenant, max_wait = Duration::from_millis(100))]
+    async fn per_tenant(tenant: u32, gate: oneshot::Receiver<()>) -> Result<u32, ApiError> {
+        BODIES.fetch_add(1, SeqCst);
+        let _ = gate.await;
+        Ok(tenant)
+    }
+
+    let (release, hold) = gate();
+    let mut busy = task::spawn(per_tenant(1, hold));
+    assert_pending!(busy.poll());
+    let mut late = task::spawn(per_tenant(1, open()));
+    assert_pending!(late.poll());
+    assert_eq!(
+        assert_ready!(task::spawn(per_tenant(2, open())).poll()).unwrap(),
+        2,
+        "tenant 2 is not held up by tenant 1"
+    );
+    advance(Duration::from_millis(100)).await;
+    assert!(late.is_woken());
+    let error = refusal(assert_ready!(late.poll()));
+    assert!(matches!(error, LimitError::Timeout { limit: 1, .. }));
+    assert_eq!(BODIES.load(SeqCst), 2);
+    let stats = limiter_of(error.name()).stats();
+    assert_eq!(
+        (stats.in_flight, stats.active_keys, stats.rejected),
+        (1, 1, 1),
+        "the refused call of tenant 1 left nothing behind"
+    );
+
+    release.send(()).unwrap();
+    assert_eq!(assert_ready!(busy.poll()).unwrap(), 1);
+    let stats = limiter_of(error.name()).stats();
+    assert_eq!((stats.in_flight, stats.active_keys), (0, 0));
 }

@@ -3,24 +3,18 @@
 //! is around.
 //!
 //! Some of these tests call the process-wide `drain()`, and any limited call in flight would
-//! delay it, so every test takes `SERIAL` first.
+//! delay it, so every test takes the file-wide lock first (`serial()`, which also checks
+//! that the previous test left nothing in flight).
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::Context;
 use std::time::Duration;
 
 use futures::executor::block_on;
 use futures::future::{join, join_all};
 use limit_runtime::{concurrency_limit, drain};
-use limit_suite::{Gauge, yield_now};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use limit_suite::{Gauge, serial, yield_now};
 
 fn assert_no_runtime() {
     assert!(

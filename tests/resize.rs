@@ -23,25 +23,14 @@ use std::time::Duration;
 
 use futures::future::{BoxFuture, Either, select};
 use limit_runtime::{Limiter, concurrency_limit};
-use limit_suite::Gauge;
+use limit_suite::{Gauge, HANG, limiter_of};
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 use tokio_test::task::{self, Spawn};
 use tokio_test::{assert_pending, assert_ready};
 
-/// Long enough that only a hang reaches it: it turns a regression into a failure, not a
-/// stuck CI job.
-const HANG: Duration = Duration::from_secs(60);
-
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The limiter of an annotated function, which exists once the function has been called:
-/// the call made here is dropped before it is polled, so it is never admitted.
-fn limiter_of(name: &str, first_call: impl FnOnce()) -> Limiter {
-    first_call();
-    limit_runtime::limiter(name).unwrap_or_else(|| panic!("`{name}` is registered"))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -404,9 +393,9 @@ macro_rules! on_both_limiters {
 
             #[test]
             fn on_a_functions_limiter() {
-                let limiter = limiter_of(concat!(module_path!(), "::own"), || {
-                    drop(own(Box::leak(Box::default()), 0, oneshot::channel().1));
-                });
+                // The first call registers the limiter; dropped unpolled, it is never admitted.
+                drop(own(Box::leak(Box::default()), 0, oneshot::channel().1));
+                let limiter = limiter_of(concat!(module_path!(), "::own"));
                 super::$scenario(Rig::new(&limiter, |p, id, r| Box::pin(own(p, id, r))));
             }
         }
@@ -454,9 +443,9 @@ async fn fifo(probe: &'static Probe, id: u32, release: oneshot::Receiver<()>) {
 
 #[test]
 fn waiters_are_admitted_in_call_order_before_and_after_resizes() {
-    let limiter = limiter_of("resize-fifo", || {
-        drop(fifo(Box::leak(Box::default()), 0, oneshot::channel().1));
-    });
+    // The first call registers the limiter; dropped unpolled, it is never admitted.
+    drop(fifo(Box::leak(Box::default()), 0, oneshot::channel().1));
+    let limiter = limiter_of("resize-fifo");
     let mut rig = Rig::new(&limiter, |p, id, r| Box::pin(fifo(p, id, r)));
     // Made in an order that is not the id order, so the check is about calls, not ids.
     let made = [5, 3, 9, 0, 7, 1, 8, 2, 6, 4, 11, 10];
@@ -507,9 +496,9 @@ fn of_key(ids: Vec<u32>, key: u32) -> Vec<u32> {
 
 #[test]
 fn set_limit_changes_the_limit_of_every_key() {
-    let limiter = limiter_of("resize-keyed", || {
-        drop(keyed(0, Box::leak(Box::default()), 0, oneshot::channel().1));
-    });
+    // The first call registers the limiter; dropped unpolled, it is never admitted.
+    drop(keyed(0, Box::leak(Box::default()), 0, oneshot::channel().1));
+    let limiter = limiter_of("resize-keyed");
     let mut rig = Rig::new(&limiter, keyed_call);
     // Keys 0 and 1: 2 running and 2 waiting each.
     rig.calls([0, 1, 2, 3, 100, 101, 102, 103]);
@@ -880,9 +869,9 @@ async fn load_fn(load: &'static Load, key: usize, hold: Option<oneshot::Receiver
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_transition_holds_under_load_on_a_functions_limiter() {
-    let limiter = limiter_of("resize-load-fn", || {
-        drop(load_fn(Load::leak(1, 0, 0), 0, None));
-    });
+    // The first call registers the limiter; dropped unpolled, it is never admitted.
+    drop(load_fn(Load::leak(1, 0, 0), 0, None));
+    let limiter = limiter_of("resize-load-fn");
     scripted_resizes_under_load(
         &limiter,
         |l, k, h| Box::pin(load_fn(l, k, h)),
@@ -900,9 +889,9 @@ async fn load_keyed(load: &'static Load, key: usize, hold: Option<oneshot::Recei
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_transition_holds_under_load_for_every_key() {
-    let limiter = limiter_of("resize-load-keyed", || {
-        drop(load_keyed(Load::leak(1, 0, 0), 0, None));
-    });
+    // The first call registers the limiter; dropped unpolled, it is never admitted.
+    drop(load_keyed(Load::leak(1, 0, 0), 0, None));
+    let limiter = limiter_of("resize-load-keyed");
     scripted_resizes_under_load(
         &limiter,
         |l, k, h| Box::pin(load_keyed(l, k, h)),
@@ -1045,9 +1034,9 @@ async fn stress_fn(load: &'static Load, key: usize, hold: Option<oneshot::Receiv
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_random_resizes_lose_and_duplicate_no_permit_on_a_functions_limiter() {
-    let limiter = limiter_of("resize-stress-fn", || {
-        drop(stress_fn(Load::leak(1, 0, 0), 0, None));
-    });
+    // The first call registers the limiter; dropped unpolled, it is never admitted.
+    drop(stress_fn(Load::leak(1, 0, 0), 0, None));
+    let limiter = limiter_of("resize-stress-fn");
     concurrent_random_resizes(
         Box::leak(Box::new(limiter)),
         |l, k, h| Box::pin(stress_fn(l, k, h)),
@@ -1065,9 +1054,9 @@ async fn stress_keyed(load: &'static Load, key: usize, hold: Option<oneshot::Rec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_random_resizes_lose_and_duplicate_no_permit_for_any_key() {
-    let limiter = limiter_of("resize-stress-keyed", || {
-        drop(stress_keyed(Load::leak(1, 0, 0), 0, None));
-    });
+    // The first call registers the limiter; dropped unpolled, it is never admitted.
+    drop(stress_keyed(Load::leak(1, 0, 0), 0, None));
+    let limiter = limiter_of("resize-stress-keyed");
     concurrent_random_resizes(
         Box::leak(Box::new(limiter)),
         |l, k, h| Box::pin(stress_keyed(l, k, h)),
@@ -1186,9 +1175,9 @@ async fn keyed_race(key: u32, gauge: &'static Gauge, release: oneshot::Receiver<
 #[test]
 fn concurrent_set_limit_leaves_every_key_at_the_reported_limit() {
     let gauge: &'static Gauge = Box::leak(Box::new(Gauge::new()));
-    let limiter = limiter_of("resize-keyed-race", || {
-        drop(keyed_race(u32::MAX, gauge, oneshot::channel().1));
-    });
+    // The first call registers the limiter; dropped unpolled, it is never admitted.
+    drop(keyed_race(u32::MAX, gauge, oneshot::channel().1));
+    let limiter = limiter_of("resize-keyed-race");
     // A call that is never polled keeps key 0's state alive across rounds.
     let keep = keyed_race(0, gauge, oneshot::channel().1);
     for round in 0..2_000 {

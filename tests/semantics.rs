@@ -15,27 +15,11 @@ use std::sync::{Barrier, Mutex, PoisonError};
 use std::time::Duration;
 
 use limit_runtime::concurrency_limit;
-use limit_suite::Gauge;
+use limit_suite::{Gauge, HANG, gate, wait_for};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::time::timeout;
 use tokio_test::task;
 use tokio_test::{assert_pending, assert_ready};
-
-/// Long enough that only a hang reaches it: it turns a regression into a failure, not a
-/// stuck CI job.
-const HANG: Duration = Duration::from_secs(30);
-
-/// A gate that holds a body mid-run until its sender sends or is dropped.
-fn gate() -> (oneshot::Sender<()>, oneshot::Receiver<()>) {
-    oneshot::channel()
-}
-
-async fn wait_for(gate: Option<oneshot::Receiver<()>>) {
-    if let Some(gate) = gate {
-        // A dropped sender opens the gate too.
-        let _ = gate.await;
-    }
-}
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
