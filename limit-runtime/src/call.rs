@@ -404,13 +404,6 @@ impl<H: Handle, K: Key> Refused<H, K> {
     pub fn error(&self) -> LimitError {
         self.error.clone()
     }
-
-    /// Why the call was refused, for the expansion to convert.
-    #[doc(hidden)]
-    #[must_use]
-    pub fn into_error(self) -> LimitError {
-        self.error
-    }
 }
 
 /// Where a queued call waits: at the back of the line, at the front (where a shrink sent

@@ -171,20 +171,17 @@ impl Core {
         observe::released(self);
     }
 
-    /// Counts a refusal, and returns it.
-    pub(crate) fn refused(&self, error: LimitError) -> LimitError {
-        self.rejected.fetch_add(1, Relaxed);
-        observe::rejected(self, &error);
-        error
-    }
-
-    /// The error for a call refused at `gate`, made by `variant` from the name and limit.
+    /// Counts a call refused at `gate`, and returns its error, made by `variant` from the
+    /// name and the limit.
     pub(crate) fn refusal(
         &self,
         gate: &Gate,
         variant: impl FnOnce(Name, usize) -> LimitError,
     ) -> LimitError {
-        self.refused(variant(self.name.clone(), gate.limit()))
+        let error = variant(self.name.clone(), gate.limit());
+        self.rejected.fetch_add(1, Relaxed);
+        observe::rejected(self, &error);
+        error
     }
 }
 

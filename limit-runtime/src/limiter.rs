@@ -244,6 +244,17 @@ impl Limiter {
         }
     }
 
+    /// The name, as a `Name` to keep: shared with the core's, or made from the setup's
+    /// without copying a given name.
+    fn owned_name(&self) -> Name {
+        match (&self.name, self.core.get()) {
+            (_, Some(core)) => core.name().clone(),
+            (Setup::Given(name), None) => name.clone(),
+            (Setup::DefinedAt(location), None) => self.default_name(location).clone(),
+            (Setup::Method(method), None) => Name::from_static(method),
+        }
+    }
+
     fn default_name(&self, location: &Location<'_>) -> &Name {
         self.default_name
             .get_or_init(|| Name::from(format!("{}:{}", location.file(), location.line())))
@@ -327,7 +338,7 @@ impl Limiter {
         match self.core.get() {
             Some(core) => core.stats(),
             None => Stats {
-                name: Name::from(self.name().to_owned()),
+                name: self.owned_name(),
                 limit: self.limit,
                 running: 0,
                 waiting: 0,
@@ -395,10 +406,7 @@ impl Limiter {
     /// ```
     pub fn try_set_limit(&self, limit: usize) -> Result<(), LimitTooLarge> {
         if limit > MAX_LIMIT {
-            return Err(LimitTooLarge::new(
-                Name::from(self.name().to_owned()),
-                limit,
-            ));
+            return Err(LimitTooLarge::new(self.owned_name(), limit));
         }
         self.core_with(|| limit, None).set_limit(limit);
         Ok(())
@@ -662,10 +670,9 @@ impl Limiter {
         if let Some(core) = self.core.get() {
             return core;
         }
-        let name = match &self.name {
-            Setup::Given(name) => name.clone(),
-            Setup::DefinedAt(location) => self.default_name(location).clone(),
-            Setup::Method(method) => method_name(type_name.map(|type_name| type_name()), method),
+        let name = match (&self.name, type_name) {
+            (Setup::Method(method), Some(type_name)) => method_name(type_name(), method),
+            _ => self.owned_name(),
         };
         let limit = if self.per_fn {
             let limit = limit();
@@ -690,10 +697,7 @@ impl Limiter {
 
 /// The name of a method's own limiter: its type's path, without generic arguments (so that
 /// every instantiation shares it), and the method's name.
-fn method_name(type_name: Option<&str>, method: &str) -> Name {
-    let Some(type_name) = type_name else {
-        return Name::from(method.to_owned());
-    };
+fn method_name(type_name: &str, method: &str) -> Name {
     let path = type_name.split('<').next().unwrap_or(type_name);
     Name::from(format!("{path}::{method}"))
 }
