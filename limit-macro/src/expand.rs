@@ -18,7 +18,7 @@ use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{FnArg, Pat, PatIdent, ReturnType, Signature, Token, Type};
 
-use crate::validate::{Plan, Policy, Shape, Source};
+use crate::validate::{Plan, Policy, Shape, Source, is_unit};
 
 pub(crate) fn expand(plan: Plan) -> TokenStream {
     let Plan {
@@ -314,10 +314,6 @@ fn typed_body(ty: &Type, block: &proc_macro2::Group) -> TokenStream {
         #[allow(unreachable_code)]
         #ret
     }
-}
-
-fn is_unit(ty: &Type) -> bool {
-    matches!(ty, Type::Tuple(tuple) if tuple.elems.is_empty())
 }
 
 /// Whether `return` appears anywhere in the tokens. A `return` inside a closure in the body

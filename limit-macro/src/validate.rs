@@ -227,11 +227,8 @@ fn limiter_source(limiter: Expr, sig: &Signature) -> syn::Result<Source> {
 /// argument it is borrowed from. Only a shared borrow (`&self`, or an argument that is a
 /// `&T`) can lend it; anything else would be moved into the future while borrowed.
 fn check_borrow(reference: &syn::ExprReference, sig: &Signature) -> syn::Result<()> {
-    let mentions_self = mentions(
-        &quote::ToTokens::to_token_stream(&reference.expr),
-        &|ident| ident == "self",
-    );
-    if mentions_self {
+    let borrowed = quote::ToTokens::to_token_stream(&reference.expr);
+    if mentions(&borrowed, &|ident| ident == "self") {
         if let Some(receiver) = sig.receiver()
             && !lends(receiver)
         {
@@ -252,10 +249,7 @@ fn check_borrow(reference: &syn::ExprReference, sig: &Signature) -> syn::Result<
         if let syn::FnArg::Typed(typed) = input
             && let syn::Pat::Ident(pat) = &*typed.pat
             && !matches!(&*typed.ty, Type::Reference(reference) if reference.mutability.is_none())
-            && mentions(
-                &quote::ToTokens::to_token_stream(&reference.expr),
-                &|ident| *ident == pat.ident,
-            )
+            && mentions(&borrowed, &|ident| *ident == pat.ident)
         {
             return Err(syn::Error::new_spanned(
                 reference,
@@ -266,7 +260,7 @@ fn check_borrow(reference: &syn::ExprReference, sig: &Signature) -> syn::Result<
                      `Arc<Limiter>` (`limiter = {}.clone()`)",
                     pat.ident,
                     quote::ToTokens::to_token_stream(&typed.ty),
-                    quote::ToTokens::to_token_stream(&reference.expr),
+                    borrowed,
                 ),
             ));
         }
@@ -436,7 +430,7 @@ fn path_output(path: &Path) -> Option<&Type> {
 }
 
 /// `()`, however parenthesized.
-fn is_unit(ty: &Type) -> bool {
+pub(crate) fn is_unit(ty: &Type) -> bool {
     match ty {
         Type::Tuple(tuple) => tuple.elems.is_empty(),
         Type::Paren(inner) => is_unit(&inner.elem),
