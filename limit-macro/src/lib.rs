@@ -21,7 +21,11 @@ mod item;
 mod validate;
 
 #[cfg(test)]
-mod fuzz;
+mod fuzz_arg_errors;
+#[cfg(test)]
+mod fuzz_harness;
+#[cfg(test)]
+mod fuzz_tokens;
 #[cfg(test)]
 mod snapshots;
 

@@ -46,40 +46,7 @@
 //!
 //! # Semantics
 //!
-//! - **At most `N` bodies of an annotated function run at once**, and `N` do run when there
-//!   is enough work.
-//! - **A call counts as in flight from the moment it is made** (the function is called and
-//!   its future created), not from its first poll. It stops counting when its future
-//!   completes, is dropped (never polled, waiting, or mid-body), or its body panics. That is
-//!   what makes `for job in jobs { tokio::spawn(f(job)); } drain().await;` wait for every
-//!   job: the attribute turns the `async fn` into a plain `fn` that registers the call and
-//!   then returns the future.
-//! - **The permit is held only while the body runs.** The call waits for it from its first
-//!   poll (or from [`admitted()`](Limited::admitted)), and gives it back as the body ends.
-//! - **First come, first served**, precisely: calls of one limit are admitted in the order
-//!   they *started waiting*, that is, in the order of their first poll (or of their
-//!   `admitted()`), which tokio's semaphore keeps as its queue. Not the order the calls were
-//!   made: spawned calls are first polled in whatever order the scheduler runs their tasks
-//!   (tokio runs the last task spawned first). A producer that needs its input order awaits
-//!   `admitted()` before each spawn. The order holds across
-//!   [`set_limit`](Limiter::set_limit): a call whose permit a shrink takes back stays at the
-//!   head of the line. Cancelling a call at any point gives back its permit and its
-//!   in-flight count at once. Like tokio's own semaphore, taking a free permit spends the
-//!   task's cooperative budget, so a loop of limited calls still lets other tasks run.
-//! - **[`drain()`] returns the first moment no limited call is in flight** anywhere in the
-//!   process, and it waits for calls made while it is pending too. It returns at once when
-//!   nothing is in flight. It registers its interest before it reads the counters, so it
-//!   never misses the last call's end. It is cancel-safe: bound it with
-//!   `tokio::time::timeout(grace, drain())`.
-//! - **One limit per annotated function item**, shared by every caller, thread, runtime,
-//!   receiver (`a.get()` and `b.get()`) and generic instantiation (`load::<u8>` and
-//!   `load::<String>`): the limiter is a `static` in the function, and a `static` in a
-//!   generic function is shared by all of its instantiations. See
-//!   [where the attribute applies](concurrency_limit#where-it-applies). For a limit per
-//!   instance, name the instance's limiter: `limiter = &self.connections`.
-//! - **No runtime needed.** The limiter is built on atomics and `tokio::sync`, which works
-//!   under any executor, `futures::executor::block_on` included. Only a non-zero `max_wait`
-//!   needs a tokio runtime; see [Runtime requirements](#runtime-requirements).
+#![doc = include_str!("../docs/semantics.md")]
 //!
 //! ```
 //! use limit_runtime::{concurrency_limit, limiter};
@@ -101,16 +68,13 @@
 //!
 //! # Options
 //!
-//! The attribute takes a limit, then options in any order (`limiter = …` takes the place of
-//! the limit). Options combine unless [the attribute's documentation](concurrency_limit#options)
-//! says otherwise, and that is where each is described in full. Below, each is shown next
-//! to roughly what you would write by hand without the attribute, so that `cargo expand`
-//! output and hand-rolled code in other codebases both read familiar.
+//! What the limit and each option do, and how they combine, is in [the attribute's
+//! table](concurrency_limit#options). Here each is shown next to roughly what you would
+//! write by hand without the attribute, so that `cargo expand` output and hand-rolled code in
+//! other codebases both read familiar.
 //!
 //! ## `N`: the limit
 //!
-//! A positive integer literal or any `usize` expression, evaluated once, at the first call
-//! ([details](concurrency_limit#the-limit)).
 //!
 //! ```
 //! use limit_runtime::concurrency_limit;
@@ -232,12 +196,6 @@
 //!
 //! ## `limiter = EXPR`: a limit per instance
 //!
-//! The expression is evaluated when the call is made, in the plain `fn`, before the call's
-//! future exists. It is a `&Limiter` borrowed from a `&self` receiver or a `&T` argument
-//! (the future holds the borrow), or an `Arc<Limiter>`, which works with every receiver. A
-//! single identifier that names an argument is an expression too (`limiter = pool`, cloned,
-//! so the body can still use `pool`); any other path names a `static`, as above.
-//!
 //! ```
 //! use limit_runtime::{concurrency_limit, Limiter};
 //! use std::sync::Arc;
@@ -270,16 +228,10 @@
 //! # });
 //! ```
 //!
-//! By hand, a `Semaphore` field, and an `Arc<Semaphore>` for what must outlive a borrow.
-//! `key` does not combine with `limiter` (a limiter has one limit for all its callers), and a
-//! limit that reads `self` or an argument (`#[concurrency_limit(self.limit)]`) is an error:
-//! a function's own limit is evaluated once, at its first call, for every instance. See
+//! By hand, a `Semaphore` field, and an `Arc<Semaphore>` for what must outlive a borrow. See
 //! [Limits per instance](#limits-per-instance) for draining, listing and reporting them.
 //!
 //! ## `max_wait = EXPR`: give up after a `Duration`
-//!
-//! A call that gets no permit in time returns an error made from [`LimitError`] instead of
-//! running its body ([details](concurrency_limit#options)).
 //!
 //! ```
 //! use limit_runtime::{concurrency_limit, LimitError};
@@ -349,8 +301,7 @@
 //!
 //! ## `queue = N`: bound how many calls wait
 //!
-//! A call that finds `N` calls already waiting fails at once
-//! ([details](concurrency_limit#options)); here the error converts into `io::Error`.
+//! Here the refusal converts into `io::Error`.
 //!
 //! ```
 //! use limit_runtime::concurrency_limit;
@@ -398,8 +349,6 @@
 //! ```
 //!
 //! ## `key = EXPR`: a limit for each key
-//!
-//! Each distinct key gets its own limit of `N` ([details](concurrency_limit#options)).
 //!
 //! ```
 //! use limit_runtime::concurrency_limit;
@@ -474,9 +423,8 @@
 //!
 //! ## `name = "…"`: the limiter's name
 //!
-//! The name that [`limiter()`] finds the limiter by, and that stats, errors and
-//! [`stragglers()`] show ([details](concurrency_limit#options)). There is nothing to write by
-//! hand for it, short of keeping a name next to each semaphore.
+//! There is nothing to write by hand for it, short of keeping a name next to each
+//! semaphore.
 //!
 //! ```
 //! use limit_runtime::{concurrency_limit, limiter, LimitError};
@@ -510,21 +458,7 @@
 //!
 //! # Limits per instance
 //!
-//! [`Limiter::new`] is a `const fn` for `static`s, and it makes limiters at run time just as
-//! well: one per server, per connection pool, per tenant. Such a limiter allocates nothing
-//! until its first use, and every method takes `&self`.
-//!
-//! - **Its own `drain()`.** [`Limiter::drain`] waits for its calls alone, so one server of
-//!   several in a process can shut down while the others serve.
-//! - **In the process-wide [`drain()`], [`limiters()`] and [`stragglers()`]**, from its first
-//!   use until it is dropped. A limiter dropped with nothing in flight leaves nothing behind.
-//! - **Its own report**: [`Stats`] displays as one `stragglers()` line:
-//!   `"server-1" (2 in flight: 2 running, 0 waiting)`.
-//! - **Owned permits.** [`Limiter::acquire_owned`] on an `Arc<Limiter>` gives an
-//!   [`OwnedPermit`], `Send + 'static`, which moves into a spawned task and counts for
-//!   `drain()` like a call. A server takes one before `accept()`, so that while it is full it
-//!   accepts nothing.
-//! - **A name made at run time**: [`Limiter::with_owned_name`].
+#![doc = include_str!("../docs/instances.md")]
 //!
 //! ```
 //! use limit_runtime::Limiter;
@@ -552,13 +486,7 @@
 //! The example `limit-examples/examples/server.rs` (`cargo run --example server`) runs two
 //! servers in the shape of tokio's mini-redis, and shuts them down one at a time.
 //!
-//! # Work that is not a call: `track`
-//!
-//! A call counts for `drain()` from the moment it is made. A call made *inside* a spawned
-//! task is made when the task first runs, so a `drain()` right after the `spawn` can miss
-//! it: `tokio::spawn(async move { handler.run().await })` with a `&mut self` handler is the
-//! common case. [`track(future)`](track) counts the task's future from the moment `track` is
-//! called; [`Limiter::track`] and [`Limiter::track_owned`] count it for one limiter.
+//! [`track`] in code:
 //!
 //! ```
 //! use limit_runtime::{drain, track};
@@ -577,19 +505,7 @@
 //!
 //! # Runtime requirements
 //!
-//! None, with one exception. This crate depends on tokio 1.47 or newer with its default
-//! features off and only `sync`, `time` and `rt` enabled (`rt` for the cooperative budget,
-//! `tokio::task::coop`, new in 1.47; it starts no runtime), so it brings no runtime along,
-//! and annotated functions, [`drain()`], [`Limiter::acquire`] and every option but one work
-//! under any executor. An application on an older tokio runs `cargo update -p tokio`; CI
-//! tests exactly 1.47.0.
-//!
-//! The exception is `max_wait` with a non-zero duration: it waits with
-//! `tokio::time::timeout`, so it needs a tokio runtime with the time driver enabled.
-//! `#[tokio::main]` and `#[tokio::test]` enable it; a runtime built by hand needs
-//! `enable_time()` or `enable_all()` on its builder. Outside one, such a call panics when it has
-//! to wait (a call that finds a free permit does not touch the timer). `max_wait =
-//! Duration::ZERO` never waits, so it needs no timer.
+#![doc = include_str!("../docs/runtime.md")]
 //!
 //! ```
 //! use limit_runtime::{concurrency_limit, drain, LimitError};
@@ -615,44 +531,11 @@
 //!
 //! # Features
 //!
-//! Two optional features tell operators what the limiters are doing, through the tools they
-//! already watch. Both are off by default, and then this crate does not depend on `tracing`
-//! or `metrics` at all (`cargo tree -e normal` shows neither), and its observation hooks are
-//! empty functions of zero-sized types: a limited call's code and future are what they would
-//! be without them.
-//!
-//! ```toml
-//! [dependencies]
-//! limit-runtime = { version = "0.2", features = ["tracing", "metrics"] }
-//! ```
+#![doc = include_str!("../docs/features.md")]
 //!
 //! ## `tracing`
 //!
-//! Events and a span, through the [`tracing`](https://docs.rs/tracing) crate, all with the
-//! target `limit_runtime`, for the calls that have to wait and the calls that are refused.
-//! A call that gets a permit at once emits nothing and creates no span.
-//!
-//! | when | what | level | name or message | fields |
-//! |---|---|---|---|---|
-//! | a call waits | span | `DEBUG` | `concurrency_limit.wait` | `limiter` |
-//! | it starts waiting | event, in that span | `DEBUG` | `waiting for a permit` | `limiter`, `limit` |
-//! | it is admitted | event, in that span | `DEBUG` | `admitted after waiting` | `limiter`, `waited` (a `Duration`, `Debug`-formatted) |
-//! | it is refused | event | `WARN` | the [`LimitError`]'s message | `limiter`, `limit`, `reason` |
-//!
-//! `limiter` is the [limiter's name](Limiter::name), `limit` its limit at that moment, and
-//! `reason` one of `timeout` (`max_wait` ran out, after waiting in the span), `queue_full`
-//! (`queue` calls were already waiting) and `no_permit` (no permit free where the call may not
-//! wait: `max_wait = Duration::ZERO`, or [`Limiter::try_acquire`]); these are the refusals
-//! that [`Stats::rejected`] counts. The wait span is a child of the caller's current span. It
-//! is entered only while the wait is being polled, and closes when the call is admitted, gives
-//! up or is dropped, before the body runs: a trace shows the time spent waiting for a permit
-//! apart from the time spent in the body.
-//!
-//! Cost: nothing on the fast path. A call that has to wait reads the clock and creates the
-//! span and its events, which do nothing when no subscriber is interested in them, and the
-//! future of every limited call is larger by what a wait keeps (its start time, the span, and
-//! the instrumented wait): 208 bytes added by the attribute, against 96 without the feature
-//! (`tests/allocations.rs` prints it). No allocation, unless the subscriber makes one.
+#![doc = include_str!("../docs/tracing.md")]
 //!
 // This example needs its feature: it runs when the feature is on (CI runs the doc tests
 // with `--all-features`), and is shown as `ignore` otherwise. A doc test cannot leave itself
@@ -692,36 +575,7 @@
 //!
 //! ## `metrics`
 //!
-//! Gauges, counters and a histogram, through the [`metrics`](https://docs.rs/metrics) facade,
-//! so any exporter that the application installs (Prometheus, `StatsD`, …) reports them. Each
-//! has one label, `limiter`, the [limiter's name](Limiter::name); for a limiter with
-//! `key = …`, the values are over all its keys (keys are not labels, which would let their
-//! number grow without bound).
-//!
-//! | metric | kind | value |
-//! |---|---|---|
-//! | `concurrency_limit_running` | gauge | calls holding a permit: [`Limiter::running`] |
-//! | `concurrency_limit_waiting` | gauge | calls waiting for a permit: [`Limiter::waiting`] |
-//! | `concurrency_limit_admitted_total` | counter | calls admitted: [`Stats::admitted`] |
-//! | `concurrency_limit_rejected_total` | counter | calls refused: [`Stats::rejected`] |
-//! | `concurrency_limit_wait_seconds` | histogram | how long each admitted call waited for its permit, 0 for one admitted at once |
-//!
-//! The histogram records every admission, so its count is `concurrency_limit_admitted_total`;
-//! refused calls are not in it. The gauges are set from the limiter's own counters after every
-//! change (admission, release, queuing, leaving the queue, cancellation, panic), permits taken
-//! with [`Limiter::acquire`] and [`Limiter::try_acquire`] included. Every metric is reported,
-//! at zero, when the limiter is registered at its first call. Each report goes to the recorder
-//! in effect at that moment (the global one, or a thread's local one), so a recorder installed
-//! later sees each metric from its next change on. Under concurrency, a gauge may briefly show
-//! the older of two values set at once, until the next change sets it again.
-//!
-//! Cost: a call admitted at once makes four recorder calls (the running gauge when admitted
-//! and when done, the admitted counter, the histogram); a call that waits reads the clock and
-//! makes two more (the waiting gauge as it queues and as it leaves). The crate allocates
-//! nothing for them: each limiter's metric keys are built once, when it is registered (what
-//! the recorder allocates is its own affair). A limited call's future is 16 bytes larger (a
-//! wait's start time). For a limiter with `key = …`, each change of the waiting gauge sums
-//! the queues of every key in use, under the lock of its key map.
+#![doc = include_str!("../docs/metrics.md")]
 //!
 // This example needs its feature: it runs when the feature is on (CI runs the doc tests
 // with `--all-features`), and is shown as `ignore` otherwise. A doc test cannot leave itself
@@ -758,73 +612,52 @@
 //!
 //! # Limitations
 //!
-//! - **Re-entrancy deadlocks at the cap.** A limited function that awaits itself (directly
-//!   or through other functions) while its own callers hold all `N` permits waits forever:
-//!   the outer call keeps its permit while the inner one waits for another. Keep the recursion
-//!   depth below the limit, or limit only the outer entry point.
+#![doc = include_str!("../docs/limitations.md")]
 //!
-//!   ```
-//!   use futures::FutureExt;
-//!   use limit_runtime::concurrency_limit;
+//! The first two, in code. A function that awaits itself at the cap:
 //!
-//!   #[concurrency_limit(1)]
-//!   async fn walk(depth: u32) -> u32 {
-//!       if depth == 0 {
-//!           return 0;
-//!       }
-//!       Box::pin(walk(depth - 1)).await + 1
-//!   }
+//! ```
+//! use futures::FutureExt;
+//! use limit_runtime::concurrency_limit;
 //!
-//!   assert_eq!(walk(0).now_or_never(), Some(0));
-//!   assert_eq!(walk(1).now_or_never(), None); // holds the only permit, and waits for a second
-//!   ```
+//! #[concurrency_limit(1)]
+//! async fn walk(depth: u32) -> u32 {
+//!     if depth == 0 {
+//!         return 0;
+//!     }
+//!     Box::pin(walk(depth - 1)).await + 1
+//! }
 //!
-//! - **Futurelock.** A limited call's future that has taken a permit and is then held
-//!   un-polled keeps that permit: for example a call pinned outside a `select!` loop, polled
-//!   by one branch, while the task waits in another branch for a permit of the same limit.
-//!   Only polling the held call can give its permit back, and its own task is busy waiting, so
-//!   the task never proceeds. The library cannot see this; [`Limiter::stats`] shows the limit
-//!   reached with a call waiting, and [`stragglers()`] names the limiter. Run the held call in
-//!   a task of its own, drop it before waiting, or drive it to completion first.
+//! assert_eq!(walk(0).now_or_never(), Some(0));
+//! assert_eq!(walk(1).now_or_never(), None); // holds the only permit, and waits for a second
+//! ```
 //!
-//!   ```
-//!   use limit_runtime::{concurrency_limit, Limiter};
-//!   use std::pin::pin;
+//! A futurelock, and the way out:
 //!
-//!   static POOL: Limiter = Limiter::new(1);
+//! ```
+//! use limit_runtime::{concurrency_limit, Limiter};
+//! use std::pin::pin;
 //!
-//!   #[concurrency_limit(limiter = POOL)]
-//!   async fn step(id: u32) -> u32 {
-//!       tokio::task::yield_now().await;
-//!       id
-//!   }
+//! static POOL: Limiter = Limiter::new(1);
 //!
-//!   # futures::executor::block_on(async {
-//!   let mut held = pin!(step(1));
-//!   assert!(futures::poll!(held.as_mut()).is_pending()); // took the only permit
-//!   let mut second = pin!(step(2));
-//!   assert!(futures::poll!(second.as_mut()).is_pending()); // waits for that permit
-//!   let stats = POOL.stats();
-//!   assert_eq!((stats.running, stats.waiting), (1, 1));
-//!   // `second.await` here would never return: only polling `held` frees its permit.
-//!   assert_eq!(held.await, 1); // the fix: finish (or drop) the held call first
-//!   assert_eq!(second.await, 2);
-//!   # });
-//!   ```
+//! #[concurrency_limit(limiter = POOL)]
+//! async fn step(id: u32) -> u32 {
+//!     tokio::task::yield_now().await;
+//!     id
+//! }
 //!
-//! - **[`drain()`] is process-wide.** It waits for every limited call in the process,
-//!   whichever crate made it. Under a load that never lets every limiter be idle at the same
-//!   moment, it does not return: bound it with a timeout. [`Limiter::drain`] waits for one
-//!   limiter only.
-//! - `limiter = PATH` must name a `static`: a `const` [`Limiter`] would be a new limiter at
-//!   every use, and the compiler rejects it ("cannot return reference to temporary value").
-//! - `#[must_use]` on an annotated function marks the returned future, not its output:
-//!   `f().await;` with the output ignored does not warn, as it does for a plain `async fn`.
-//! - An `async fn` returning `!` is rejected, since `Output = !` needs the unstable never
-//!   type; return [`std::convert::Infallible`] instead.
-//! - Associated functions without `self` named alike in one module share a default name
-//!   (`module::new`); each still has its own limiter, and `name = "…"` tells them apart.
-//!   Methods with a `self` receiver are named after their type (`module::Type::get`).
+//! # futures::executor::block_on(async {
+//! let mut held = pin!(step(1));
+//! assert!(futures::poll!(held.as_mut()).is_pending()); // took the only permit
+//! let mut second = pin!(step(2));
+//! assert!(futures::poll!(second.as_mut()).is_pending()); // waits for that permit
+//! let stats = POOL.stats();
+//! assert_eq!((stats.running, stats.waiting), (1, 1));
+//! // `second.await` here would never return: only polling `held` frees its permit.
+//! assert_eq!(held.await, 1); // the fix: finish (or drop) the held call first
+//! assert_eq!(second.await, 2);
+//! # });
+//! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -876,9 +709,8 @@ pub use error::{LimitError, LimitTooLarge};
 ///
 /// # The limit
 ///
-/// A positive integer literal, or any expression of type `usize`. An expression is
-/// evaluated once, at the first call, so it may read configuration or the environment. It
-/// is evaluated in the function's scope, so `Self::CONSTANT` works in methods.
+/// A literal, a constant, or any `usize` expression, which may read configuration (its rules
+/// are in the first row of the table under [Options](#options)):
 ///
 /// ```
 /// use limit_runtime::concurrency_limit;
@@ -915,10 +747,7 @@ pub use error::{LimitError, LimitTooLarge};
 /// # });
 /// ```
 ///
-/// A literal `0`, a negative, string or non-integer literal, or a literal above
-/// [`Limiter::MAX_LIMIT`] (2^31 − 1) is a compile error. An expression that evaluates to 0 or above
-/// the maximum panics at the first call, with a message that names the function and the
-/// value:
+/// An expression out of range panics at the first call, naming the function and the value:
 ///
 /// ```should_panic
 /// use limit_runtime::concurrency_limit;
@@ -935,35 +764,10 @@ pub use error::{LimitError, LimitTooLarge};
 ///
 /// # Options
 ///
-/// Options follow the limit, in any order, and combine unless said otherwise. The crate
-/// documentation shows each [next to its hand-written equivalent](crate#options).
+#[doc = include_str!("../docs/options.md")]
 ///
-/// - `limiter = PATH`: use the `static` [`Limiter`] at `PATH`, shared with every function
-///   that names it, instead of a limiter of the function's own. It replaces the positional
-///   limit, and excludes `key` and `name`. The expansion's handle type returns `&PATH`
-///   where a function with its own limiter has its `static`.
-/// - `max_wait = EXPR`: a `Duration`. If no permit comes in time, the body does not run and
-///   the call returns `Err(From::from(LimitError::Timeout { .. }))`. `Duration::ZERO` fails
-///   at once (`LimitError::NoPermit`) and needs no runtime; any other value needs a tokio
-///   runtime with the time driver (`tokio::time::timeout` is used).
-/// - `queue = N`: at most `N` calls wait at once (from their first poll until they are
-///   admitted); a call that finds `N` waiting fails at once with `LimitError::QueueFull`.
-///   `queue = 0` lets no call wait.
-/// - `key = EXPR`: evaluated when the call is made, so it may borrow the arguments; it yields
-///   an owned `Hash + Eq + Send + Sync + 'static` value, and each distinct key gets its own
-///   limit of `N`. A key with no call in flight is forgotten.
-/// - `name = "…"`: the limiter's name in [`Stats`], [`LimitError`] and [`stragglers()`]. The
-///   default is `module_path!()` + `::` + the function's name (`my_crate::api::fetch`) for a
-///   free function or an associated function without `self`; a method with a `self` receiver
-///   is named after its type (`my_crate::server::Handler::run`), computed from `Self` at its
-///   first call, without generic arguments, so that every instantiation shares one name.
-///
-/// `max_wait` and `queue` need a return type that is a `Result<T, E>` with
-/// `E: From<LimitError>`, however it is spelled (`io::Result<T>`, `anyhow::Result<T>`, an alias
-/// such as `type AppResult<T> = Result<T, AppError>`, a re-export): the type system checks it,
-/// and anything else is one error at the option. The refused call returns before its body
-/// runs; `max_wait` and `queue` are evaluated when the
-/// call is made.
+/// The crate documentation shows each option [next to its hand-written
+/// equivalent](crate#options). Several at once:
 ///
 /// ```
 /// use limit_runtime::{concurrency_limit, LimitError, Limiter};
@@ -1073,34 +877,14 @@ pub use error::{LimitError, LimitTooLarge};
 /// # futures::executor::block_on(async { assert_eq!(fetch("ab".into()).await, 2) });
 /// ```
 ///
-/// The zero-sized `__Limiter` type finds the function's limiter, a `static`, so the call's
-/// guards take no space in its future. The call first tries to take a permit at once (no
-/// lock, no queue); if none is free, `Call::wait` waits in line (`AtFront::wait` at its
-/// front, where a shrink can send a waiting call back). The closure then makes the
-/// body's future, which holds the permit until the body ends. `let url = url;` moves each
-/// argument into the future, so that an argument the body does not mention still lives as
-/// long as the body, and `let __ret: usize = { … };` coerces the body's value to the
-/// declared type, both as in an `async fn`. [Roughly what you would write by
-/// hand](crate#n-the-limit) for this function, and for each option, is in the crate
-/// documentation.
-///
-/// `Limited<impl Spec<Output = T>>` is a `Future<Output = T>` with one more method,
-/// [`admitted()`](Limited::admitted), for producers that wait their turn. In a trait impl,
-/// callers through the trait see the trait's `impl Future`, and `admitted()` only on the
-/// concrete type (hence `allow(refining_impl_trait)`); a method of an `#[async_trait]` impl
-/// returns the trait's boxed future. With `#[tracing::instrument]` *below* the attribute, the
-/// function returns an `impl Future` (so that `instrument` can wrap it), without
-/// `admitted()`: put `instrument` above to keep it.
-///
-/// The returned future captures every lifetime in scope, as an `async fn`'s does, also in
-/// edition-2021 crates; it is `Send` exactly when the body's future is.
+#[doc = include_str!("../docs/expansion.md")]
 ///
 /// # Where it applies
 ///
-/// Any `async fn`: free functions of any visibility, methods with any receiver (`&self`,
-/// `&mut self`, `self`, `self: Arc<Self>`, `self: Pin<&mut Self>`), generic functions,
-/// `async fn` in trait impls. One limiter per function item is shared by every caller,
-/// receiver and generic instantiation:
+#[doc = include_str!("../docs/shapes.md")]
+///
+/// One limiter per function item is shared by every caller, receiver and generic
+/// instantiation:
 ///
 /// ```
 /// use limit_runtime::concurrency_limit;
@@ -1122,10 +906,7 @@ pub use error::{LimitError, LimitTooLarge};
 /// # });
 /// ```
 ///
-/// Methods of an `#[async_trait]` impl work too: `#[async_trait]` runs first and hands the
-/// attribute a `fn` returning `Pin<Box<dyn Future + Send + 'async_trait>>` whose body is
-/// `Box::pin(async move { … })`; the attribute recognises that form and limits the boxed
-/// block, still counting the call from the moment it is made.
+/// In an `#[async_trait]` impl:
 ///
 /// ```
 /// use limit_runtime::concurrency_limit;
@@ -1146,10 +927,6 @@ pub use error::{LimitError, LimitTooLarge};
 /// }
 /// # futures::executor::block_on(async { assert_eq!(Doubler.call(2).await, 4) });
 /// ```
-///
-/// Anything else is a compile error that says what is accepted: a plain `fn`, a `const fn`,
-/// a trait method declaration without a body (put the attribute on the impl), or an item
-/// that is not a function.
 #[cfg(not(loom))]
 #[doc(inline)]
 pub use limit_macro::concurrency_limit;
