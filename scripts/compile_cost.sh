@@ -1,26 +1,47 @@
 #!/usr/bin/env bash
-# Compile cost of `#[concurrency_limit]`: generates three throwaway crates under
+# Compile cost of `#[concurrency_limit]`: generates four throwaway crates under
 # target/compile-cost/ with the same 500 small async fns (a reference, a generic, a `?`, an
 # early `return`, a returned borrow...): `plain`, `identity` (every fn under an attribute
-# macro that returns its item unchanged) and `annotated` (every fn under
-# `#[concurrency_limit(4)]`). All three depend on limit-runtime by path, resolve offline from
-# a copy of the workspace's Cargo.lock, and share one target dir (its own, under target/, so
-# it never waits on another build's lock), so only the crate itself differs between them.
+# macro that returns its item unchanged), `annotated` (every fn under
+# `#[concurrency_limit(4)]`) and `instrumented` (every fn under tracing's
+# `#[tracing::instrument(skip_all)]`, the attribute users compare ours with: the cheapest
+# form of the most common attribute on async fns). All four depend on limit-runtime by path
+# (`instrumented` on tracing too, with its `attributes` feature), resolve offline from a copy
+# of the workspace's Cargo.lock (which pins tracing and tracing-attributes for the test
+# suite; their sources are fetched once if the local registry cache lacks them), and share
+# one target dir (its own, under target/, so it never waits on another build's lock), so
+# only the crate itself differs between them.
 #
-# After one warm-up `cargo check` of each crate (which builds limit-runtime, limit-macro and
-# tokio, and proves the crates compile without warnings), the script takes the exact rustc
-# command line cargo runs for each crate (`cargo check -vv`, environment included) and
-# times rustc itself, outside cargo: no fingerprinting, and no rebuild of a dependency that
-# someone edits meanwhile. Rounds rotate which crate goes first; each figure is the median
-# of the per-round differences, divided by 500.
+# After one warm-up `cargo check` of each crate (which builds limit-runtime, limit-macro,
+# tokio and tracing, and proves the crates compile without warnings), the script takes the
+# exact rustc command line cargo runs for each crate (`cargo check -vv`, environment
+# included) and runs rustc itself, outside cargo: no fingerprinting, and no rebuild of a
+# dependency that someone edits meanwhile. The wall-time rounds (plain, identity,
+# annotated) rotate which crate goes first; each of their figures is the median of the
+# per-round differences, divided by 500.
 #
-# - Expansion (the target's measure): wall time of rustc with `--emit=dep-info` only, which
-#   on stable rustc stops once the dep-info file is written, right after macro expansion and
-#   name resolution (no type checking). (annotated - plain) / 500 is what the attribute adds
-#   to that front end per fn: running the proc macro (built by cargo's dev profile, i.e.
-#   unoptimized, as a user's `cargo check` and `cargo build` run it), the proc-macro bridge,
-#   parsing the expansion, expanding the macros it contains (`concat!`, `module_path!`) and
-#   resolving its names. Its row compares it with the 0.1 ms budget. The same figure for the
+# - Instructions (the goal's measure): instructions rustc executes, counted by callgrind, for
+#   the same `--emit=dep-info` command line as the next row, on plain, annotated and
+#   instrumented (and identity, on stderr). Proc macros run inside the rustc process (loaded
+#   as dylibs, built unoptimized by cargo's dev profile for both attributes), so the count
+#   includes them, the bridge and everything the expansion costs the front end. Unlike wall
+#   time, a count does not depend on the machine's load, and it repeats to within about
+#   100,000 per crate (0.0002 M per fn, below the figures' last digit), so one run of each
+#   is enough.
+#   (annotated - plain) / 500 and (instrumented - plain) / 500 are the two attributes'
+#   costs per fn; their ratio has the target <= 0.4. Callgrind runs the toolchain's real
+#   rustc binary (found with `--print sysroot`), not the rustup proxy cargo may name, so
+#   that only rustc is counted. Its profiles stay in
+#   target/compile-cost/scratch/<crate>.callgrind.out, for `callgrind_annotate`. About 10
+#   to 30 s per crate; without valgrind the row says so.
+# - Expansion (the 0.1 ms budget's measure): wall time of rustc with `--emit=dep-info`
+#   only, which on stable rustc stops once the dep-info file is written, right after
+#   macro expansion and name resolution (no type checking). (annotated - plain) / 500 is
+#   what the attribute adds to that front end per fn: running the proc macro (built by
+#   cargo's dev profile, i.e. unoptimized, as a user's `cargo check` and `cargo build` run
+#   it), the proc-macro bridge, parsing the expansion, expanding the macros it contains
+#   (`concat!`, `module_path!`) and resolving its names. Its row compares it with the
+#   0.1 ms budget. The same figure for the
 #   identity attribute, the floor for any attribute macro (loading it, the bridge, re-parsing
 #   the item), goes to stderr: it is within this measure's noise on a busy machine.
 # - Upper bound: wall time of the crate's whole `cargo check` rustc run (non-incremental).
@@ -31,14 +52,15 @@
 #   working the script says so and the stable figures stand.
 #
 # Prints `RESULT|metric|baseline|contender|ratio|target` lines for scripts/bench.sh.
-# Usage: scripts/compile_cost.sh [rounds]   (default 5; about a minute once dependencies are
-# built, most of it the upper bound's full checks)
+# Usage: scripts/compile_cost.sh [rounds]   (default 5; about two minutes once dependencies
+# are built: the upper bound's full checks and the four callgrind runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 
 fns=500
 rounds="${1:-5}"
+host=$(rustc -vV | sed -n 's/^host: //p')
 base="$root/target/compile-cost"
 export CARGO_TARGET_DIR="$base/target"
 # For the warm-up too, so that the captured command lines are non-incremental.
@@ -48,7 +70,7 @@ unset RUSTC_WRAPPER CARGO_BUILD_RUSTC_WRAPPER RUSTFLAGS CARGO_ENCODED_RUSTFLAGS 
     CARGO_BUILD_RUSTFLAGS RUSTC_BOOTSTRAP
 
 # One function of the generated crates; $1 is its index. `@ATTR@` marks the line where the
-# annotated crate has its attribute. The five shapes cycle: a generic with a `?` and an
+# crates with an attribute have it. The five shapes cycle: a generic with a `?` and an
 # early `return`, a slice of generics in a loop, a `&str` and a tail `await`, a returned
 # borrow with an explicit lifetime, and a `where` clause.
 gen_fn() {
@@ -190,7 +212,8 @@ pub fn concurrency_limit(_args: TokenStream, item: TokenStream) -> TokenStream {
 RS
 }
 
-# Writes crate $1 (a directory under $base): `plain`, `identity` or `annotated`.
+# Writes crate $1 (a directory under $base): `plain`, `identity`, `annotated` or
+# `instrumented`.
 gen_crate() {
     local name=$1 dir="$base/$1" attr="" use="" extra=""
     case $name in
@@ -202,6 +225,11 @@ gen_crate() {
         attr='#[concurrency_limit(4)]'
         use='use identity_attr::concurrency_limit;'
         extra='identity-attr = { path = "../identity-attr" }'
+        ;;
+    instrumented)
+        # By its path, so that the crate needs no `use` (the `@USE@` line stays empty).
+        attr='#[tracing::instrument(skip_all)]'
+        extra='tracing = { version = "0.1", default-features = false, features = ["std", "attributes"] }'
         ;;
     esac
     mkdir -p "$dir/src"
@@ -234,6 +262,16 @@ TOML
 rustc_command() {
     local line log="$base/scratch/$1.cargo.log"
     mkdir -p "$base/scratch/$1"
+    # Offline first; online only for sources the local registry cache lacks (tracing's, on a
+    # machine that has not built the test suite). The lock still pins their versions. For
+    # this host only: other platforms' dependencies (tokio's windows-sys...) are never built.
+    if ! cargo fetch --offline --target "$host" --manifest-path "$base/$1/Cargo.toml" \
+        >"$log" 2>&1 &&
+        ! cargo fetch --target "$host" --manifest-path "$base/$1/Cargo.toml" >"$log" 2>&1; then
+        echo "compile_cost: cannot fetch the $1 crate's dependencies:" >&2
+        tail -n 20 "$log" >&2
+        return 1
+    fi
     # Touched, so that cargo runs rustc for it (and prints the command) even when fresh.
     touch "$base/$1/src/lib.rs"
     if ! cargo check --offline -vv --manifest-path "$base/$1/Cargo.toml" >"$log" 2>&1; then
@@ -291,17 +329,49 @@ time_expand_pass() {
     ) || true
 }
 
+# Instructions rustc executes, proc macros included, for crate $1's front-end command line,
+# counted by callgrind. Cargo's command line names the rustup proxy or the real rustc; the
+# proxy would add its own instructions (and a child process), so callgrind runs the real
+# binary of the same toolchain, with the same environment and arguments.
+count_front_end() {
+    local line=${front_cmd[$1]} pre prog envs real count
+    local log="$base/scratch/$1.callgrind.log" out="$base/scratch/$1.callgrind.out"
+    pre=${line%% --crate-name compile_cost_"$1" *}
+    prog=${pre##* } envs=${pre% *}
+    real="$(cd "$base/$1" && eval "$envs $prog --print sysroot")/bin/rustc"
+    if [ ! -x "$real" ]; then
+        echo "compile_cost: cannot find the rustc binary behind '$prog' (got: '$real')" >&2
+        exit 1
+    fi
+    if ! (cd "$base/$1" && eval "$envs valgrind --tool=callgrind --trace-children=no" \
+        "--log-file=$(printf %q "$log") --callgrind-out-file=$(printf %q "$out")" \
+        "$(printf %q "$real") ${line#"$pre"}") >/dev/null 2>"$base/scratch/$1.log"; then
+        echo "compile_cost: rustc under callgrind failed on the $1 crate:" >&2
+        cat "$base/scratch/$1.log" "$log" >&2
+        exit 1
+    fi
+    count=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$log")
+    if [ -z "$count" ]; then
+        echo "compile_cost: no instruction count in $log" >&2
+        exit 1
+    fi
+    echo "$count"
+}
+
 median() {
     printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
 }
 
-crates=(plain identity annotated)
+crates=(plain identity annotated instrumented)
+# The crates whose wall time is measured, and those whose instructions are counted.
+timed=(plain identity annotated)
+counted=(plain identity annotated instrumented)
 gen_source
 gen_identity_macro
 for c in "${crates[@]}"; do gen_crate "$c"; done
-# Warm-up: builds limit-runtime, limit-macro, identity-attr and tokio once (shared target
-# dir), and takes each crate's rustc command. The crates `deny(warnings)`, so this also
-# proves that they compile cleanly.
+# Warm-up: builds limit-runtime, limit-macro, identity-attr, tokio and tracing once (shared
+# target dir), and takes each crate's rustc command. The crates `deny(warnings)`, so this
+# also proves that they compile cleanly.
 declare -A cmd front_cmd
 for c in "${crates[@]}"; do
     # Assigned apart from the declaration so that a failure stops the script.
@@ -319,7 +389,7 @@ declare -A check front pass
 check_plain=() check_diff=() front_id=() front_ann=() pass_id=() pass_ann=()
 for ((r = 0; r < rounds; r++)); do
     # Rotate which crate goes first.
-    order=("${crates[@]:r%3}" "${crates[@]:0:r%3}")
+    order=("${timed[@]:r%3}" "${timed[@]:0:r%3}")
     for c in "${order[@]}"; do
         if [ "$c" != identity ]; then check[$c]=$(time_check "$c"); fi
         # The front end is short; the fastest of five runs is the least disturbed one.
@@ -347,6 +417,21 @@ for ((r = 0; r < rounds; r++)); do
         "${pass[annotated]:+$((pass[annotated] / 1000))}" >&2
 done
 
+# Instructions: one callgrind run per crate, after the wall-time rounds so as not to slow
+# them down (a count does not depend on what else runs).
+declare -A instr
+if command -v valgrind >/dev/null; then
+    for c in "${counted[@]}"; do
+        start=$SECONDS
+        # (Assigned apart, so that a failure stops the script.)
+        n=$(count_front_end "$c")
+        instr[$c]=$n
+        echo "compile_cost: $c front end under callgrind: $n instructions, $((SECONDS - start)) s" >&2
+    done
+else
+    echo "compile_cost: valgrind not found; no instruction counts" >&2
+fi
+
 per_fn() {
     awk -v us="$1" -v n="$fns" 'BEGIN { printf "%.3f", us / n / 1000 }'
 }
@@ -354,6 +439,23 @@ ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'
 }
 
+# Millions of instructions per fn, (crate $1 - plain) / $fns.
+instr_per_fn() {
+    awk -v a="${instr[$1]}" -v p="${instr[plain]}" -v n="$fns" \
+        'BEGIN { printf "%.3f", (a - p) / n / 1e6 }'
+}
+if [ -n "${instr[plain]:-}" ]; then
+    ours=$(instr_per_fn annotated)
+    theirs=$(instr_per_fn instrumented)
+    # From the exact counts, not the rounded figures.
+    vs=$(ratio $((instr[annotated] - instr[plain])) $((instr[instrumented] - instr[plain])))
+    echo "RESULT|compile: rustc front-end instructions per annotated fn, millions: callgrind, rustc --emit=dep-info (proc macro included), (crate - plain) / $fns; baseline = tracing's #[instrument(skip_all)]|$theirs|$ours|$vs|<= 0.4"
+    echo "compile_cost: front-end instructions per fn over plain, M: identity $(instr_per_fn identity)" \
+        "(the floor for any attribute macro), annotated $ours, instrumented $theirs;" \
+        "annotated / instrumented $vs (target <= 0.4)" >&2
+else
+    echo "RESULT|compile: rustc front-end instructions per annotated fn (valgrind not found, not measured)|-|-|-|<= 0.4"
+fi
 ann=$(per_fn "$(median "${front_ann[@]}")")
 id=$(per_fn "$(median "${front_id[@]}")")
 echo "RESULT|compile: macro expansion per annotated fn, ms: rustc --emit=dep-info (expansion and name resolution, no type check), (annotated - plain) / $fns; baseline = the 0.1 ms budget|0.100|$ann|$(ratio "$ann" 0.1)|<= 1.0"

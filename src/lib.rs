@@ -210,9 +210,14 @@ impl Gauge {
 
     /// Counts one more body running until the guard is dropped.
     pub fn enter(&self) -> GaugeGuard<'_> {
-        let now = self.current.fetch_add(1, Ordering::SeqCst) + 1;
+        self.enter_by(1)
+    }
+
+    /// Counts `n` more (a body's weight) until the guard is dropped.
+    pub fn enter_by(&self, n: usize) -> GaugeGuard<'_> {
+        let now = self.current.fetch_add(n, Ordering::SeqCst) + n;
         self.peak.fetch_max(now, Ordering::SeqCst);
-        GaugeGuard(self)
+        GaugeGuard(self, n)
     }
 
     /// Bodies running now.
@@ -229,11 +234,11 @@ impl Gauge {
 /// One running body of a [`Gauge`].
 #[derive(Debug)]
 #[must_use = "the body stops counting when the guard is dropped"]
-pub struct GaugeGuard<'a>(&'a Gauge);
+pub struct GaugeGuard<'a>(&'a Gauge, usize);
 
 impl Drop for GaugeGuard<'_> {
     fn drop(&mut self) {
-        self.0.current.fetch_sub(1, Ordering::SeqCst);
+        self.0.current.fetch_sub(self.1, Ordering::SeqCst);
     }
 }
 
@@ -311,4 +316,36 @@ fn page_size() -> u64 {
         .find(|&(kind, _)| kind == AT_PAGESZ)
         .map(|(_, size)| size)
         .expect("the auxiliary vector gives the page size")
+}
+
+/// Runs `f`, which must panic, and returns the panic's message and location (`file:line:col`).
+///
+/// # Panics
+///
+/// When `f` does not panic.
+pub fn panic_of(f: impl FnOnce()) -> (String, String) {
+    static SEEN: std::sync::Mutex<Option<(String, String)>> = std::sync::Mutex::new(None);
+    static HOOK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = HOOK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| {
+                info.payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+            })
+            .unwrap_or_default();
+        let location = info.location().map(ToString::to_string).unwrap_or_default();
+        *SEEN.lock().unwrap() = Some((message, location));
+    }));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(previous);
+    assert!(result.is_err(), "expected a panic");
+    SEEN.lock().unwrap().take().expect("the hook saw the panic")
 }

@@ -2,37 +2,10 @@
 //! limiter, `try_set_limit`, and a `static` limiter whose limit comes from configuration.
 
 use std::panic::Location;
-use std::sync::{LazyLock, Mutex};
+use std::sync::LazyLock;
 
 use limit_runtime::{LimitTooLarge, Limiter, concurrency_limit};
-
-/// Runs `f`, which must panic, and returns the panic's message and location.
-fn panic_of(f: impl FnOnce()) -> (String, String) {
-    static SEEN: Mutex<Option<(String, String)>> = Mutex::new(None);
-    static HOOK: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = HOOK
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|info| {
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| {
-                info.payload()
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-            })
-            .unwrap_or_default();
-        let location = info.location().map(ToString::to_string).unwrap_or_default();
-        *SEEN.lock().unwrap() = Some((message, location));
-    }));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    std::panic::set_hook(previous);
-    assert!(result.is_err(), "expected a panic");
-    SEEN.lock().unwrap().take().expect("the hook saw the panic")
-}
+use limit_suite::panic_of;
 
 #[test]
 fn set_limit_above_the_maximum_panics_at_the_callers_line_naming_the_limiter() {

@@ -120,6 +120,13 @@ async fn must_use_answer() -> u32 {
 #[derive(Debug)]
 enum LintError {
     Parse(std::num::ParseIntError),
+    Limit(limit_runtime::LimitError),
+}
+
+impl From<limit_runtime::LimitError> for LintError {
+    fn from(error: limit_runtime::LimitError) -> Self {
+        Self::Limit(error)
+    }
 }
 
 impl From<std::num::ParseIntError> for LintError {
@@ -326,6 +333,72 @@ async fn never_finishes(flag: bool) -> u32 {
     loop {
         tokio::task::yield_now().await;
     }
+}
+
+/// Weighted calls of every return shape: a `Result` that carries the refusal, an `io::Result`,
+/// a plain value (too heavy panics where the call is made), an `impl Trait` output, and a
+/// method whose weight reads `self`.
+#[concurrency_limit(64, weight = body.len())]
+async fn weighted_result(body: &[u8]) -> Result<usize, LintError> {
+    Ok(body.len())
+}
+
+#[concurrency_limit(64, weight = body.len())]
+async fn weighted_io(body: Vec<u8>) -> std::io::Result<usize> {
+    Ok(body.len())
+}
+
+#[concurrency_limit(64, weight = usize::from(n))]
+async fn weighted_plain(n: u8) -> u8 {
+    n
+}
+
+#[concurrency_limit(64, weight = items.len())]
+async fn weighted_opaque(items: Vec<u32>) -> impl Display {
+    items.len()
+}
+
+#[concurrency_limit(64, weight = 0)]
+async fn weightless() {}
+
+struct Uploader {
+    cost: usize,
+}
+
+impl Uploader {
+    #[concurrency_limit(8, weight = self.cost)]
+    async fn upload(&self, bytes: &[u8]) -> usize {
+        bytes.len() * self.cost
+    }
+}
+
+#[async_trait]
+trait Sink {
+    async fn write(&self, bytes: Vec<u8>) -> Result<usize, LintError>;
+}
+
+#[async_trait]
+impl Sink for Uploader {
+    #[concurrency_limit(16, weight = bytes.len(), max_wait = std::time::Duration::ZERO)]
+    async fn write(&self, bytes: Vec<u8>) -> Result<usize, LintError> {
+        Ok(bytes.len())
+    }
+}
+
+#[tokio::test]
+async fn weighted_shapes_compile_without_warnings_and_run() {
+    assert_eq!(weighted_result(b"abc").await.ok(), Some(3));
+    let Err(LintError::Limit(too_heavy)) = weighted_result(&[0; 65]).await else {
+        panic!("a weight of 65 is above the limit of 64");
+    };
+    assert_eq!(too_heavy.limit(), 64);
+    assert_eq!(weighted_io(vec![0; 4]).await.ok(), Some(4));
+    assert_eq!(weighted_plain(5).await, 5);
+    assert_eq!(weighted_opaque(vec![1, 2]).await.to_string(), "2");
+    weightless().await;
+    let uploader = Uploader { cost: 2 };
+    assert_eq!(uploader.upload(b"ab").await, 4);
+    assert_eq!(uploader.write(vec![1]).await.ok(), Some(1));
 }
 
 #[tokio::test]

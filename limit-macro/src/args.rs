@@ -9,7 +9,7 @@ use syn::parse::{Parse, ParseStream, Parser};
 use syn::{Expr, Ident, LitStr, Token};
 
 /// The options accepted after the limit, for the "expected one of" message.
-pub(crate) const OPTIONS: &[&str] = &["limiter", "max_wait", "queue", "key", "name"];
+pub(crate) const OPTIONS: &[&str] = &["limiter", "max_wait", "queue", "key", "weight", "name"];
 
 /// What a limit may be, for the messages that reject one.
 pub(crate) const EXPECTED_LIMIT: &str = "expected a positive integer literal such as \
@@ -33,6 +33,7 @@ pub(crate) struct Args {
     pub(crate) max_wait: Option<Opt<Expr>>,
     pub(crate) queue: Option<Opt<Expr>>,
     pub(crate) key: Option<Opt<Expr>>,
+    pub(crate) weight: Option<Opt<Expr>>,
     pub(crate) name: Option<Opt<LitStr>>,
 }
 
@@ -88,6 +89,7 @@ impl Args {
             "max_wait" => set_once(&mut self.max_wait, key, input.parse()?),
             "queue" => set_once(&mut self.queue, key, input.parse()?),
             "key" => set_once(&mut self.key, key, input.parse()?),
+            "weight" => set_once(&mut self.weight, key, input.parse()?),
             "name" => set_once(&mut self.name, key, input.parse()?),
             _ => Err(syn::Error::new(
                 key.span(),

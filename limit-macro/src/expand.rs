@@ -18,7 +18,7 @@ use syn::spanned::Spanned;
 use syn::visit_mut::VisitMut;
 use syn::{FnArg, Pat, PatIdent, ReturnType, Signature, Token, Type};
 
-use crate::validate::{Plan, Policy, Shape, Source, is_unit};
+use crate::validate::{Plan, Policy, Shape, Source, Weight, is_unit};
 
 pub(crate) fn expand(plan: Plan) -> TokenStream {
     let Plan {
@@ -28,19 +28,30 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
         body,
         source,
         policy,
+        weight,
         shape,
     } = plan;
     let call = format_ident!("__call", span = Span::mixed_site());
     let policy_ident = format_ident!("__policy", span = Span::mixed_site());
     let inner_attrs = &body.inner_attrs;
-    let register = register(&source, &sig, &call);
-    let policy_value = policy.as_ref().map(|policy| {
-        let value = policy_value(policy);
-        quote!(let #policy_ident = #value;)
-    });
+    let weighed = weight
+        .as_ref()
+        .map(|weight| weighed(weight, policy.is_some()));
+    let register = register(&source, &sig, &call, weighed.as_ref());
+    // A weighted call that may be refused for its weight waits under a policy even without
+    // `max_wait` or `queue`: the refusal comes back to the closure.
+    let policy_value = match (&policy, &weight) {
+        (Some(policy), _) => Some(policy_value(policy)),
+        (None, Some(_)) => Some(quote!(::limit_runtime::__private::Policy::new())),
+        (None, None) => None,
+    }
+    .map(|value| quote!(let #policy_ident = #value;));
     let register = quote!(#register #policy_value);
+    // A call too heavy for the limit panics where it is made, at the caller's line.
+    let track_caller = weight.as_ref().map(|_| quote!(#[track_caller]));
     let permit = format_ident!("__permit", span = Span::mixed_site());
-    let (wait, take_permit) = wait_and_permit(policy.as_ref(), &policy_ident, &permit);
+    let (wait, take_permit) =
+        wait_and_permit(policy.as_ref(), weight.as_ref(), &policy_ident, &permit);
     let limited = |async_move: TokenStream, body: TokenStream| {
         quote! {
             ::limit_runtime::Limited::new(::limit_runtime::__private::Machine::new(
@@ -75,6 +86,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
                 let sig = with_output(sig, &quote!(impl ::core::future::Future<Output = #output>));
                 return quote! {
                     #(#attrs)*
+                    #track_caller
                     #vis #sig {
                         #(#inner_attrs)*
                         #register
@@ -92,6 +104,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
             // callers through the trait see; callers of the concrete type get `Limited`.
             quote! {
                 #(#attrs)*
+                #track_caller
                 #[allow(refining_impl_trait, clippy::type_complexity)]
                 #vis #sig {
                     #(#inner_attrs)*
@@ -109,6 +122,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
             let limited = limited(quote!(#async_kw #move_kw), quote!(#block));
             quote! {
                 #(#attrs)*
+                #track_caller
                 #vis #sig {
                     #(#inner_attrs)*
                     #register
@@ -127,25 +141,46 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
 /// then, so `drain()` still counts it while its error is converted.
 fn wait_and_permit(
     policy: Option<&Policy>,
+    weight: Option<&Weight>,
     policy_ident: &syn::Ident,
     permit: &syn::Ident,
 ) -> (TokenStream, TokenStream) {
-    let Some(policy) = policy else {
-        return (
-            quote! {
-                ::limit_runtime::__private::Call::wait,
-                ::limit_runtime::__private::AtFront::wait,
-            },
-            quote!(let #permit = #permit;),
-        );
-    };
     let call = format_ident!("__call", span = Span::mixed_site());
     let refused = format_ident!("__refused", span = Span::mixed_site());
-    // Located at the option: a return type that cannot carry the error (not a `Result`, or an
-    // `E` without `From<LimitError>`) is one error there, with `Refusal`'s message.
-    let span = Span::call_site().located_at(policy.span);
-    let error = format_ident!("__error", span = Span::mixed_site().located_at(policy.span));
-    let refusal = quote_spanned!(span=> ::limit_runtime::__private::refusal(#error));
+    let (error, refusal) = match (policy, weight) {
+        (None, None) => {
+            return (
+                quote! {
+                    ::limit_runtime::__private::Call::wait,
+                    ::limit_runtime::__private::AtFront::wait,
+                },
+                quote!(let #permit = #permit;),
+            );
+        }
+        (Some(policy), _) => {
+            // Located at the option: a return type that cannot carry the error (not a
+            // `Result`, or an `E` without `From<LimitError>`) is one error there, with
+            // `Refusal`'s message.
+            let span = Span::call_site().located_at(policy.span);
+            let error = format_ident!("__error", span = Span::mixed_site().located_at(policy.span));
+            let refusal = quote_spanned!(span=> ::limit_runtime::__private::refusal(#error));
+            (error, refusal)
+        }
+        // Only a weight refuses: `Err(TooHeavy)` if the output can carry it; otherwise the
+        // call panicked when it was made, and this is never reached.
+        (None, Some(weight)) => {
+            let error = format_ident!("__error", span = Span::mixed_site());
+            let refusal = if let Some(ty) = &weight.output {
+                quote! {{
+                    use ::limit_runtime::__private::{HeavyPanics as _, HeavyRefuses as _};
+                    (&&::limit_runtime::__private::Heavy::<#ty>::PROBE).refuse(#error)
+                }}
+            } else {
+                quote!(::limit_runtime::__private::never_refused(#error))
+            };
+            (error, refusal)
+        }
+    };
     (
         quote! {
             move |#call| #call.wait_with(#policy_ident),
@@ -184,10 +219,22 @@ fn with_output(mut sig: Signature, output: &TokenStream) -> TokenStream {
 }
 
 /// The statement, in the plain `fn`, that registers the call and binds its guard to `call`.
+/// `weighed` is the weight's two arguments (see [`weighed`]), for a weighted call: it goes
+/// through the `_weighted` form of each constructor.
 ///
 /// The limiter is reached through a zero-sized `Handle` type declared here, in a block of its
 /// own, rather than through a reference: the call's guards then take no space in its future.
-fn register(source: &Source, sig: &Signature, call: &syn::Ident) -> TokenStream {
+fn register(
+    source: &Source,
+    sig: &Signature,
+    call: &syn::Ident,
+    weighed: Option<&TokenStream>,
+) -> TokenStream {
+    let constructor = |name: &str, span: Span| match weighed {
+        Some(_) => format_ident!("{name}_weighted", span = span),
+        None => format_ident!("{name}", span = span),
+    };
+    let weight_args = weighed.map(|args| quote!(, #args));
     let function = &sig.ident;
     // An instance's limiter goes through `call_instance`, spanned at the expression, so that
     // one of the wrong type is one error there, with the message of `IntoHandle`.
@@ -200,17 +247,21 @@ fn register(source: &Source, sig: &Signature, call: &syn::Ident) -> TokenStream 
         _ => None,
     };
     if let Some((span, limiter)) = instance {
-        let enter = quote_spanned!(span=> ::limit_runtime::__private::Limiter::call_instance);
-        return quote!(let #call = #enter(#limiter););
+        let name = constructor("call_instance", span);
+        let enter = quote_spanned!(span=> ::limit_runtime::__private::Limiter::#name);
+        return quote!(let #call = #enter(#limiter #weight_args););
     }
     let handle = format_ident!("__Limiter", span = Span::mixed_site());
     let (limiter, enter) = match source {
         // Spanned at the path, so that naming a `const` (a fresh temporary at each use, not
         // one limiter) is reported there.
-        Source::Shared(path) => (
-            quote_spanned!(path.span()=> &#path),
-            quote!(::limit_runtime::__private::Limiter::call_shared(#handle)),
-        ),
+        Source::Shared(path) => {
+            let name = constructor("call_shared", Span::call_site());
+            (
+                quote_spanned!(path.span()=> &#path),
+                quote!(::limit_runtime::__private::Limiter::#name(#handle #weight_args)),
+            )
+        }
         Source::Own { limit, name, key } => {
             let limiter = format_ident!("__LIMITER", span = Span::mixed_site());
             // The default name: a method with a `self` receiver is named after its type, from
@@ -240,14 +291,22 @@ fn register(source: &Source, sig: &Signature, call: &syn::Ident) -> TokenStream 
             let span = Span::call_site().located_at(limit.span());
             let limit = quote_spanned!(span=> || #limit);
             let enter = match key {
-                None => quote! {
-                    ::limit_runtime::__private::Limiter::call(#handle, #limit, #type_name)
-                },
-                Some(key) => quote! {
-                    ::limit_runtime::__private::Limiter::call_keyed(
-                        #handle, #limit, #type_name, #key
-                    )
-                },
+                None => {
+                    let name = constructor("call", Span::call_site());
+                    quote! {
+                        ::limit_runtime::__private::Limiter::#name(
+                            #handle, #limit, #type_name #weight_args
+                        )
+                    }
+                }
+                Some(key) => {
+                    let name = constructor("call_keyed", Span::call_site());
+                    quote! {
+                        ::limit_runtime::__private::Limiter::#name(
+                            #handle, #limit, #type_name, #key #weight_args
+                        )
+                    }
+                }
             };
             let limiter = quote! {
                 static #limiter: ::limit_runtime::__private::Limiter =
@@ -270,6 +329,26 @@ fn register(source: &Source, sig: &Signature, call: &syn::Ident) -> TokenStream 
             #enter
         };
     }
+}
+
+/// The weight's two arguments to a `_weighted` constructor: the weight, evaluated when the
+/// call is made (an argument of type `usize`, so that an expression of another type is one
+/// error, at it), and what a call too heavy for the limit does. Under `max_wait` or `queue`
+/// the function returns a `Result` that carries a `LimitError` (the type system checks it at
+/// the option), so it returns the refusal. Otherwise the output type decides, at compile
+/// time (`Heavy`'s autoref dispatch): a `Result` that can carry one returns it, anything else
+/// panics where the call is made; and so does an output that cannot be named.
+fn weighed(weight: &Weight, has_policy: bool) -> TokenStream {
+    let expr = &weight.expr;
+    let on_heavy = match (&weight.output, has_policy) {
+        (_, true) => quote!(::limit_runtime::__private::OnHeavy::Refuse),
+        (Some(ty), false) => quote! {{
+            use ::limit_runtime::__private::{HeavyPanics as _, HeavyRefuses as _};
+            (&&::limit_runtime::__private::Heavy::<#ty>::PROBE).on_heavy()
+        }},
+        (None, false) => quote!(::limit_runtime::__private::OnHeavy::Panic),
+    };
+    quote!(#expr, #on_heavy)
 }
 
 /// `max_wait` and `queue`, evaluated when the call is made (so they may use the arguments).

@@ -263,6 +263,16 @@ const KEYS: Values = &[
     ("url.len() % 4", None),
 ];
 
+/// Any `usize` expression is a weight to the attribute (the type system checks the type).
+const WEIGHTS: Values = &[
+    ("1", None),
+    ("0", None),
+    ("body.len()", None),
+    ("self.cost", None),
+    ("usize::from(n)", None),
+    ("(a + b) << 10", None),
+];
+
 /// Values after an unknown name: never read, since the name is rejected first.
 const UNKNOWN_VALUES: &[&str] = &["5", "\"x\"", "DATABASE", "Duration::from_secs(1)", ""];
 
@@ -386,6 +396,7 @@ fn option_value(name: &'static str) -> BoxedStrategy<Part> {
         "limiter" => plain(LIMITERS),
         "max_wait" => plain(MAX_WAITS),
         "key" => plain(KEYS),
+        "weight" => plain(WEIGHTS),
         "name" => plain(NAMES),
         "queue" => (values(QUEUES), wrap())
             .prop_map(|(value, wrap)| Part::Opt("queue", value, wrap))
@@ -449,6 +460,7 @@ fn any_mistakes() -> impl Strategy<Value = BadArgs> {
         prop::option::weighted(0.25, option_value("key")),
         prop::option::weighted(0.3, option_value("max_wait")),
         prop::option::weighted(0.3, option_value("queue")),
+        prop::option::weighted(0.2, option_value("weight")),
     );
     let extras = prop_oneof![
         1 => Just(Vec::new()),
@@ -461,9 +473,9 @@ fn any_mistakes() -> impl Strategy<Value = BadArgs> {
         1 => 0..CORPUS.len(),
     ];
     (corpus, source, options, extras, any::<bool>()).prop_flat_map(
-        |(corpus, source, (name, key, max_wait, queue), extras, trailing_comma)| {
+        |(corpus, source, (name, key, max_wait, queue, weight), extras, trailing_comma)| {
             let mut parts = source;
-            parts.extend([name, key, max_wait, queue].into_iter().flatten());
+            parts.extend([name, key, max_wait, queue, weight].into_iter().flatten());
             parts.extend(extras);
             (
                 Just(corpus),
@@ -568,7 +580,7 @@ fn expected_errors(case: &BadArgs) -> Vec<String> {
                 errors.extend(value.error.clone());
             }
             Part::Unknown(name, _) => errors.push(format!(
-                "{UNKNOWN}{name}`; expected one of: `limiter`, `max_wait`, `queue`, `key`, `name`"
+                "{UNKNOWN}{name}`; expected one of: `limiter`, `max_wait`, `queue`, `key`, `weight`, `name`"
             )),
             // `name` alone is an expression, so it is read as a positional limit: the
             // error is the missing comma after it, or the limit given twice.
@@ -760,7 +772,7 @@ const ARGUMENT_ERRORS: &[(&str, &str)] = &[
     ("", MISSING_LIMIT),
     (
         "limits = 5",
-        "unknown option `limits`; expected one of: `limiter`, `max_wait`, `queue`, `key`, `name`",
+        "unknown option `limits`; expected one of: `limiter`, `max_wait`, `queue`, `key`, `weight`, `name`",
     ),
     ("limit = 5", "unknown option `limit`"),
     ("5, max_wait_ms = 100", "unknown option `max_wait_ms`"),

@@ -28,6 +28,8 @@ pub(crate) struct Plan {
     /// `max_wait` and `queue`, when either is set: the call may then fail with a
     /// `LimitError`, returned through the function's `Result`.
     pub(crate) policy: Option<Policy>,
+    /// `weight = …`: the call takes that many permits.
+    pub(crate) weight: Option<Weight>,
     pub(crate) shape: Shape,
 }
 
@@ -54,6 +56,15 @@ pub(crate) struct Policy {
     pub(crate) queue: Option<Expr>,
     /// The first of the two options: where an error about the return type is reported.
     pub(crate) span: Span,
+}
+
+/// `weight = EXPR`, and what a call too heavy for the limit does.
+pub(crate) struct Weight {
+    pub(crate) expr: Expr,
+    /// The future's output type, when it can be named in the function's body (no
+    /// `impl Trait` in it): the runtime then returns `Err(LimitError::TooHeavy)` if it is a
+    /// `Result` that can carry one. `None`: a too-heavy call panics where it is made.
+    pub(crate) output: Option<Type>,
 }
 
 pub(crate) enum Shape {
@@ -129,6 +140,15 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
     }
     let source = source(args.limit, args.limiter, args.key, args.name, &sig)?;
     let policy = policy(args.max_wait, args.queue, &sig, &shape)?;
+    let weight = args.weight.map(|weight| Weight {
+        expr: weight.value,
+        output: match &sig.output {
+            ReturnType::Default => Some(syn::parse_quote!(())),
+            ReturnType::Type(..) => output_type(&sig, &shape)
+                .filter(|ty| !mentions_impl_or_infer(&quote::ToTokens::to_token_stream(ty)))
+                .cloned(),
+        },
+    });
     Ok(Plan {
         attrs,
         vis,
@@ -136,6 +156,7 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
         body,
         source,
         policy,
+        weight,
         shape,
     })
 }
@@ -426,6 +447,15 @@ fn path_output(path: &Path) -> Option<&Type> {
             GenericArgument::Type(inner) => future_output(inner),
             _ => None,
         })
+    })
+}
+
+/// Whether a type's tokens contain `impl` or `_`, which cannot be named in an expression.
+fn mentions_impl_or_infer(tokens: &TokenStream) -> bool {
+    tokens.clone().into_iter().any(|token| match token {
+        TokenTree::Ident(ident) => ident == "impl" || ident == "_",
+        TokenTree::Group(group) => mentions_impl_or_infer(&group.stream()),
+        TokenTree::Punct(_) | TokenTree::Literal(_) => false,
     })
 }
 

@@ -3,8 +3,8 @@
 //! place under the limit, and lives only while the body runs. [`Permit`] is the public face
 //! of `Admitted`, for [`Limiter::acquire`].
 //!
-//! The guards are generic over how they find their limiter ([`Handle`]) and whether the
-//! limit is per key ([`Key`]). The expansion gives each function's limiter (and each
+//! The guards are generic over how they find their limiter ([`Handle`]) and what the call
+//! claims of it ([`Claim`]): the limiter's permits or a key's, one permit or a weight. The expansion gives each function's limiter (and each
 //! `limiter = STATIC`) a zero-sized `Handle` type of its own, so an ordinary call's guards
 //! are zero-sized: the attribute adds little more to a call's future than tokio's `Acquire`,
 //! which any semaphore wait needs. A limiter per instance is reached through a `&Limiter`
@@ -19,6 +19,8 @@
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+use tokio::sync::{AcquireError, SemaphorePermit};
 
 use crate::core::Core;
 use crate::error::LimitError;
@@ -38,8 +40,13 @@ use crate::observe::{self, WaitObservation};
 macro_rules! wait_in_line {
     ($queued:ident) => {
         loop {
-            let permit = $queued.gate().next_permit($queued.place).await;
-            match $queued.gate().take_handed(permit, $queued.place) {
+            // The weight is read again after the wait rather than kept across it, so that the
+            // future does not store it beside the call that already holds it.
+            let permit = $queued.next_permit().await;
+            match $queued
+                .gate()
+                .take_handed(permit, $queued.place, $queued.weight())
+            {
                 Handed::Admitted(held) => {
                     $queued.place = false;
                     break held;
@@ -56,14 +63,18 @@ macro_rules! wait_in_line {
 /// that always find a permit still lets the other tasks of a current-thread runtime run. The
 /// budget is spent only when a permit is taken at once; while calls are queued, the call
 /// queues too, and tokio's semaphore spends the budget as it waits (so the budget is not
-/// consulted twice). Outside a tokio runtime there is no budget, and this never yields.
+/// consulted twice). Outside a tokio runtime there is no budget, and this never yields. A call
+/// of weight 0 takes no permit, and is admitted at once, as tokio's `acquire_many(0)` is.
 #[inline]
-fn fast_path(cx: &mut Context<'_>, gate: &Gate) -> Poll<Option<usize>> {
+fn fast_path(cx: &mut Context<'_>, gate: &Gate, weight: usize) -> Poll<Option<usize>> {
+    if weight == 0 {
+        return Poll::Ready(Some(gate.held()));
+    }
     if !gate.fast_path_open() {
-        return Poll::Ready(gate.try_acquire());
+        return Poll::Ready(gate.try_acquire(weight));
     }
     let budget = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-    let held = gate.try_acquire();
+    let held = gate.try_acquire(weight);
     if held.is_some() {
         budget.made_progress();
     }
@@ -147,21 +158,32 @@ impl IntoHandle for &Arc<Limiter> {
     }
 }
 
-/// Whether a call is limited per key, and if so, its key's slot. Not a public API.
+/// What a call claims of its limiter: the limiter's permits or its key's, and how many.
+/// Not a public API.
 #[doc(hidden)]
-pub trait Key: Send + Sync + Unpin + 'static {
+pub trait Claim: Send + Sync + Unpin + 'static {
     /// Where the call's permits are: the limiter's gate, or its key's.
     fn gate<'a>(&'a self, core: &'a Core) -> &'a Gate;
     /// The key's slot, for a keyed call.
     fn slot(&self) -> Option<&Slot>;
+    /// How many permits the call takes: 1, unless it is weighted.
+    fn weight(&self) -> usize;
+    /// The limit that the weight was above when the call was made: such a call is refused.
+    fn too_heavy(&self) -> Option<usize>;
+    /// Waits in line at `gate` for the call's permits: see `Gate::next_permit`.
+    fn next_permit<'a>(
+        &self,
+        gate: &'a Gate,
+        at_front: bool,
+    ) -> impl Future<Output = Result<SemaphorePermit<'a>, AcquireError>> + 'a;
 }
 
-/// A call without a key. Not a public API.
+/// One permit of the limiter's own. Not a public API.
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Unkeyed;
 
-impl Key for Unkeyed {
+impl Claim for Unkeyed {
     #[inline]
     fn gate<'a>(&'a self, core: &'a Core) -> &'a Gate {
         core.gate()
@@ -171,13 +193,32 @@ impl Key for Unkeyed {
     fn slot(&self) -> Option<&Slot> {
         None
     }
+
+    #[inline]
+    fn weight(&self) -> usize {
+        1
+    }
+
+    #[inline]
+    fn too_heavy(&self) -> Option<usize> {
+        None
+    }
+
+    #[inline]
+    fn next_permit<'a>(
+        &self,
+        gate: &'a Gate,
+        at_front: bool,
+    ) -> impl Future<Output = Result<SemaphorePermit<'a>, AcquireError>> + 'a {
+        gate.next_one(at_front)
+    }
 }
 
-/// A call of one key. Not a public API.
+/// One permit of a key's. Not a public API.
 #[doc(hidden)]
 pub struct Keyed(pub(crate) Arc<Slot>);
 
-impl Key for Keyed {
+impl Claim for Keyed {
     fn gate<'a>(&'a self, _core: &'a Core) -> &'a Gate {
         &self.0.gate
     }
@@ -185,6 +226,157 @@ impl Key for Keyed {
     fn slot(&self) -> Option<&Slot> {
         Some(&self.0)
     }
+
+    fn weight(&self) -> usize {
+        1
+    }
+
+    fn too_heavy(&self) -> Option<usize> {
+        None
+    }
+
+    fn next_permit<'a>(
+        &self,
+        gate: &'a Gate,
+        at_front: bool,
+    ) -> impl Future<Output = Result<SemaphorePermit<'a>, AcquireError>> + 'a {
+        gate.next_one(at_front)
+    }
+}
+
+/// `weight` permits where `K` claims one. Not a public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Weighted<K: Claim = Unkeyed> {
+    claim: K,
+    weight: usize,
+    too_heavy: Option<usize>,
+}
+
+impl<K: Claim> Weighted<K> {
+    /// `weight` permits of `claim`'s gate, `limit` being the limit in force now. A weight
+    /// that is [`too_heavy`] for it will be refused.
+    pub(crate) fn new(claim: K, weight: usize, limit: usize) -> Self {
+        let too_heavy = too_heavy(weight, limit).then_some(limit);
+        Self {
+            claim,
+            weight,
+            too_heavy,
+        }
+    }
+}
+
+impl<K: Claim> Claim for Weighted<K> {
+    #[inline]
+    fn gate<'a>(&'a self, core: &'a Core) -> &'a Gate {
+        self.claim.gate(core)
+    }
+
+    #[inline]
+    fn slot(&self) -> Option<&Slot> {
+        self.claim.slot()
+    }
+
+    #[inline]
+    fn weight(&self) -> usize {
+        self.weight
+    }
+
+    #[inline]
+    fn too_heavy(&self) -> Option<usize> {
+        self.too_heavy
+    }
+
+    #[inline]
+    fn next_permit<'a>(
+        &self,
+        gate: &'a Gate,
+        at_front: bool,
+    ) -> impl Future<Output = Result<SemaphorePermit<'a>, AcquireError>> + 'a {
+        gate.next_permit(at_front, self.weight)
+    }
+}
+
+/// Whether a call of `weight` permits could never be admitted under `limit`: above it
+/// (unless it is 0, which pauses admission and refuses nobody), or above `MAX_LIMIT`,
+/// whatever the limit.
+pub(crate) fn too_heavy(weight: usize, limit: usize) -> bool {
+    weight > crate::gate::MAX_LIMIT || (limit != 0 && weight > limit)
+}
+
+/// What a function does with a call whose weight is above its limit: a function whose
+/// output is a `Result<T, E>` with `E: From<LimitError>` returns `Err(LimitError::TooHeavy)`
+/// ([`OnHeavy::Refuse`]), any other panics where the call is made ([`OnHeavy::Panic`]). Not
+/// a public API.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnHeavy {
+    /// The call returns the refusal.
+    Refuse,
+    /// The call panics.
+    Panic,
+}
+
+/// Chooses what a too-heavy call does from the function's output type `T`, at compile time,
+/// by autoref dispatch: `(&&Heavy::<T>::PROBE).on_heavy()` finds [`HeavyRefuses`] first when
+/// `T` is a [`Refusal`](crate::error::Refusal) (a `Result` whose error has
+/// `From<LimitError>`), and [`HeavyPanics`] otherwise. The same dispatch turns the refusal
+/// into the output (`refuse`). Not a public API.
+#[doc(hidden)]
+pub struct Heavy<T>(std::marker::PhantomData<fn() -> T>);
+
+impl<T> Heavy<T> {
+    /// The probe.
+    pub const PROBE: Self = Self(std::marker::PhantomData);
+}
+
+/// See [`Heavy`]: a function that returns its refusals. Not a public API.
+#[doc(hidden)]
+pub trait HeavyRefuses<T> {
+    /// [`OnHeavy::Refuse`].
+    #[inline]
+    fn on_heavy(&self) -> OnHeavy {
+        OnHeavy::Refuse
+    }
+
+    /// `Err(E::from(error))`.
+    fn refuse(&self, error: LimitError) -> T;
+}
+
+impl<T: crate::error::Refusal> HeavyRefuses<T> for &Heavy<T> {
+    fn refuse(&self, error: LimitError) -> T {
+        T::refused(error)
+    }
+}
+
+/// See [`Heavy`]: a function that panics where a too-heavy call is made. Not a public API.
+#[doc(hidden)]
+pub trait HeavyPanics<T> {
+    /// [`OnHeavy::Panic`].
+    #[inline]
+    fn on_heavy(&self) -> OnHeavy {
+        OnHeavy::Panic
+    }
+
+    /// Never called: such a call panicked when it was made.
+    fn refuse(&self, error: LimitError) -> T {
+        never_refused(error)
+    }
+}
+
+impl<T> HeavyPanics<T> for Heavy<T> {}
+
+/// The refusal of a weighted call that panics when too heavy, and so is never refused
+/// afterwards. A function returning `T`, rather than a panic in the expansion, so that the
+/// code after it is not reported as unreachable. Not a public API.
+#[doc(hidden)]
+#[must_use]
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "it takes what the refusal branch has, an owned error"
+)]
+pub fn never_refused<T>(error: LimitError) -> T {
+    unreachable!("limit-runtime: a call refused after it was made: {error}")
 }
 
 /// How long a call may wait, and how many calls may wait at once: the `max_wait` and
@@ -225,12 +417,12 @@ impl Policy {
 /// API.
 #[doc(hidden)]
 #[must_use = "a call stops counting as in flight when this guard is dropped"]
-pub struct Call<H: Handle, K: Key = Unkeyed> {
+pub struct Call<H: Handle, K: Claim = Unkeyed> {
     handle: H,
     key: K,
 }
 
-impl<H: Handle, K: Key> std::fmt::Debug for Call<H, K> {
+impl<H: Handle, K: Claim> std::fmt::Debug for Call<H, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Call")
             .field("limiter", self.core().name())
@@ -239,7 +431,7 @@ impl<H: Handle, K: Key> std::fmt::Debug for Call<H, K> {
     }
 }
 
-impl<H: Handle, K: Key> Call<H, K> {
+impl<H: Handle, K: Claim> Call<H, K> {
     /// A call that the limiter has just counted as in flight.
     pub(crate) fn entered(handle: H, key: K) -> Self {
         Self { handle, key }
@@ -253,6 +445,11 @@ impl<H: Handle, K: Key> Call<H, K> {
     #[inline]
     pub(crate) fn gate(&self) -> &Gate {
         self.key.gate(self.core())
+    }
+
+    #[inline]
+    fn weight(&self) -> usize {
+        self.key.weight()
     }
 
     /// Waits for a permit, in FIFO order with the other calls of the same limit: the fast
@@ -282,8 +479,8 @@ impl<H: Handle, K: Key> Call<H, K> {
             unreachable!("limit-runtime: an unbounded queue takes every call");
         };
         async move {
-            let permit = observe::in_wait_span!(wait, queued.gate().next_permit(false).await);
-            match queued.gate().take_handed(permit, false) {
+            let permit = observe::in_wait_span!(wait, queued.next_permit().await);
+            match queued.gate().take_handed(permit, false, queued.weight()) {
                 Handed::Admitted(held) => {
                     Step::Admitted(queued.leave_admitted().admitted(held, Some(wait)))
                 }
@@ -304,6 +501,14 @@ impl<H: Handle, K: Key> Call<H, K> {
     /// keeps the call, so that it stays in flight until the caller's future completes.
     #[doc(hidden)]
     pub async fn wait_with(self, policy: Policy) -> Result<Admitted<H, K>, Refused<H, K>> {
+        if let Some(limit) = self.key.too_heavy() {
+            let weight = self.weight();
+            return Err(self.refuse(|limiter, _| LimitError::TooHeavy {
+                limiter,
+                limit,
+                weight,
+            }));
+        }
         if policy.max_wait == Some(Duration::ZERO) {
             return Err(self.refuse(|limiter, limit| LimitError::NoPermit { limiter, limit }));
         }
@@ -343,11 +548,15 @@ impl<H: Handle, K: Key> Call<H, K> {
     #[doc(hidden)]
     #[inline]
     pub fn poll_fast(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        if self.key.too_heavy().is_some() {
+            return Poll::Ready(false); // refused by `wait_with`
+        }
         let core = self.core();
-        let Some(held) = std::task::ready!(fast_path(cx, self.key.gate(core))) else {
+        let weight = self.weight();
+        let Some(held) = std::task::ready!(fast_path(cx, self.key.gate(core), weight)) else {
             return Poll::Ready(false);
         };
-        core.admitted(held, self.key.slot().is_some(), None);
+        core.admitted(held, self.key.slot().is_some(), weight, None);
         Poll::Ready(true)
     }
 
@@ -360,7 +569,21 @@ impl<H: Handle, K: Key> Call<H, K> {
 
     /// Takes a permit if one is free now.
     pub(crate) fn try_admit(self) -> Result<Admitted<H, K>, Refused<H, K>> {
-        match self.gate().try_acquire() {
+        if let Some(limit) = self.key.too_heavy() {
+            let weight = self.weight();
+            return Err(self.refuse(|limiter, _| LimitError::TooHeavy {
+                limiter,
+                limit,
+                weight,
+            }));
+        }
+        let weight = self.weight();
+        let held = if weight == 0 {
+            Some(self.gate().held())
+        } else {
+            self.gate().try_acquire(weight)
+        };
+        match held {
             Some(held) => Ok(self.admitted(held, None)),
             None => Err(self.refuse(|limiter, limit| LimitError::NoPermit { limiter, limit })),
         }
@@ -375,12 +598,13 @@ impl<H: Handle, K: Key> Call<H, K> {
     /// count of permits its gate held right after; `wait` is its wait, if it had to.
     #[inline]
     fn admitted(self, held: usize, wait: Option<WaitObservation>) -> Admitted<H, K> {
-        self.core().admitted(held, self.key.slot().is_some(), wait);
+        self.core()
+            .admitted(held, self.key.slot().is_some(), self.weight(), wait);
         Admitted { call: self }
     }
 }
 
-impl<H: Handle, K: Key> Drop for Call<H, K> {
+impl<H: Handle, K: Claim> Drop for Call<H, K> {
     #[inline]
     fn drop(&mut self) {
         self.core().exit(self.key.slot());
@@ -392,12 +616,12 @@ impl<H: Handle, K: Key> Drop for Call<H, K> {
 /// API.
 #[doc(hidden)]
 #[derive(Debug)]
-pub struct Refused<H: Handle, K: Key = Unkeyed> {
+pub struct Refused<H: Handle, K: Claim = Unkeyed> {
     error: LimitError,
     _call: Call<H, K>,
 }
 
-impl<H: Handle, K: Key> Refused<H, K> {
+impl<H: Handle, K: Claim> Refused<H, K> {
     /// Why the call was refused.
     #[doc(hidden)]
     #[must_use]
@@ -446,12 +670,12 @@ impl Place for bool {
 /// A call queued at its gate, from `Gate::enqueue` until it leaves: admitted, timed out, or
 /// dropped. It owns the call (a zero-sized one, for most calls), so it adds nothing to the
 /// future but its place.
-struct Queued<H: Handle, K: Key, P: Place = bool> {
+struct Queued<H: Handle, K: Claim, P: Place = bool> {
     call: Option<Call<H, K>>,
     place: P,
 }
 
-impl<H: Handle, K: Key, P: Place> Queued<H, K, P> {
+impl<H: Handle, K: Claim, P: Place> Queued<H, K, P> {
     /// Queues `call` at its gate, at `place`, unless `bound` calls already wait there. The
     /// wait's observation comes back beside the queued call rather than inside it, so that
     /// the admission can take it over (`Queued` has a `Drop`, so nothing moves out of it).
@@ -472,11 +696,25 @@ impl<H: Handle, K: Key, P: Place> Queued<H, K, P> {
         }
     }
 
-    fn gate(&self) -> &Gate {
+    fn call(&self) -> &Call<H, K> {
         match &self.call {
-            Some(call) => call.gate(),
+            Some(call) => call,
             None => unreachable!("limit-runtime: a queued call is taken out only by `leave`"),
         }
+    }
+
+    fn gate(&self) -> &Gate {
+        self.call().gate()
+    }
+
+    fn weight(&self) -> usize {
+        self.call().weight()
+    }
+
+    /// Waits in line, at this call's place, for its permits.
+    fn next_permit(&self) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> + '_ {
+        let call = self.call();
+        call.key.next_permit(call.gate(), self.place.at_front())
     }
 
     /// Leaves the queue, giving up, and gives the call back.
@@ -495,13 +733,13 @@ impl<H: Handle, K: Key, P: Place> Queued<H, K, P> {
         let Some(call) = self.call.take() else {
             unreachable!("limit-runtime: a queued call leaves once");
         };
-        call.gate().leave(at_front);
+        call.gate().leave(at_front, call.weight());
         observe::left_queue(call.core());
         call
     }
 }
 
-impl<H: Handle, K: Key> Queued<H, K, Back> {
+impl<H: Handle, K: Claim> Queued<H, K, Back> {
     /// The same call, now waiting at the front: it stays in the queue.
     fn into_front(mut self) -> Queued<H, K, Front> {
         Queued {
@@ -511,10 +749,10 @@ impl<H: Handle, K: Key> Queued<H, K, Back> {
     }
 }
 
-impl<H: Handle, K: Key, P: Place> Drop for Queued<H, K, P> {
+impl<H: Handle, K: Claim, P: Place> Drop for Queued<H, K, P> {
     fn drop(&mut self) {
         if let Some(call) = &self.call {
-            call.gate().leave(self.place.at_front());
+            call.gate().leave(self.place.at_front(), call.weight());
             observe::left_queue(call.core());
         }
     }
@@ -526,7 +764,7 @@ impl<H: Handle, K: Key, P: Place> Drop for Queued<H, K, P> {
 /// beside it. Not a public API.
 #[doc(hidden)]
 #[derive(Debug)]
-pub enum Step<H: Handle, K: Key = Unkeyed> {
+pub enum Step<H: Handle, K: Claim = Unkeyed> {
     /// Admitted.
     Admitted(Admitted<H, K>),
     /// Waiting at the front of the line.
@@ -535,26 +773,28 @@ pub enum Step<H: Handle, K: Key = Unkeyed> {
 
 /// A call waiting at the front of the line. Not a public API.
 #[doc(hidden)]
-pub struct AtFront<H: Handle, K: Key = Unkeyed> {
+pub struct AtFront<H: Handle, K: Claim = Unkeyed> {
     queued: Queued<H, K, Front>,
     wait: WaitObservation,
 }
 
-impl<H: Handle, K: Key> std::fmt::Debug for AtFront<H, K> {
+impl<H: Handle, K: Claim> std::fmt::Debug for AtFront<H, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AtFront").finish_non_exhaustive()
     }
 }
 
-impl<H: Handle, K: Key> AtFront<H, K> {
+impl<H: Handle, K: Claim> AtFront<H, K> {
     /// Waits at the front of the line until admitted. Not a public API.
     #[doc(hidden)]
     pub fn wait(self) -> impl Future<Output = Admitted<H, K>> {
         let Self { queued, wait } = self;
         async move {
             loop {
-                let permit = observe::in_wait_span!(wait, queued.gate().next_permit(true).await);
-                if let Handed::Admitted(held) = queued.gate().take_handed(permit, true) {
+                let permit = observe::in_wait_span!(wait, queued.next_permit().await);
+                if let Handed::Admitted(held) =
+                    queued.gate().take_handed(permit, true, queued.weight())
+                {
                     return queued.leave_admitted().admitted(held, Some(wait));
                 }
             }
@@ -566,22 +806,26 @@ impl<H: Handle, K: Key> AtFront<H, K> {
 /// [`Permit`] is its public face.
 #[doc(hidden)]
 #[must_use = "the place is given back as soon as this guard is dropped"]
-pub struct Admitted<H: Handle, K: Key = Unkeyed> {
+pub struct Admitted<H: Handle, K: Claim = Unkeyed> {
     // Dropped after `Drop::drop` gave the place back, so a drain that returns finds every
     // place returned.
     call: Call<H, K>,
 }
 
-impl<H: Handle, K: Key> Drop for Admitted<H, K> {
+impl<H: Handle, K: Claim> Drop for Admitted<H, K> {
     #[inline]
     fn drop(&mut self) {
         let call = &self.call;
         let core = call.core();
-        core.released(call.key.gate(core), call.key.slot().is_some());
+        core.released(
+            call.key.gate(core),
+            call.key.slot().is_some(),
+            call.weight(),
+        );
     }
 }
 
-impl<H: Handle, K: Key> std::fmt::Debug for Admitted<H, K> {
+impl<H: Handle, K: Claim> std::fmt::Debug for Admitted<H, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admitted")
             .field("limiter", self.call.core().name())
@@ -605,11 +849,25 @@ impl<H: Handle, K: Key> std::fmt::Debug for Admitted<H, K> {
 /// assert!(ONE.try_acquire().is_ok());
 /// ```
 #[must_use = "the permit is given back as soon as it is dropped"]
-pub struct Permit<'a>(Admitted<&'a Limiter>);
+pub struct Permit<'a>(Admitted<&'a Limiter, Weighted>);
 
 impl<'a> Permit<'a> {
-    pub(crate) fn new(admitted: Admitted<&'a Limiter>) -> Self {
+    pub(crate) fn new(admitted: Admitted<&'a Limiter, Weighted>) -> Self {
         Self(admitted)
+    }
+
+    /// How many of the limit's permits it holds: 1 from [`Limiter::acquire`], `n` from
+    /// [`Limiter::acquire_many`].
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static BYTES: Limiter = Limiter::new(10);
+    /// assert_eq!(BYTES.try_acquire_many(4).unwrap().permits(), 4);
+    /// ```
+    #[must_use]
+    pub fn permits(&self) -> usize {
+        self.0.call.weight()
     }
 
     /// The limiter this permit belongs to.
@@ -654,11 +912,26 @@ impl std::fmt::Debug for Permit<'_> {
 /// # }
 /// ```
 #[must_use = "the permit is given back as soon as it is dropped"]
-pub struct OwnedPermit(Admitted<Arc<Limiter>>);
+pub struct OwnedPermit(Admitted<Arc<Limiter>, Weighted>);
 
 impl OwnedPermit {
-    pub(crate) fn new(admitted: Admitted<Arc<Limiter>>) -> Self {
+    pub(crate) fn new(admitted: Admitted<Arc<Limiter>, Weighted>) -> Self {
         Self(admitted)
+    }
+
+    /// How many of the limit's permits it holds: 1 from [`Limiter::acquire_owned`], `n`
+    /// from [`Limiter::acquire_many_owned`].
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    /// use std::sync::Arc;
+    ///
+    /// let bytes = Arc::new(Limiter::new(10));
+    /// assert_eq!(bytes.try_acquire_many_owned(3).unwrap().permits(), 3);
+    /// ```
+    #[must_use]
+    pub fn permits(&self) -> usize {
+        self.0.call.weight()
     }
 
     /// The limiter this permit belongs to.

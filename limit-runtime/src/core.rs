@@ -143,14 +143,21 @@ impl Core {
         self.in_flight.exit(&registry::BUSY_LIMITERS);
     }
 
-    /// Counts a call that was just given a permit. `held` is the count of permits its gate
-    /// held right after; `keyed`, whether that gate is a key's; `wait`, its wait, if it had to.
+    /// Counts a call that was just given its `weight` permits. `held` is the count of permits
+    /// its gate held right after; `keyed`, whether that gate is a key's; `wait`, its wait, if
+    /// it had to.
     #[inline]
-    pub(crate) fn admitted(&self, held: usize, keyed: bool, wait: Option<WaitObservation>) {
-        // A keyed call's gate is its key's; the limiter counts all keys together. Only keyed
-        // calls pay for that count.
+    pub(crate) fn admitted(
+        &self,
+        held: usize,
+        keyed: bool,
+        weight: usize,
+        wait: Option<WaitObservation>,
+    ) {
+        // A keyed call's gate is its key's; the limiter counts all keys' permits together.
+        // Only keyed calls pay for that count.
         let running = if keyed {
-            self.keyed_running.fetch_add(1, SeqCst) + 1 + self.gate.held()
+            self.keyed_running.fetch_add(weight, SeqCst) + weight + self.gate.held()
         } else {
             held + self.keyed_running.load(Relaxed)
         };
@@ -161,13 +168,15 @@ impl Core {
         observe::admitted(self, wait);
     }
 
-    /// Counts a call that gives its permit back to `gate` (its own, or its key's).
+    /// Counts a call that gives its `weight` permits back to `gate` (its own, or its key's).
     #[inline]
-    pub(crate) fn released(&self, gate: &Gate, keyed: bool) {
+    pub(crate) fn released(&self, gate: &Gate, keyed: bool, weight: usize) {
         if keyed {
-            self.keyed_running.fetch_sub(1, SeqCst);
+            self.keyed_running.fetch_sub(weight, SeqCst);
         }
-        gate.release();
+        if weight != 0 {
+            gate.release(weight);
+        }
         observe::released(self);
     }
 

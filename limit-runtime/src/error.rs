@@ -1,4 +1,5 @@
-//! The error a limited call returns when it gets no permit under its `max_wait` or `queue`.
+//! The error a limited call returns when it gets no permit under its `max_wait` or `queue`,
+//! or weighs more than its limit.
 
 use std::fmt;
 use std::time::Duration;
@@ -6,7 +7,8 @@ use std::time::Duration;
 use crate::Name;
 
 /// Why a limited call did not run: no permit in time (`max_wait`), no room to wait
-/// (`queue`), or no permit at once where waiting was not allowed.
+/// (`queue`), no permit at once where waiting was not allowed, or a weight above the limit
+/// (`weight`).
 ///
 /// The attribute turns it into the function's error type with `From`, so a function with
 /// `max_wait` or `queue` returns `Result<T, E>` where `E: From<LimitError>`:
@@ -80,6 +82,32 @@ pub enum LimitError {
         /// Its limit when the call was refused.
         limit: usize,
     },
+    /// The call's weight (`weight = …`, [`Limiter::try_acquire_many`](crate::Limiter::try_acquire_many))
+    /// was above the limit in force when the call was made, so no permit could ever admit it.
+    /// A limit of 0 refuses no weight: it pauses admission. A weight above
+    /// [`Limiter::MAX_LIMIT`](crate::Limiter::MAX_LIMIT) is refused whatever the limit.
+    ///
+    /// ```
+    /// use limit_runtime::{LimitError, Limiter};
+    ///
+    /// static UPLOADS: Limiter = Limiter::new(64).with_name("uploads");
+    ///
+    /// let error = UPLOADS.try_acquire_many(100).unwrap_err();
+    /// assert!(matches!(error, LimitError::TooHeavy { weight: 100, limit: 64, .. }));
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     r#"concurrency limit "uploads" (64): a call of weight 100 can never be admitted"#
+    /// );
+    /// ```
+    #[non_exhaustive]
+    TooHeavy {
+        /// The name of the limiter that refused the call.
+        limiter: Name,
+        /// Its limit when the call was made.
+        limit: usize,
+        /// The call's weight.
+        weight: usize,
+    },
 }
 
 impl LimitError {
@@ -98,7 +126,8 @@ impl LimitError {
         match self {
             Self::Timeout { limiter, .. }
             | Self::QueueFull { limiter, .. }
-            | Self::NoPermit { limiter, .. } => limiter,
+            | Self::NoPermit { limiter, .. }
+            | Self::TooHeavy { limiter, .. } => limiter,
         }
     }
 
@@ -116,7 +145,8 @@ impl LimitError {
         match *self {
             Self::Timeout { limit, .. }
             | Self::QueueFull { limit, .. }
-            | Self::NoPermit { limit, .. } => limit,
+            | Self::NoPermit { limit, .. }
+            | Self::TooHeavy { limit, .. } => limit,
         }
     }
 }
@@ -141,6 +171,9 @@ impl fmt::Display for LimitError {
                 )
             }
             Self::NoPermit { .. } => f.write_str("no permit free, and the call may not wait"),
+            Self::TooHeavy { weight, .. } => {
+                write!(f, "a call of weight {weight} can never be admitted")
+            }
         }
     }
 }
@@ -149,7 +182,8 @@ impl std::error::Error for LimitError {}
 
 /// So that a function returning `io::Result<T>` can take `max_wait` or `queue`: a timeout
 /// becomes [`TimedOut`](std::io::ErrorKind::TimedOut), a refusal to wait
-/// [`ResourceBusy`](std::io::ErrorKind::ResourceBusy), with the `LimitError` inside.
+/// [`ResourceBusy`](std::io::ErrorKind::ResourceBusy), a weight above the limit
+/// [`InvalidInput`](std::io::ErrorKind::InvalidInput), with the `LimitError` inside.
 ///
 /// ```
 /// use limit_runtime::concurrency_limit;
@@ -170,6 +204,7 @@ impl From<LimitError> for std::io::Error {
             LimitError::QueueFull { .. } | LimitError::NoPermit { .. } => {
                 std::io::ErrorKind::ResourceBusy
             }
+            LimitError::TooHeavy { .. } => std::io::ErrorKind::InvalidInput,
         };
         Self::new(kind, error)
     }
@@ -237,7 +272,7 @@ impl fmt::Display for LimitTooLarge {
 
 impl std::error::Error for LimitTooLarge {}
 
-/// The output of a call that `max_wait` or `queue` refused: `Err(E::from(error))`. A trait,
+/// The output of a call that `max_wait`, `queue` or `weight` refused: `Err(E::from(error))`. A trait,
 /// so that every spelling of a `Result` is accepted (an alias, a re-export, a full path) and
 /// anything else is one error, at the option, with the message below. Not a public API.
 #[doc(hidden)]

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::gate::Gate;
 
-/// A key of any type, compared through the trait object. `pub` only because `call::Key`
+/// A key of any type, compared through the trait object. `pub` only because `call::Claim`
 /// names `Slot`; the module is private.
 pub trait DynKey: Send + Sync + 'static {
     fn dyn_eq(&self, other: &dyn DynKey) -> bool;

@@ -947,8 +947,8 @@ pub use stats::{Stats, Stragglers, stragglers};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::call::{
-        Admitted, AtFront, Back, Call, Front, Handle, IntoHandle, Key, Keyed, Place, Policy,
-        Refused, Step, Unkeyed,
+        Admitted, AtFront, Back, Call, Claim, Front, Handle, Heavy, HeavyPanics, HeavyRefuses,
+        IntoHandle, Keyed, OnHeavy, Place, Policy, Refused, Step, Unkeyed, Weighted, never_refused,
     };
     pub use crate::error::{Refusal, refusal};
     pub use crate::limited::{Entered, Machine, Never, Outcome, Spec, Waited, never_front};

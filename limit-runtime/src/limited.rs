@@ -28,7 +28,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::call::{Admitted, AtFront, Call, Handle, Key, Refused, Step};
+use crate::call::{Admitted, AtFront, Call, Claim, Handle, Refused, Step};
 
 /// A call's guard, before admission: what [`Machine`] needs of `Call`. Not a public API.
 #[doc(hidden)]
@@ -41,7 +41,7 @@ pub trait Entered {
     fn into_admitted(self) -> Self::Admitted;
 }
 
-impl<H: Handle, K: Key> Entered for Call<H, K> {
+impl<H: Handle, K: Claim> Entered for Call<H, K> {
     type Admitted = Admitted<H, K>;
 
     #[inline]
@@ -63,14 +63,14 @@ pub trait Outcome<P> {
     fn admitted(permit: P) -> Self;
 }
 
-impl<H: Handle, K: Key> Outcome<Admitted<H, K>> for Admitted<H, K> {
+impl<H: Handle, K: Claim> Outcome<Admitted<H, K>> for Admitted<H, K> {
     #[inline]
     fn admitted(permit: Self) -> Self {
         permit
     }
 }
 
-impl<H: Handle, K: Key> Outcome<Admitted<H, K>> for Result<Admitted<H, K>, Refused<H, K>> {
+impl<H: Handle, K: Claim> Outcome<Admitted<H, K>> for Result<Admitted<H, K>, Refused<H, K>> {
     #[inline]
     fn admitted(permit: Admitted<H, K>) -> Self {
         Ok(permit)
@@ -102,7 +102,7 @@ pub trait Waited {
     fn step(self) -> Result<Self::Outcome, Self::Front>;
 }
 
-impl<H: Handle, K: Key> Waited for Step<H, K> {
+impl<H: Handle, K: Claim> Waited for Step<H, K> {
     type Outcome = Admitted<H, K>;
     type Front = AtFront<H, K>;
 
@@ -116,7 +116,7 @@ impl<H: Handle, K: Key> Waited for Step<H, K> {
 }
 
 /// A wait under `max_wait` or `queue` (`Call::wait_with`) waits at the front itself.
-impl<H: Handle, K: Key> Waited for Result<Admitted<H, K>, Refused<H, K>> {
+impl<H: Handle, K: Claim> Waited for Result<Admitted<H, K>, Refused<H, K>> {
     type Outcome = Self;
     type Front = Never;
 

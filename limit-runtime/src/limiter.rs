@@ -5,7 +5,10 @@
 use std::panic::Location;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use crate::call::{Admitted, Call, Handle, IntoHandle, Keyed, OwnedPermit, Permit, Unkeyed};
+use crate::call::{
+    Admitted, Call, Claim, Handle, IntoHandle, Keyed, OnHeavy, OwnedPermit, Permit, Unkeyed,
+    Weighted,
+};
 use crate::core::Core;
 use crate::error::{LimitError, LimitTooLarge};
 use crate::gate::MAX_LIMIT;
@@ -414,7 +417,8 @@ impl Limiter {
 
     /// Waits for a permit, in FIFO order. The permit counts as a call in flight (for
     /// [`drain()`](crate::drain)) until it is dropped. For a permit that outlives the
-    /// borrow (to move into a spawned task), see [`acquire_owned`](Self::acquire_owned).
+    /// borrow (to move into a spawned task), see [`acquire_owned`](Self::acquire_owned); for
+    /// several permits at once, [`acquire_many`](Self::acquire_many).
     ///
     /// ```
     /// use limit_runtime::Limiter;
@@ -429,7 +433,40 @@ impl Limiter {
     /// # }
     /// ```
     pub async fn acquire(&self) -> Permit<'_> {
-        Permit::new(Self::call_shared(self).admit().await)
+        Permit::new(Self::weighed(self, 1, OnHeavy::Panic).admit().await)
+    }
+
+    /// Waits for `n` permits at once, in FIFO order with every other call of this limiter: a
+    /// heavy waiter at the head of the line is not overtaken by lighter ones behind it. While
+    /// the permit lives it holds `n` of the limit's permits ([`running`](Self::running)
+    /// counts permits), and it counts as one call in flight. `n = 0` is granted at once,
+    /// without a permit. `n` is checked when this is called, not when the future is first
+    /// polled.
+    ///
+    /// # Panics
+    ///
+    /// Where it is called, when `n` is above the limit in force then (unless the limit is 0,
+    /// which pauses admission and refuses nobody) or above [`MAX_LIMIT`](Self::MAX_LIMIT):
+    /// no number of permits given back could admit it. [`try_acquire_many`](Self::try_acquire_many)
+    /// returns [`LimitError::TooHeavy`] instead.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static UPLOAD_BYTES: Limiter = Limiter::new(64 << 20).with_name("upload-bytes");
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let body = vec![0u8; 8 << 20];
+    /// let permit = UPLOAD_BYTES.acquire_many(body.len()).await;
+    /// assert_eq!((permit.permits(), UPLOAD_BYTES.running()), (8 << 20, 8 << 20));
+    /// assert_eq!(UPLOAD_BYTES.in_flight(), 1); // one call
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn acquire_many(&self, n: usize) -> impl Future<Output = Permit<'_>> {
+        let call = Self::weighed(self, n, OnHeavy::Panic);
+        async move { Permit::new(call.admit().await) }
     }
 
     /// Takes a permit if one is free now, without waiting.
@@ -448,7 +485,30 @@ impl Limiter {
     /// drop(permit);
     /// ```
     pub fn try_acquire(&self) -> Result<Permit<'_>, LimitError> {
-        try_admit(Self::call_shared(self)).map(Permit::new)
+        self.try_acquire_many(1)
+    }
+
+    /// Takes `n` permits if they are free now and no call waits ahead, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`LimitError::NoPermit`] when fewer than `n` are free (or calls wait for them), and
+    /// [`LimitError::TooHeavy`] when `n` is above the limit (unless it is 0) or above
+    /// [`MAX_LIMIT`](Self::MAX_LIMIT).
+    ///
+    /// ```
+    /// use limit_runtime::{LimitError, Limiter};
+    ///
+    /// static BYTES: Limiter = Limiter::new(100);
+    ///
+    /// let permit = BYTES.try_acquire_many(60).unwrap();
+    /// assert!(matches!(BYTES.try_acquire_many(60), Err(LimitError::NoPermit { .. })));
+    /// assert!(matches!(BYTES.try_acquire_many(101), Err(LimitError::TooHeavy { .. })));
+    /// assert_eq!(BYTES.try_acquire_many(40).unwrap().permits(), 40);
+    /// drop(permit);
+    /// ```
+    pub fn try_acquire_many(&self, n: usize) -> Result<Permit<'_>, LimitError> {
+        try_admit(Self::weighed(self, n, OnHeavy::Refuse)).map(Permit::new)
     }
 
     /// [`acquire`](Self::acquire), for a limiter in an `Arc`: the permit holds the `Arc`, so
@@ -478,7 +538,35 @@ impl Limiter {
     /// # }
     /// ```
     pub async fn acquire_owned(self: Arc<Self>) -> OwnedPermit {
-        OwnedPermit::new(Self::call_shared(self).admit().await)
+        OwnedPermit::new(Self::weighed(self, 1, OnHeavy::Panic).admit().await)
+    }
+
+    /// [`acquire_many`](Self::acquire_many), for a limiter in an `Arc`: see
+    /// [`acquire_owned`](Self::acquire_owned).
+    ///
+    /// # Panics
+    ///
+    /// As [`acquire_many`](Self::acquire_many) does, where it is called.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let bytes = Arc::new(Limiter::new(1024));
+    /// let permit = Arc::clone(&bytes).acquire_many_owned(512).await;
+    /// tokio::spawn(async move {
+    ///     let _permit = permit; // 512 permits, until the task ends
+    /// });
+    /// bytes.drain().await;
+    /// assert_eq!(bytes.running(), 0);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn acquire_many_owned(self: Arc<Self>, n: usize) -> impl Future<Output = OwnedPermit> {
+        let call = Self::weighed(self, n, OnHeavy::Panic);
+        async move { OwnedPermit::new(call.admit().await) }
     }
 
     /// [`try_acquire`](Self::try_acquire), for a limiter in an `Arc`: see
@@ -499,7 +587,27 @@ impl Limiter {
     /// assert!(one.try_acquire_owned().is_ok());
     /// ```
     pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedPermit, LimitError> {
-        try_admit(Self::call_shared(self)).map(OwnedPermit::new)
+        self.try_acquire_many_owned(1)
+    }
+
+    /// [`try_acquire_many`](Self::try_acquire_many), for a limiter in an `Arc`: see
+    /// [`acquire_owned`](Self::acquire_owned).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire_many`](Self::try_acquire_many).
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    /// use std::sync::Arc;
+    ///
+    /// let bytes = Arc::new(Limiter::new(10));
+    /// let permit = Arc::clone(&bytes).try_acquire_many_owned(10).unwrap();
+    /// assert!(Arc::clone(&bytes).try_acquire_many_owned(1).is_err());
+    /// drop(permit);
+    /// ```
+    pub fn try_acquire_many_owned(self: Arc<Self>, n: usize) -> Result<OwnedPermit, LimitError> {
+        try_admit(Self::weighed(self, n, OnHeavy::Refuse)).map(OwnedPermit::new)
     }
 
     /// Counts `future` as in flight on this limiter, from now until it completes or is
@@ -632,6 +740,86 @@ impl Limiter {
         Self::call_shared(limiter.into_handle())
     }
 
+    /// `call`, for a function with `weight = …`: the call takes `weight` permits. `on_heavy`
+    /// says what a weight above the limit does (see [`Weighted::new`]): a panic here, at
+    /// the caller's line, or a refusal when the call is polled. Not a public API.
+    ///
+    /// # Panics
+    ///
+    /// As `call` does, and when the weight is above the limit and `on_heavy` says so.
+    #[doc(hidden)]
+    #[track_caller]
+    pub fn call_weighted<H: Handle>(
+        handle: H,
+        limit: fn() -> usize,
+        type_name: Option<fn() -> &'static str>,
+        weight: usize,
+        on_heavy: OnHeavy,
+    ) -> Call<H, Weighted> {
+        let core = handle.limiter().core_with(limit, type_name);
+        let limit = weigh(core, weight, on_heavy);
+        core.enter();
+        Call::entered(handle, Weighted::new(Unkeyed, weight, limit))
+    }
+
+    /// `call_weighted`, for a function with `key = …` too: `weight` permits of its key's
+    /// limit. Not a public API.
+    #[doc(hidden)]
+    #[track_caller]
+    pub fn call_keyed_weighted<H: Handle, K>(
+        handle: H,
+        limit: fn() -> usize,
+        type_name: Option<fn() -> &'static str>,
+        key: K,
+        weight: usize,
+        on_heavy: OnHeavy,
+    ) -> Call<H, Weighted<Keyed>>
+    where
+        K: std::hash::Hash + Eq + Send + Sync + 'static,
+    {
+        let core = handle.limiter().core_with(limit, type_name);
+        // Checked before the key is entered, so that a panic leaves nothing to undo; every
+        // key's limit is the limiter's.
+        let limit = weigh(core, weight, on_heavy);
+        let slot = core.enter_keyed(key);
+        Call::entered(handle, Weighted::new(Keyed(slot), weight, limit))
+    }
+
+    /// `call_weighted`, for a limiter that has its limit (`limiter = …`, `acquire_many`). Not
+    /// a public API.
+    #[doc(hidden)]
+    #[track_caller]
+    pub fn call_shared_weighted<H: Handle>(
+        handle: H,
+        weight: usize,
+        on_heavy: OnHeavy,
+    ) -> Call<H, Weighted> {
+        Self::weighed(handle, weight, on_heavy)
+    }
+
+    /// `call_weighted`, for `limiter = EXPR`. Not a public API.
+    #[doc(hidden)]
+    #[track_caller]
+    pub fn call_instance_weighted<L, H>(
+        limiter: L,
+        weight: usize,
+        on_heavy: OnHeavy,
+    ) -> Call<H, Weighted>
+    where
+        L: IntoHandle<Handle = H>,
+        H: Handle,
+    {
+        Self::weighed(limiter.into_handle(), weight, on_heavy)
+    }
+
+    #[track_caller]
+    fn weighed<H: Handle>(handle: H, weight: usize, on_heavy: OnHeavy) -> Call<H, Weighted> {
+        let core = handle.limiter().core_with(|| 0, None);
+        let limit = weigh(core, weight, on_heavy);
+        core.enter();
+        Call::entered(handle, Weighted::new(Unkeyed, weight, limit))
+    }
+
     /// The core, which exists once a call has been made (the guards' `Handle`s reach it
     /// through here).
     #[inline]
@@ -703,7 +891,28 @@ fn method_name(type_name: &str, method: &str) -> Name {
 }
 
 /// Takes a permit for `call` if one is free now.
-fn try_admit<H: Handle>(call: Call<H>) -> Result<Admitted<H>, LimitError> {
+/// Checks `weight` against `core`'s limit now, and returns that limit: a weight that could
+/// never be admitted panics here, at the caller's line, when `on_heavy` says so (otherwise
+/// the call is refused when polled).
+#[track_caller]
+fn weigh(core: &Core, weight: usize, on_heavy: OnHeavy) -> usize {
+    let limit = core.limit();
+    if on_heavy == OnHeavy::Panic && crate::call::too_heavy(weight, limit) {
+        let (bound, what) = if weight > MAX_LIMIT {
+            (MAX_LIMIT, "maximum (`Limiter::MAX_LIMIT`)")
+        } else {
+            (limit, "limit")
+        };
+        panic!(
+            "concurrency limit {:?}: a call of weight {weight} is above the {what} of {bound}, \
+             and could never be admitted",
+            core.name().as_str()
+        );
+    }
+    limit
+}
+
+fn try_admit<H: Handle, K: Claim>(call: Call<H, K>) -> Result<Admitted<H, K>, LimitError> {
     call.try_admit().map_err(|refused| refused.error())
 }
 

@@ -25,15 +25,21 @@ use crate::in_flight::InFlight;
 
 /// Takes a permit as a call does: the fast path, else the queue.
 fn acquire(gate: &Gate) {
-    if gate.try_acquire().is_some() {
+    acquire_many(gate, 1);
+}
+
+/// Takes `n` permits as a call of weight `n` does.
+fn acquire_many(gate: &Gate, n: usize) {
+    if gate.try_acquire(n).is_some() {
         return;
     }
     assert!(gate.enqueue(None));
     let mut at_front = false;
-    while let Handed::Front = gate.take_handed(block_on(gate.next_permit(at_front)), at_front) {
+    while let Handed::Front = gate.take_handed(block_on(gate.next_permit(at_front, n)), at_front, n)
+    {
         at_front = true;
     }
-    gate.leave(false);
+    gate.leave(false, n);
 }
 
 /// Runs `work` on a new thread, with the gate shared.
@@ -47,11 +53,17 @@ fn on_thread<T: Send + 'static>(
 
 /// Runs `body` holding a permit, and checks that at most `limit` bodies ever run at once.
 fn with_permit(gate: &Gate, inside: &AtomicUsize, limit: usize) {
-    acquire(gate);
-    let now = inside.fetch_add(1, SeqCst) + 1;
-    assert!(now <= limit, "{now} inside a limit of {limit}");
-    inside.fetch_sub(1, SeqCst);
-    gate.release();
+    with_permits(gate, inside, limit, 1);
+}
+
+/// Runs `body` holding `n` permits, and checks that at most `limit` permits are ever held by
+/// the bodies running at once.
+fn with_permits(gate: &Gate, inside: &AtomicUsize, limit: usize, n: usize) {
+    acquire_many(gate, n);
+    let now = inside.fetch_add(n, SeqCst) + n;
+    assert!(now <= limit, "{now} permits inside a limit of {limit}");
+    inside.fetch_sub(n, SeqCst);
+    gate.release(n);
 }
 
 /// Every permit is back: exactly `limit` can be taken at once.
@@ -59,9 +71,9 @@ fn assert_all_permits_back(gate: &Gate, limit: usize) {
     assert_eq!(gate.held(), 0);
     assert_eq!(gate.waiting(), 0);
     for _ in 0..limit {
-        assert!(gate.try_acquire().is_some(), "a permit was lost");
+        assert!(gate.try_acquire(1).is_some(), "a permit was lost");
     }
-    assert!(gate.try_acquire().is_none(), "a permit was made up");
+    assert!(gate.try_acquire(1).is_none(), "a permit was made up");
 }
 
 #[test]
@@ -89,10 +101,10 @@ fn n_plus_one_threads_never_exceed_n_permits() {
 fn a_queued_call_is_woken_by_the_release_it_waits_for() {
     loom::model(|| {
         let gate = Arc::new(Gate::new(1));
-        assert!(gate.try_acquire().is_some());
-        let releaser = on_thread(&gate, |gate| gate.release());
+        assert!(gate.try_acquire(1).is_some());
+        let releaser = on_thread(&gate, |gate| gate.release(1));
         acquire(&gate); // deadlocks under loom if the release is lost
-        gate.release();
+        gate.release(1);
         releaser.join().unwrap();
         assert_all_permits_back(&gate, 1);
     });
@@ -103,26 +115,26 @@ fn a_queued_call_is_woken_by_the_release_it_waits_for() {
 fn a_wait_polled_once_and_dropped_racing_a_release_loses_no_permit() {
     loom::model(|| {
         let gate = Arc::new(Gate::new(1));
-        assert!(gate.try_acquire().is_some());
-        let releaser = on_thread(&gate, |gate| gate.release());
-        if gate.try_acquire().is_some() {
-            gate.release();
+        assert!(gate.try_acquire(1).is_some());
+        let releaser = on_thread(&gate, |gate| gate.release(1));
+        if gate.try_acquire(1).is_some() {
+            gate.release(1);
         } else {
             assert!(gate.enqueue(None));
             {
-                let mut wait = std::pin::pin!(gate.next_permit(false));
+                let mut wait = std::pin::pin!(gate.next_permit(false, 1));
                 let waker = std::task::Waker::noop();
                 let mut cx = std::task::Context::from_waker(waker);
                 if let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx) {
                     // No resize here, so nobody is ever sent to the front.
                     assert!(matches!(
-                        gate.take_handed(permit, false),
+                        gate.take_handed(permit, false, 1),
                         Handed::Admitted(_)
                     ));
-                    gate.release();
+                    gate.release(1);
                 }
             } // dropped: whatever it was assigned goes back
-            gate.leave(false);
+            gate.leave(false, 1);
         }
         releaser.join().unwrap();
         assert_all_permits_back(&gate, 1);
@@ -133,15 +145,15 @@ fn a_wait_polled_once_and_dropped_racing_a_release_loses_no_permit() {
 fn the_last_waiter_leaving_races_a_new_waiter_and_a_release() {
     loom::model(|| {
         let gate = Arc::new(Gate::new(1));
-        assert!(gate.try_acquire().is_some());
+        assert!(gate.try_acquire(1).is_some());
         // A waiter that gives up, racing a newcomer that must still get the permit.
         let quitter = on_thread(&gate, |gate| {
             assert!(gate.enqueue(None));
-            gate.leave(false);
+            gate.leave(false, 1);
         });
-        let releaser = on_thread(&gate, |gate| gate.release());
+        let releaser = on_thread(&gate, |gate| gate.release(1));
         acquire(&gate);
-        gate.release();
+        gate.release(1);
         quitter.join().unwrap();
         releaser.join().unwrap();
         assert_all_permits_back(&gate, 1);
@@ -177,14 +189,14 @@ fn set_limit_racing_acquire_and_release_keeps_the_count_exact() {
 fn shrinking_while_a_waiter_is_handed_a_permit_admits_no_one_over_the_limit() {
     loom::model(|| {
         let gate = Arc::new(Gate::new(1));
-        assert!(gate.try_acquire().is_some());
+        assert!(gate.try_acquire(1).is_some());
         let resizer = on_thread(&gate, |gate| gate.set_limit(0));
         let waiter = on_thread(&gate, wait_twice_then_give_up);
-        gate.release();
+        gate.release(1);
         resizer.join().unwrap();
         waiter.join().unwrap();
         assert_eq!(gate.held(), 0);
-        assert!(gate.try_acquire().is_none(), "the limit is 0 now");
+        assert!(gate.try_acquire(1).is_none(), "the limit is 0 now");
         gate.set_limit(1);
         assert_all_permits_back(&gate, 1);
     });
@@ -197,12 +209,12 @@ fn shrinking_while_a_waiter_is_handed_a_permit_admits_no_one_over_the_limit() {
 fn a_release_racing_the_last_waiter_leaving_loses_no_permit() {
     loom::model(|| {
         let gate = Arc::new(Gate::new(1));
-        assert!(gate.try_acquire().is_some());
+        assert!(gate.try_acquire(1).is_some());
         let quitter = on_thread(&gate, |gate| {
             assert!(gate.enqueue(None));
-            gate.leave(false);
+            gate.leave(false, 1);
         });
-        gate.release();
+        gate.release(1);
         quitter.join().unwrap();
         assert_all_permits_back(&gate, 1);
     });
@@ -214,25 +226,25 @@ fn a_release_racing_the_last_waiter_leaving_loses_no_permit() {
 fn a_newcomer_never_overtakes_a_waiting_call() {
     loom::model(|| {
         let gate = Arc::new(Gate::new(1));
-        assert!(gate.try_acquire().is_some());
+        assert!(gate.try_acquire(1).is_some());
         assert!(gate.enqueue(None));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        let mut wait = Box::pin(gate.next_permit(false));
+        let mut wait = Box::pin(gate.next_permit(false, 1));
         assert!(wait.as_mut().poll(&mut cx).is_pending(), "in the queue now");
-        let releaser = on_thread(&gate, |gate| gate.release());
-        let newcomer = on_thread(&gate, |gate| gate.try_acquire().is_some());
+        let releaser = on_thread(&gate, |gate| gate.release(1));
+        let newcomer = on_thread(&gate, |gate| gate.try_acquire(1).is_some());
         assert!(!newcomer.join().unwrap(), "a newcomer overtook the waiter");
         releaser.join().unwrap();
         let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx) else {
             panic!("the waiter was not handed the released permit");
         };
         assert!(matches!(
-            gate.take_handed(permit, false),
+            gate.take_handed(permit, false, 1),
             Handed::Admitted(1)
         ));
         drop(wait);
-        gate.leave(false);
-        gate.release();
+        gate.leave(false, 1);
+        gate.release(1);
         assert_all_permits_back(&gate, 1);
     });
 }
@@ -244,31 +256,31 @@ fn a_newcomer_does_not_take_a_permit_owed_to_the_front() {
     loom::model(|| {
         let gate: &'static Gate = Box::leak(Box::new(Gate::new(1)));
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        assert!(gate.try_acquire().is_some());
+        assert!(gate.try_acquire(1).is_some());
         assert!(gate.enqueue(None));
-        let mut first = Box::pin(gate.next_permit(false));
+        let mut first = Box::pin(gate.next_permit(false, 1));
         assert!(first.as_mut().poll(&mut cx).is_pending());
         assert!(gate.enqueue(None));
-        let mut quitter = Box::pin(gate.next_permit(false));
+        let mut quitter = Box::pin(gate.next_permit(false, 1));
         assert!(quitter.as_mut().poll(&mut cx).is_pending());
         gate.set_limit(3); // both are handed a permit
         gate.set_limit(1); // and 2 are owed
         let std::task::Poll::Ready(permit) = first.as_mut().poll(&mut cx) else {
             panic!("the first waiter was handed a permit");
         };
-        assert!(matches!(gate.take_handed(permit, false), Handed::Front));
+        assert!(matches!(gate.take_handed(permit, false, 1), Handed::Front));
         drop(first);
-        let mut first = Box::pin(gate.next_permit(true));
+        let mut first = Box::pin(gate.next_permit(true, 1));
         assert!(
             first.as_mut().poll(&mut cx).is_pending(),
             "at the front now"
         );
-        gate.release(); // pays the last of the debt
+        gate.release(1); // pays the last of the debt
         let quitter = thread::spawn(move || {
             drop(quitter); // its handed permit goes back to the semaphore...
-            gate.leave(false); // ...and on to the front
+            gate.leave(false, 1); // ...and on to the front
         });
-        let newcomer = thread::spawn(move || gate.try_acquire().is_some());
+        let newcomer = thread::spawn(move || gate.try_acquire(1).is_some());
         let overtook = newcomer.join().unwrap();
         quitter.join().unwrap();
         assert!(!overtook, "a newcomer took the permit owed to the front");
@@ -276,7 +288,7 @@ fn a_newcomer_does_not_take_a_permit_owed_to_the_front() {
             panic!("the front waiter was not served");
         };
         assert!(matches!(
-            gate.take_handed(permit, true),
+            gate.take_handed(permit, true, 1),
             Handed::Admitted(1)
         ));
     });
@@ -285,27 +297,32 @@ fn a_newcomer_does_not_take_a_permit_owed_to_the_front() {
 /// Waits for a permit with at most two polls, each of a fresh wait (dropped if pending), and
 /// gives up after that; if admitted, gives the permit back at once.
 fn wait_twice_then_give_up(gate: &Gate) {
-    if gate.try_acquire().is_some() {
-        gate.release();
+    wait_twice_for_many_then_give_up(gate, 1);
+}
+
+/// [`wait_twice_then_give_up`], for `n` permits.
+fn wait_twice_for_many_then_give_up(gate: &Gate, n: usize) {
+    if gate.try_acquire(n).is_some() {
+        gate.release(n);
         return;
     }
     assert!(gate.enqueue(None));
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     let mut at_front = false;
     for _ in 0..2 {
-        let mut wait = std::pin::pin!(gate.next_permit(at_front));
+        let mut wait = std::pin::pin!(gate.next_permit(at_front, n));
         if let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx) {
-            match gate.take_handed(permit, at_front) {
+            match gate.take_handed(permit, at_front, n) {
                 Handed::Admitted(_) => {
-                    gate.leave(false);
-                    gate.release();
+                    gate.leave(false, n);
+                    gate.release(n);
                     return;
                 }
                 Handed::Front => at_front = true,
             }
         }
     }
-    gate.leave(at_front);
+    gate.leave(at_front, n);
 }
 
 /// A shrink takes back the permit a waiter was handed before it ran; the waiter waits at the
@@ -314,12 +331,12 @@ fn wait_twice_then_give_up(gate: &Gate) {
 fn a_waiter_sent_to_the_front_by_a_shrink_is_admitted_when_the_limit_grows() {
     loom::model(|| {
         let gate = Arc::new(Gate::new(1));
-        assert!(gate.try_acquire().is_some());
+        assert!(gate.try_acquire(1).is_some());
         let waiter = on_thread(&gate, |gate| {
             acquire(gate); // deadlocks under loom if the front waiter is forgotten
-            gate.release();
+            gate.release(1);
         });
-        gate.release();
+        gate.release(1);
         gate.set_limit(0);
         gate.set_limit(1);
         waiter.join().unwrap();
@@ -334,19 +351,97 @@ fn a_waiter_sent_to_the_front_by_a_shrink_is_admitted_when_the_limit_grows() {
 fn waiters_giving_up_at_the_front_and_in_the_queue_lose_no_permit() {
     loom::model(|| {
         let gate = Arc::new(Gate::new(2));
-        assert!(gate.try_acquire().is_some());
-        assert!(gate.try_acquire().is_some());
+        assert!(gate.try_acquire(1).is_some());
+        assert!(gate.try_acquire(1).is_some());
         let waiters: Vec<_> = (0..2)
             .map(|_| on_thread(&gate, wait_twice_then_give_up))
             .collect();
-        gate.release();
+        gate.release(1);
         gate.set_limit(1);
-        gate.release();
+        gate.release(1);
         gate.set_limit(2);
         for waiter in waiters {
             waiter.join().unwrap();
         }
         assert_all_permits_back(&gate, 2);
+    });
+}
+
+/// Weighted calls racing a shrink and a grow: the permits held never exceed the largest
+/// limit, and every permit is back at the end, wherever the resizes fell (the debt paid by a
+/// heavy waiter's handed permits, with some left over, included).
+#[test]
+fn weighted_calls_racing_a_resize_keep_the_count_exact() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(3));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let resizer = on_thread(&gate, |gate| {
+            gate.set_limit(2);
+            gate.set_limit(3);
+        });
+        let heavy = {
+            let (gate, inside) = (gate.clone(), inside.clone());
+            thread::spawn(move || with_permits(&gate, &inside, 3, 2))
+        };
+        with_permits(&gate, &inside, 3, 2);
+        resizer.join().unwrap();
+        heavy.join().unwrap();
+        assert_all_permits_back(&gate, 3);
+    });
+}
+
+/// A heavy waiter at the head of the line is not overtaken: with 1 of its 2 permits free,
+/// a newcomer asking for 1 gets nothing, whether it comes before or after the release that
+/// completes the waiter's 2.
+#[test]
+fn a_heavy_waiter_at_the_head_is_not_overtaken_by_a_light_newcomer() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(2));
+        assert!(gate.try_acquire(1).is_some());
+        assert!(gate.enqueue(None));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let mut wait = Box::pin(gate.next_permit(false, 2));
+        assert!(
+            wait.as_mut().poll(&mut cx).is_pending(),
+            "1 of 2, in the line"
+        );
+        let releaser = on_thread(&gate, |gate| gate.release(1));
+        let newcomer = on_thread(&gate, |gate| gate.try_acquire(1).is_some());
+        assert!(
+            !newcomer.join().unwrap(),
+            "a light newcomer overtook the heavy waiter"
+        );
+        releaser.join().unwrap();
+        let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx) else {
+            panic!("the heavy waiter was not handed both permits");
+        };
+        assert!(matches!(
+            gate.take_handed(permit, false, 2),
+            Handed::Admitted(2)
+        ));
+        drop(wait);
+        gate.leave(false, 2);
+        gate.release(2);
+        assert_all_permits_back(&gate, 2);
+    });
+}
+
+/// Weighted waiters giving up in the line and at the front, racing releases and a shrink and
+/// grow: no permit is lost and none is made up.
+#[test]
+fn weighted_waiters_giving_up_at_the_front_and_in_the_queue_lose_no_permit() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(3));
+        assert!(gate.try_acquire(3).is_some());
+        let heavy = on_thread(&gate, |gate| wait_twice_for_many_then_give_up(gate, 2));
+        let light = on_thread(&gate, wait_twice_then_give_up);
+        gate.release(1);
+        gate.set_limit(2);
+        gate.release(2);
+        gate.set_limit(3);
+        heavy.join().unwrap();
+        light.join().unwrap();
+        assert_all_permits_back(&gate, 3);
     });
 }
 

@@ -220,6 +220,7 @@ mod hooks {
                 LimitError::Timeout { limit, .. } => (limit, "timeout"),
                 LimitError::QueueFull { limit, .. } => (limit, "queue_full"),
                 LimitError::NoPermit { limit, .. } => (limit, "no_permit"),
+                LimitError::TooHeavy { limit, .. } => (limit, "too_heavy"),
             };
             tracing::warn!(
                 target: super::TARGET,

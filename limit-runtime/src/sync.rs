@@ -172,15 +172,25 @@ mod loom_semaphore {
             self.inner.forget_permits(permits)
         }
 
-        pub(crate) fn try_acquire(&self) -> Result<SemaphorePermit<'_>, TryAcquireError> {
+        pub(crate) fn try_acquire_many(
+            &self,
+            n: u32,
+        ) -> Result<SemaphorePermit<'_>, TryAcquireError> {
             self.step();
-            self.inner.try_acquire()
+            self.inner.try_acquire_many(n)
         }
 
         pub(crate) fn acquire(&self) -> Acquire<'_> {
             Acquire {
                 semaphore: self,
                 inner: Box::pin(self.inner.acquire()),
+            }
+        }
+
+        pub(crate) fn acquire_many(&self, n: u32) -> Acquire<'_> {
+            Acquire {
+                semaphore: self,
+                inner: Box::pin(self.inner.acquire_many(n)),
             }
         }
     }

@@ -1,0 +1,8 @@
+use limit_runtime::concurrency_limit;
+
+#[concurrency_limit(64, weight = body.len(), weight = 1)]
+async fn upload(body: Vec<u8>) -> usize {
+    body.len()
+}
+
+fn main() {}
