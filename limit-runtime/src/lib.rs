@@ -421,6 +421,46 @@
 //! # });
 //! ```
 //!
+//! ## `weight = EXPR`: a limit in units, not calls
+//!
+//! ```
+//! use limit_runtime::{concurrency_limit, LimitError};
+//!
+//! #[concurrency_limit(64 << 20, weight = body.len())] // at most 64 MiB of bodies at once
+//! async fn upload(body: Vec<u8>) -> Result<usize, LimitError> {
+//!     Ok(body.len())
+//! }
+//!
+//! # futures::executor::block_on(async {
+//! assert_eq!(upload(vec![0; 1 << 20]).await.unwrap(), 1 << 20);
+//! let too_big = upload(vec![0; 65 << 20]).await.unwrap_err(); // could never fit
+//! assert!(matches!(too_big, LimitError::TooHeavy { .. }));
+//! # });
+//! ```
+//!
+//! By hand, `acquire_many` on a semaphore sized in bytes, with the check that tokio leaves
+//! to you: a request for more permits than the semaphore has waits forever.
+//!
+//! ```
+//! use tokio::sync::Semaphore;
+//!
+//! const BUDGET: usize = 64 << 20;
+//! static BYTES: Semaphore = Semaphore::const_new(BUDGET);
+//!
+//! #[derive(Debug)]
+//! struct TooBig;
+//!
+//! async fn upload(body: Vec<u8>) -> Result<usize, TooBig> {
+//!     if body.len() > BUDGET {
+//!         return Err(TooBig);
+//!     }
+//!     let weight = u32::try_from(body.len()).map_err(|_| TooBig)?;
+//!     let _permits = BYTES.acquire_many(weight).await.expect("never closed");
+//!     Ok(body.len())
+//! }
+//! # futures::executor::block_on(async { assert_eq!(upload(vec![0; 3]).await.unwrap(), 3) });
+//! ```
+//!
 //! ## `name = "…"`: the limiter's name
 //!
 //! There is nothing to write by hand for it, short of keeping a name next to each
