@@ -3,10 +3,10 @@
 //! This stage only reads syntax and rejects repeats. What the values mean, and which
 //! combinations make sense, is checked in `validate`.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::{Span, TokenStream, TokenTree};
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream, Parser};
-use syn::{Expr, Ident, LitStr, Token};
+use syn::{Expr, ExprLit, Ident, Lit, LitStr, Token};
 
 /// The options accepted after the limit, for the "expected one of" message.
 pub(crate) const OPTIONS: &[&str] = &["limiter", "max_wait", "queue", "key", "weight", "name"];
@@ -38,6 +38,20 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn parse(args: TokenStream) -> syn::Result<Args> {
+    // The most common arguments, `(5)`, without syn's expression parser: what it makes of a
+    // lone integer literal.
+    let mut tokens = args.clone().into_iter();
+    if let (Some(TokenTree::Literal(literal)), None) = (tokens.next(), tokens.next())
+        && let lit @ Lit::Int(_) = Lit::new(literal)
+    {
+        return Ok(Args {
+            limit: Some(Expr::Lit(ExprLit {
+                attrs: Vec::new(),
+                lit,
+            })),
+            ..Args::default()
+        });
+    }
     if args.is_empty() {
         return Err(syn::Error::new(
             Span::call_site(),

@@ -9,326 +9,540 @@
 //! Every path is absolute. Every local the expansion introduces is `mixed_site`, and its
 //! items, the limiter's `static` and the zero-sized handle type that finds it, sit in a block
 //! of their own, so the user's code can neither shadow nor see them.
+//!
+//! The expansion is written tree by tree with [`Out`] (see `out.rs` for why not `quote!`).
+//! The item's own pieces are copied as the trees they were read as (a group, such as the body
+//! or the parameters, travels as a handle, without its contents). The code reads as the
+//! expansion it writes: each function's comment shows its tokens.
 
-use proc_macro2::{Span, TokenStream, TokenTree};
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Delimiter, Group, Ident, Literal, Span, TokenStream, TokenTree};
 use syn::ext::IdentExt;
-use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::visit_mut::VisitMut;
-use syn::{FnArg, Pat, PatIdent, ReturnType, Signature, Token, Type};
 
-use crate::validate::{Plan, Policy, Shape, Source, Weight, is_unit};
+use crate::item::{Attr, Body, Input, Pattern, Sig, Tokens};
+use crate::out::{Out, mixed_site};
+use crate::validate::{Plan, Policy, Shape, Source, Weight};
+
+/// What the parts of the expansion share.
+struct Cx<'a> {
+    sig: &'a Sig,
+    source: &'a Source,
+    policy: Option<&'a Policy>,
+    weight: Option<&'a Weight>,
+    /// `__call`, the call's guard.
+    call: Ident,
+    /// `__policy`, the call's `max_wait` and `queue`.
+    policy_ident: Ident,
+    /// `__permit`, what the call's wait ends with.
+    permit: Ident,
+}
 
 pub(crate) fn expand(plan: Plan) -> TokenStream {
     let Plan {
         attrs,
         vis,
-        mut sig,
+        sig,
         body,
         source,
         policy,
         weight,
         shape,
     } = plan;
-    let call = format_ident!("__call", span = Span::mixed_site());
-    let policy_ident = format_ident!("__policy", span = Span::mixed_site());
-    let inner_attrs = &body.inner_attrs;
-    let weighed = weight
-        .as_ref()
-        .map(|weight| weighed(weight, policy.is_some()));
-    let register = register(&source, &sig, &call, weighed.as_ref());
-    // A weighted call that may be refused for its weight waits under a policy even without
-    // `max_wait` or `queue`: the refusal comes back to the closure.
-    let policy_value = match (&policy, &weight) {
-        (Some(policy), _) => Some(policy_value(policy)),
-        (None, Some(_)) => Some(quote!(::limit_runtime::__private::Policy::new())),
-        (None, None) => None,
-    }
-    .map(|value| quote!(let #policy_ident = #value;));
-    let register = quote!(#register #policy_value);
-    // A call too heavy for the limit panics where it is made, at the caller's line.
-    let track_caller = weight.as_ref().map(|_| quote!(#[track_caller]));
-    let permit = format_ident!("__permit", span = Span::mixed_site());
-    let (wait, take_permit) =
-        wait_and_permit(policy.as_ref(), weight.as_ref(), &policy_ident, &permit);
-    let limited = |async_move: TokenStream, body: TokenStream| {
-        quote! {
-            ::limit_runtime::Limited::new(::limit_runtime::__private::Machine::new(
-                #call,
-                #wait
-                move |#permit| #async_move {
-                    #take_permit
-                    #body
-                },
-            ))
-        }
+    let cx = Cx {
+        sig: &sig,
+        source: &source,
+        policy: policy.as_ref(),
+        weight: weight.as_ref(),
+        call: mixed_site("__call"),
+        policy_ident: mixed_site("__policy"),
+        permit: mixed_site("__permit"),
     };
-
+    let mut out = Out::new();
+    for attr in &attrs {
+        out.tokens(&attr.tokens);
+    }
+    // A call too heavy for the limit panics where it is made, at the caller's line.
+    if weight.is_some() {
+        out.attr(|out| {
+            out.words(&["track_caller"]);
+        });
+    }
     match shape {
-        Shape::AsyncFn => {
-            let (inputs, rebind) = move_arguments(&sig.inputs);
-            let block = body.block();
-            let (output, body) = match &sig.output {
-                ReturnType::Type(_, ty) if !is_unit(ty) => (quote!(#ty), typed_body(ty, &block)),
-                // A unit body needs no coercion: it stays the block's tail.
-                _ => (quote!(()), quote!(#block)),
-            };
-            sig.asyncness = None;
-            sig.inputs = inputs;
-            let limited = limited(quote!(async move), quote!(#(#rebind)* #body));
-            if instrumented_below(&attrs) {
-                // `#[tracing::instrument]` below this attribute expands after it, and
-                // instruments a plain `fn` only when it ends in an `async move` block (the
-                // shape `#[async_trait]` writes). So the call's future goes in one: the span
-                // then covers the wait for a permit, and the future is an `impl Future`,
-                // without `admitted()`.
-                let sig = with_output(sig, &quote!(impl ::core::future::Future<Output = #output>));
-                return quote! {
-                    #(#attrs)*
-                    #track_caller
-                    #vis #sig {
-                        #(#inner_attrs)*
-                        #register
-                        async move { #limited.await }
-                    }
-                };
-            }
-            let sig = with_output(
-                sig,
-                &quote! {
-                    ::limit_runtime::Limited<impl ::limit_runtime::__private::Spec<Output = #output>>
-                },
-            );
-            // `refining_impl_trait`: in a trait impl, the trait's `impl Future` is what
-            // callers through the trait see; callers of the concrete type get `Limited`.
-            quote! {
-                #(#attrs)*
-                #track_caller
-                #[allow(refining_impl_trait, clippy::type_complexity)]
-                #vis #sig {
-                    #(#inner_attrs)*
-                    #register
-                    #limited
-                }
-            }
-        }
+        Shape::AsyncFn => async_fn(&mut out, &cx, instrumented_below(&attrs), &vis, &body),
         Shape::BoxedAsyncBlock {
             callee,
             async_kw,
             move_kw,
             block,
         } => {
-            let limited = limited(quote!(#async_kw #move_kw), quote!(#block));
-            quote! {
-                #(#attrs)*
-                #track_caller
-                #vis #sig {
-                    #(#inner_attrs)*
-                    #register
-                    #callee(#limited)
+            // The signature as written.
+            out.tokens(&vis)
+                .tokens(&sig.qualifiers)
+                .tree(Ident::new("fn", sig.fn_token))
+                .ident(&sig.ident)
+                .tokens(&sig.generics)
+                .tree(sig.params.clone());
+            if let Some(output) = &sig.output {
+                out.tokens(&output.arrow).tokens(&output.ty);
+            }
+            // `{ REGISTER Box::pin(LIMITED) }`, with the `async move` as written.
+            out.tokens(&sig.where_clause).braces(|out| {
+                out.tokens(&body.inner_attrs);
+                register(out, &cx);
+                out.tokens(&callee).parens(|out| {
+                    let async_move = |out: &mut Out| {
+                        out.tree(async_kw).tree(move_kw);
+                    };
+                    limited(out, &cx, async_move, |out| {
+                        out.tree(block);
+                    });
+                });
+            });
+        }
+    }
+    out.finish()
+}
+
+/// An `async fn` as a plain `fn`: `#[allow(refining_impl_trait, clippy::type_complexity)]
+/// fn NAME<…>(PARAMS) -> ::limit_runtime::Limited<impl ::limit_runtime::__private::Spec<Output
+/// = T>> WHERE { REGISTER LIMITED }`, where `LIMITED`'s body moves the arguments in and runs
+/// the original body.
+///
+/// With `#[tracing::instrument]` below this attribute, which expands after it and instruments
+/// a plain `fn` only when it ends in an `async move` block (the shape `#[async_trait]`
+/// writes), the call's future goes in one: `fn NAME<…>(PARAMS) -> impl
+/// ::core::future::Future<Output = T> WHERE { REGISTER async move { LIMITED.await } }`. The
+/// span then covers the wait for a permit, and the future is an `impl Future`, without
+/// `admitted()`.
+fn async_fn(out: &mut Out, cx: &Cx<'_>, instrumented: bool, vis: &[TokenTree], body: &Body) {
+    let sig = cx.sig;
+    if !instrumented {
+        // `refining_impl_trait`: in a trait impl, the trait's `impl Future` is what callers
+        // through the trait see; callers of the concrete type get `Limited`.
+        out.attr(|out| {
+            out.words(&["allow"]).parens(|out| {
+                out.words(&["refining_impl_trait"]).op(",");
+                out.words(&["clippy"]).op("::").words(&["type_complexity"]);
+            });
+        });
+    }
+    let (params, rebind) = move_arguments(sig);
+    out.tokens(vis)
+        .tokens(&sig.qualifiers)
+        .tree(Ident::new("fn", sig.fn_token))
+        .ident(&sig.ident)
+        .tokens(&sig.generics)
+        .tree(params)
+        .op("->");
+    if instrumented {
+        out.words(&["impl"]).path(&["core", "future", "Future"]);
+    } else {
+        out.path(&["limit_runtime", "Limited"])
+            .op("<")
+            .words(&["impl"])
+            .private(&["Spec"]);
+    }
+    out.op("<").words(&["Output"]).op("=");
+    let typed = sig.output.as_ref().filter(|output| !output.unit);
+    match typed {
+        Some(output) => out.tokens(&output.ty),
+        // A unit body needs no coercion: it stays the block's tail.
+        None => out.parens(|_| {}),
+    };
+    out.op(if instrumented { ">" } else { ">>" });
+    let block = body.block();
+    let limited = |out: &mut Out| {
+        let async_move = |out: &mut Out| {
+            out.words(&["async", "move"]);
+        };
+        limited(out, cx, async_move, |out| {
+            out.tokens(&rebind);
+            match typed {
+                Some(output) => typed_body(
+                    out,
+                    output.inferred.as_deref().unwrap_or(&output.ty),
+                    block,
+                    body.contains_return(),
+                ),
+                None => {
+                    out.tree(block);
                 }
             }
+        });
+    };
+    out.tokens(&sig.where_clause).braces(|out| {
+        out.tokens(&body.inner_attrs);
+        register(out, cx);
+        if instrumented {
+            out.words(&["async", "move"]).braces(|out| {
+                limited(out);
+                out.op(".").words(&["await"]);
+            });
+        } else {
+            limited(out);
+        }
+    });
+}
+
+/// The call's future, `::limit_runtime::Limited::new(::limit_runtime::__private::Machine::new(
+/// __call, WAIT move |__permit| async move { TAKE_PERMIT BODY },))`, with `async move` written
+/// by `async_move`.
+fn limited(
+    out: &mut Out,
+    cx: &Cx<'_>,
+    async_move: impl FnOnce(&mut Out),
+    body: impl FnOnce(&mut Out),
+) {
+    out.path(&["limit_runtime", "Limited", "new"])
+        .parens(|out| {
+            out.private(&["Machine", "new"]).parens(|out| {
+                out.ident(&cx.call).op(",");
+                wait(out, cx);
+                out.words(&["move"]).op("|").ident(&cx.permit).op("|");
+                async_move(out);
+                out.braces(|out| {
+                    take_permit(out, cx);
+                    body(out);
+                })
+                .op(",");
+            });
+        });
+}
+
+/// The call's wait: the fast path first; else the first function waits in line (holding the
+/// call's guard), the second at the front of the line. Under a policy, the call waits with it
+/// and never goes to the front.
+///
+/// `::limit_runtime::__private::Call::wait, ::limit_runtime::__private::AtFront::wait,`, or
+/// `move |__call| __call.wait_with(__policy), ::limit_runtime::__private::never_front,`.
+fn wait(out: &mut Out, cx: &Cx<'_>) {
+    if cx.policy.is_none() && cx.weight.is_none() {
+        out.private(&["Call", "wait"]).op(",");
+        out.private(&["AtFront", "wait"]).op(",");
+        return;
+    }
+    out.words(&["move"]).op("|").ident(&cx.call).op("|");
+    out.ident(&cx.call)
+        .op(".")
+        .words(&["wait_with"])
+        .parens(|out| {
+            out.ident(&cx.policy_ident);
+        })
+        .op(",");
+    out.private(&["never_front"]).op(",");
+}
+
+/// The first statement of the closure that makes the body's future from the permit, which
+/// the body holds until it ends. Under a policy, the closure gets the permit or the refusal,
+/// and a refused call returns `Err(From::from(LimitError))` without running the body; the
+/// refusal holds the call until then, so `drain()` still counts it while its error is
+/// converted.
+///
+/// `let __permit = __permit;`, or `let __permit = match __permit {
+/// ::core::result::Result::Ok(__permit) => __permit, ::core::result::Result::Err(__refused)
+/// => { let __error = __refused.error(); return REFUSAL; } };`
+fn take_permit(out: &mut Out, cx: &Cx<'_>) {
+    let permit = &cx.permit;
+    out.words(&["let"]).ident(permit).op("=");
+    if cx.policy.is_none() && cx.weight.is_none() {
+        out.ident(permit).op(";");
+        return;
+    }
+    let refused = mixed_site("__refused");
+    // Under a policy, located at the option: a return type that cannot carry the error (not
+    // a `Result`, or an `E` without `From<LimitError>`) is one error there, with `Refusal`'s
+    // message.
+    let error = match cx.policy {
+        Some(policy) => Ident::new("__error", Span::mixed_site().located_at(policy.span)),
+        None => mixed_site("__error"),
+    };
+    out.words(&["match"]).ident(permit).braces(|out| {
+        out.path(&["core", "result", "Result", "Ok"])
+            .parens(|out| {
+                out.ident(permit);
+            })
+            .op("=>")
+            .ident(permit)
+            .op(",");
+        out.path(&["core", "result", "Result", "Err"])
+            .parens(|out| {
+                out.ident(&refused);
+            })
+            .op("=>")
+            .braces(|out| {
+                out.words(&["let"])
+                    .ident(&error)
+                    .op("=")
+                    .ident(&refused)
+                    .op(".")
+                    .words(&["error"])
+                    .parens(|_| {})
+                    .op(";");
+                out.words(&["return"]);
+                refusal(out, cx, &error);
+                out.op(";");
+            });
+    });
+    out.op(";");
+}
+
+/// What a refused call returns: under a policy, `::limit_runtime::__private::refusal(__error)`
+/// (spanned at the option). When only a weight refuses: `Err(TooHeavy)` if the output can
+/// carry it (`Heavy`'s probe); otherwise the call panicked when it was made, and
+/// `::limit_runtime::__private::never_refused(__error)` is never reached.
+fn refusal(out: &mut Out, cx: &Cx<'_>, error: &Ident) {
+    let weight_output = cx.weight.and_then(|weight| weight.output.as_ref());
+    match (cx.policy, weight_output) {
+        (Some(policy), _) => {
+            out.spanned(Span::call_site().located_at(policy.span), |out| {
+                out.private(&["refusal"]).parens(|out| {
+                    out.ident(error);
+                });
+            });
+        }
+        (None, Some(ty)) => heavy_probe(out, ty, "refuse", |out| {
+            out.ident(error);
+        }),
+        (None, None) => {
+            out.private(&["never_refused"]).parens(|out| {
+                out.ident(error);
+            });
         }
     }
 }
 
-/// The call's future: the fast path first; else the first tokens returned wait in line
-/// (holding the call's guard); then the closure makes the body's future from the permit, which
-/// the body holds until it ends, taking it with the second tokens returned. Under a policy,
-/// the closure gets the permit or the refusal, and a refused call returns
-/// `Err(From::from(LimitError))` without running the body; the refusal holds the call until
-/// then, so `drain()` still counts it while its error is converted.
-fn wait_and_permit(
-    policy: Option<&Policy>,
-    weight: Option<&Weight>,
-    policy_ident: &syn::Ident,
-    permit: &syn::Ident,
-) -> (TokenStream, TokenStream) {
-    let call = format_ident!("__call", span = Span::mixed_site());
-    let refused = format_ident!("__refused", span = Span::mixed_site());
-    let (error, refusal) = match (policy, weight) {
-        (None, None) => {
-            return (
-                quote! {
-                    ::limit_runtime::__private::Call::wait,
-                    ::limit_runtime::__private::AtFront::wait,
-                },
-                quote!(let #permit = #permit;),
-            );
-        }
-        (Some(policy), _) => {
-            // Located at the option: a return type that cannot carry the error (not a
-            // `Result`, or an `E` without `From<LimitError>`) is one error there, with
-            // `Refusal`'s message.
-            let span = Span::call_site().located_at(policy.span);
-            let error = format_ident!("__error", span = Span::mixed_site().located_at(policy.span));
-            let refusal = quote_spanned!(span=> ::limit_runtime::__private::refusal(#error));
-            (error, refusal)
-        }
-        // Only a weight refuses: `Err(TooHeavy)` if the output can carry it; otherwise the
-        // call panicked when it was made, and this is never reached.
-        (None, Some(weight)) => {
-            let error = format_ident!("__error", span = Span::mixed_site());
-            let refusal = if let Some(ty) = &weight.output {
-                quote! {{
-                    use ::limit_runtime::__private::{HeavyPanics as _, HeavyRefuses as _};
-                    (&&::limit_runtime::__private::Heavy::<#ty>::PROBE).refuse(#error)
-                }}
-            } else {
-                quote!(::limit_runtime::__private::never_refused(#error))
-            };
-            (error, refusal)
-        }
-    };
-    (
-        quote! {
-            move |#call| #call.wait_with(#policy_ident),
-            ::limit_runtime::__private::never_front,
-        },
-        quote! {
-            let #permit = match #permit {
-                ::core::result::Result::Ok(#permit) => #permit,
-                ::core::result::Result::Err(#refused) => {
-                    let #error = #refused.error();
-                    return #refusal;
-                }
-            };
-        },
-    )
+/// `{ use ::limit_runtime::__private::{HeavyPanics as _, HeavyRefuses as _};
+/// (&&::limit_runtime::__private::Heavy::<T>::PROBE).METHOD(ARGS) }`: the output type decides
+/// at compile time (autoref dispatch) whether a call too heavy for the limit returns an error
+/// or panics.
+fn heavy_probe(out: &mut Out, ty: &[TokenTree], method: &str, args: impl FnOnce(&mut Out)) {
+    out.braces(|out| {
+        out.words(&["use"])
+            .path(&["limit_runtime", "__private"])
+            .op("::")
+            .braces(|out| {
+                out.words(&["HeavyPanics", "as", "_"]).op(",");
+                out.words(&["HeavyRefuses", "as", "_"]);
+            })
+            .op(";");
+        out.parens(|out| {
+            out.op("&&")
+                .private(&["Heavy"])
+                .op("::")
+                .op("<")
+                .tokens(ty)
+                .op(">")
+                .path(&["PROBE"]);
+        })
+        .op(".")
+        .words(&[method])
+        .parens(args);
+    });
 }
 
 /// Whether `#[instrument]` (tracing's, by its last path segment) is among the attributes
 /// that expand after this one.
-fn instrumented_below(attrs: &[syn::Attribute]) -> bool {
-    attrs.iter().any(|attr| {
-        attr.path()
-            .segments
-            .last()
-            .is_some_and(|segment| segment.ident == "instrument")
-    })
+fn instrumented_below(attrs: &[Attr]) -> bool {
+    attrs.iter().any(|attr| attr.instrument)
 }
 
-/// `sig` with `-> output` as its return type. Written out rather than parsed back into a
-/// `Signature` with `parse_quote!`, which would cost as much as the rest of the expansion.
-fn with_output(mut sig: Signature, output: &TokenStream) -> TokenStream {
-    // A signature prints its `where` clause after the return type.
-    let where_clause = sig.generics.where_clause.take();
-    sig.output = ReturnType::Default;
-    quote!(#sig -> #output #where_clause)
-}
-
-/// The statement, in the plain `fn`, that registers the call and binds its guard to `call`.
-/// `weighed` is the weight's two arguments (see [`weighed`]), for a weighted call: it goes
-/// through the `_weighted` form of each constructor.
+/// The statement, in the plain `fn`, that registers the call and binds its guard to
+/// `__call`, then, for a call under a policy, the policy. A weighted call goes through the
+/// `_weighted` form of each constructor, with the weight's two arguments (see [`weighed`]).
 ///
 /// The limiter is reached through a zero-sized `Handle` type declared here, in a block of its
 /// own, rather than through a reference: the call's guards then take no space in its future.
-fn register(
-    source: &Source,
-    sig: &Signature,
-    call: &syn::Ident,
-    weighed: Option<&TokenStream>,
-) -> TokenStream {
-    let constructor = |name: &str, span: Span| match weighed {
-        Some(_) => format_ident!("{name}_weighted", span = span),
-        None => format_ident!("{name}", span = span),
+fn register(out: &mut Out, cx: &Cx<'_>) {
+    let constructor = |name: &str, span: Span| match cx.weight {
+        Some(_) => Ident::new(&format!("{name}_weighted"), span),
+        None => Ident::new(name, span),
     };
-    let weight_args = weighed.map(|args| quote!(, #args));
-    let function = &sig.ident;
+    let weight_args = |out: &mut Out| {
+        if let Some(weight) = cx.weight {
+            out.op(",");
+            weighed(out, weight, cx.policy.is_some());
+        }
+    };
     // An instance's limiter goes through `call_instance`, spanned at the expression, so that
     // one of the wrong type is one error there, with the message of `IntoHandle`.
-    let instance = match source {
-        Source::Argument(argument) => Some((
-            argument.span(),
-            quote!(::core::clone::Clone::clone(&#argument)),
-        )),
-        Source::Instance(limiter) => Some((limiter.span(), quote!(#limiter))),
+    let instance = match cx.source {
+        Source::Argument(argument) => Some((argument.span(), Some(argument), None)),
+        Source::Instance(limiter) => Some((limiter.span(), None, Some(limiter))),
         _ => None,
     };
-    if let Some((span, limiter)) = instance {
-        let name = constructor("call_instance", span);
-        let enter = quote_spanned!(span=> ::limit_runtime::__private::Limiter::#name);
-        return quote!(let #call = #enter(#limiter #weight_args););
-    }
-    let handle = format_ident!("__Limiter", span = Span::mixed_site());
-    let (limiter, enter) = match source {
-        // Spanned at the path, so that naming a `const` (a fresh temporary at each use, not
-        // one limiter) is reported there.
-        Source::Shared(path) => {
-            let name = constructor("call_shared", Span::call_site());
-            (
-                quote_spanned!(path.span()=> &#path),
-                quote!(::limit_runtime::__private::Limiter::#name(#handle #weight_args)),
-            )
-        }
-        Source::Own { limit, name, key } => {
-            let limiter = format_ident!("__LIMITER", span = Span::mixed_site());
-            // The default name: a method with a `self` receiver is named after its type, from
-            // `Self` at its first call (`type_name`); any other function after its module.
-            let (per_fn, type_name) = match name {
-                Some(name) => (quote!(per_fn(#name)), quote!(::core::option::Option::None)),
-                None if sig.receiver().is_some() => {
-                    let method = function.unraw().to_string();
-                    (
-                        quote!(per_method(#method)),
-                        quote! {
-                            ::core::option::Option::Some(|| ::core::any::type_name::<Self>())
-                        },
-                    )
-                }
-                None => {
-                    let suffix = format!("::{}", function.unraw());
-                    (
-                        quote!(per_fn(::core::concat!(::core::module_path!(), #suffix))),
-                        quote!(::core::option::Option::None),
-                    )
-                }
-            };
-            // A `fn() -> usize`, spanned at the limit: a closure that captures (a variable
-            // hidden from `validate` in a macro, such as `format!("{n}")`) is an error there.
-            // (Located at the limit, but generated, so lints about closures keep quiet.)
-            let span = Span::call_site().located_at(limit.span());
-            let limit = quote_spanned!(span=> || #limit);
-            let enter = match key {
-                None => {
-                    let name = constructor("call", Span::call_site());
-                    quote! {
-                        ::limit_runtime::__private::Limiter::#name(
-                            #handle, #limit, #type_name #weight_args
-                        )
-                    }
-                }
-                Some(key) => {
-                    let name = constructor("call_keyed", Span::call_site());
-                    quote! {
-                        ::limit_runtime::__private::Limiter::#name(
-                            #handle, #limit, #type_name, #key #weight_args
-                        )
-                    }
-                }
-            };
-            let limiter = quote! {
-                static #limiter: ::limit_runtime::__private::Limiter =
-                    ::limit_runtime::__private::Limiter::#per_fn;
-                &#limiter
-            };
-            (limiter, enter)
-        }
-        Source::Instance(_) | Source::Argument(_) => unreachable!("returned above"),
-    };
-    quote! {
-        let #call = {
-            struct #handle;
-            impl ::limit_runtime::__private::Handle for #handle {
-                #[inline]
-                fn limiter(&self) -> &::limit_runtime::__private::Limiter {
-                    #limiter
-                }
+    if let Some((span, argument, expr)) = instance {
+        // `let __call = ::limit_runtime::__private::Limiter::call_instance(LIMITER);`
+        out.words(&["let"]).ident(&cx.call).op("=");
+        out.spanned(span, |out| {
+            out.private(&["Limiter"])
+                .op("::")
+                .ident(&constructor("call_instance", span));
+        });
+        out.parens(|out| {
+            if let Some(argument) = argument {
+                // `::core::clone::Clone::clone(&ARG)`
+                out.path(&["core", "clone", "Clone", "clone"])
+                    .parens(|out| {
+                        out.op("&").ident(argument);
+                    });
             }
-            #enter
-        };
+            if let Some(expr) = expr {
+                out.stream(quote::ToTokens::to_token_stream(expr));
+            }
+            weight_args(out);
+        })
+        .op(";");
+        policy(out, cx);
+        return;
     }
+    let handle = mixed_site("__Limiter");
+    // `let __call = { struct __Limiter; impl ::limit_runtime::__private::Handle for __Limiter
+    // { #[inline] fn limiter(&self) -> &::limit_runtime::__private::Limiter { LIMITER } }
+    // ENTER };`
+    out.words(&["let"]).ident(&cx.call).op("=").braces(|out| {
+        out.words(&["struct"]).ident(&handle).op(";");
+        out.words(&["impl"])
+            .private(&["Handle"])
+            .words(&["for"])
+            .ident(&handle)
+            .braces(|out| {
+                out.attr(|out| {
+                    out.words(&["inline"]);
+                });
+                out.words(&["fn", "limiter"])
+                    .parens(|out| {
+                        out.op("&").words(&["self"]);
+                    })
+                    .op("->")
+                    .op("&")
+                    .private(&["Limiter"])
+                    .braces(|out| limiter(out, cx));
+            });
+        enter(out, cx, &handle, &constructor, &weight_args);
+    });
+    out.op(";");
+    policy(out, cx);
+}
+
+/// `let __policy = POLICY;`, for a call under a policy. A weighted call that may be refused
+/// for its weight waits under a policy even without `max_wait` or `queue`: the refusal comes
+/// back to the closure.
+fn policy(out: &mut Out, cx: &Cx<'_>) {
+    if cx.policy.is_none() && cx.weight.is_none() {
+        return;
+    }
+    out.words(&["let"]).ident(&cx.policy_ident).op("=");
+    policy_value(out, cx.policy);
+    out.op(";");
+}
+
+/// The body of the handle's `limiter()`: a shared `static` by its path (spanned at the path,
+/// so that naming a `const`, a fresh temporary at each use rather than one limiter, is
+/// reported there), or the function's own.
+///
+/// `&PATH`, or `static __LIMITER: ::limit_runtime::__private::Limiter =
+/// ::limit_runtime::__private::Limiter::per_fn(NAME); &__LIMITER`
+fn limiter(out: &mut Out, cx: &Cx<'_>) {
+    let name = match cx.source {
+        Source::Shared(path) => {
+            out.spanned(path.span(), |out| {
+                out.op("&");
+            });
+            out.stream(quote::ToTokens::to_token_stream(path));
+            return;
+        }
+        Source::Own { name, .. } => name,
+        Source::Instance(_) | Source::Argument(_) => unreachable!("no handle type"),
+    };
+    let limiter = mixed_site("__LIMITER");
+    out.words(&["static"])
+        .ident(&limiter)
+        .op(":")
+        .private(&["Limiter"])
+        .op("=");
+    out.private(&["Limiter"]);
+    // The default name: a method with a `self` receiver is named after its type, from `Self`
+    // at its first call (`type_name`); any other function after its module.
+    match name {
+        Some(name) => {
+            out.path(&["per_fn"]).parens(|out| {
+                out.stream(quote::ToTokens::to_token_stream(name));
+            });
+        }
+        None if cx.sig.receiver().is_some() => {
+            let method = cx.sig.ident.unraw().to_string();
+            out.path(&["per_method"]).parens(|out| {
+                out.tree(Literal::string(&method));
+            });
+        }
+        None => {
+            // `per_fn(::core::concat!(::core::module_path!(), "::NAME"))`
+            let suffix = format!("::{}", cx.sig.ident.unraw());
+            out.path(&["per_fn"]).parens(|out| {
+                out.path(&["core", "concat"]).op("!").parens(|out| {
+                    out.path(&["core", "module_path"]).op("!").parens(|_| {});
+                    out.op(",").tree(Literal::string(&suffix));
+                });
+            });
+        }
+    }
+    out.op(";").op("&").ident(&limiter);
+}
+
+/// `::limit_runtime::__private::Limiter::call_shared(__Limiter)`, or for the function's own
+/// limiter `::limit_runtime::__private::Limiter::call(__Limiter, || LIMIT, TYPE_NAME)` (and
+/// `, KEY` for `call_keyed`), each with the weight's arguments for a weighted call.
+fn enter(
+    out: &mut Out,
+    cx: &Cx<'_>,
+    handle: &Ident,
+    constructor: &dyn Fn(&str, Span) -> Ident,
+    weight_args: &dyn Fn(&mut Out),
+) {
+    let call_site = Span::call_site();
+    out.private(&["Limiter"]).op("::");
+    let Source::Own {
+        limit, name, key, ..
+    } = cx.source
+    else {
+        out.ident(&constructor("call_shared", call_site))
+            .parens(|out| {
+                out.ident(handle);
+                weight_args(out);
+            });
+        return;
+    };
+    let constructor = constructor(if key.is_some() { "call_keyed" } else { "call" }, call_site);
+    out.ident(&constructor).parens(|out| {
+        out.ident(handle).op(",");
+        // A `fn() -> usize`, spanned at the limit: a closure that captures (a variable
+        // hidden from `validate` in a macro, such as `format!("{n}")`) is an error there.
+        // (Located at the limit, but generated, so lints about closures keep quiet.)
+        out.spanned(call_site.located_at(limit.span()), |out| {
+            out.op("||").stream(quote::ToTokens::to_token_stream(limit));
+        });
+        out.op(",");
+        // `Self`'s name, for a method named after its type.
+        if name.is_none() && cx.sig.receiver().is_some() {
+            // `::core::option::Option::Some(|| ::core::any::type_name::<Self>())`
+            out.path(&["core", "option", "Option", "Some"])
+                .parens(|out| {
+                    out.op("||")
+                        .path(&["core", "any", "type_name"])
+                        .op("::")
+                        .op("<")
+                        .words(&["Self"])
+                        .op(">")
+                        .parens(|_| {});
+                });
+        } else {
+            out.path(&["core", "option", "Option", "None"]);
+        }
+        if let Some(key) = key {
+            out.op(",").stream(quote::ToTokens::to_token_stream(key));
+        }
+        weight_args(out);
+    });
 }
 
 /// The weight's two arguments to a `_weighted` constructor: the weight, evaluated when the
@@ -338,27 +552,37 @@ fn register(
 /// the option), so it returns the refusal. Otherwise the output type decides, at compile
 /// time (`Heavy`'s autoref dispatch): a `Result` that can carry one returns it, anything else
 /// panics where the call is made; and so does an output that cannot be named.
-fn weighed(weight: &Weight, has_policy: bool) -> TokenStream {
-    let expr = &weight.expr;
-    let on_heavy = match (&weight.output, has_policy) {
-        (_, true) => quote!(::limit_runtime::__private::OnHeavy::Refuse),
-        (Some(ty), false) => quote! {{
-            use ::limit_runtime::__private::{HeavyPanics as _, HeavyRefuses as _};
-            (&&::limit_runtime::__private::Heavy::<#ty>::PROBE).on_heavy()
-        }},
-        (None, false) => quote!(::limit_runtime::__private::OnHeavy::Panic),
-    };
-    quote!(#expr, #on_heavy)
+fn weighed(out: &mut Out, weight: &Weight, has_policy: bool) {
+    out.stream(quote::ToTokens::to_token_stream(&weight.expr))
+        .op(",");
+    match (&weight.output, has_policy) {
+        (_, true) => {
+            out.private(&["OnHeavy", "Refuse"]);
+        }
+        (Some(ty), false) => heavy_probe(out, ty, "on_heavy", |_| {}),
+        (None, false) => {
+            out.private(&["OnHeavy", "Panic"]);
+        }
+    }
 }
 
-/// `max_wait` and `queue`, evaluated when the call is made (so they may use the arguments).
-fn policy_value(policy: &Policy) -> TokenStream {
-    let max_wait = policy
-        .max_wait
-        .as_ref()
-        .map(|max_wait| quote!(.max_wait(#max_wait)));
-    let queue = policy.queue.as_ref().map(|queue| quote!(.queue(#queue)));
-    quote!(::limit_runtime::__private::Policy::new() #max_wait #queue)
+/// `max_wait` and `queue`, evaluated when the call is made (so they may use the arguments):
+/// `::limit_runtime::__private::Policy::new() .max_wait(MAX_WAIT) .queue(QUEUE)`.
+fn policy_value(out: &mut Out, policy: Option<&Policy>) {
+    out.private(&["Policy", "new"]).parens(|_| {});
+    let Some(policy) = policy else {
+        return;
+    };
+    if let Some(max_wait) = &policy.max_wait {
+        out.op(".").words(&["max_wait"]).parens(|out| {
+            out.stream(quote::ToTokens::to_token_stream(max_wait));
+        });
+    }
+    if let Some(queue) = &policy.queue {
+        out.op(".").words(&["queue"]).parens(|out| {
+            out.stream(quote::ToTokens::to_token_stream(queue));
+        });
+    }
 }
 
 /// The body of a function returning `ty`, as the tail of the `async move` block.
@@ -368,140 +592,161 @@ fn policy_value(policy: &Policy) -> TokenStream {
 /// its body instead, so the expansion states the type: `let __ret: T = { body };`, and, when
 /// the body contains `return`, a never-taken `return` of type `T` first, which fixes the
 /// block's return type for every other `return` (the technique async-trait uses). Inside the
-/// type, `impl Trait` becomes `_`, since it cannot be named in a `let`.
-fn typed_body(ty: &Type, block: &proc_macro2::Group) -> TokenStream {
-    let mut ty = ty.clone();
-    InferImplTrait.visit_type_mut(&mut ty);
-    let ret = format_ident!("__ret", span = Span::mixed_site());
-    let hint = contains_return(block.stream()).then(|| {
-        quote! {
-            if let ::core::option::Option::Some(#ret) = ::core::option::Option::None::<#ty> {
-                #[allow(unreachable_code)]
-                return #ret;
-            }
-        }
-    });
-    // The lints allowed on generated code, and why:
-    // - `unreachable_code`: after a body that diverges (`loop {}`, `todo!()`), `__ret` and
-    //   the hint's `return` are unreachable, which an `async fn` would not report.
-    // - `clippy::diverging_sub_expression`: a body ending in `return x;` becomes the value of
-    //   the `let`, which that lint reports; in an `async fn` it is a tail statement.
-    quote! {
-        #hint
-        #[allow(clippy::diverging_sub_expression)]
-        let #ret: #ty = #block;
-        #[allow(unreachable_code)]
-        #ret
-    }
-}
-
-/// Whether `return` appears anywhere in the tokens. A `return` inside a closure in the body
-/// counts too, which only costs an unneeded (and free) hint.
-fn contains_return(tokens: TokenStream) -> bool {
-    tokens.into_iter().any(|token| match token {
-        TokenTree::Ident(ident) => ident == "return",
-        TokenTree::Group(group) => contains_return(group.stream()),
-        _ => false,
-    })
-}
-
-struct InferImplTrait;
-
-impl VisitMut for InferImplTrait {
-    fn visit_type_mut(&mut self, ty: &mut Type) {
-        if let Type::ImplTrait(impl_trait) = ty {
-            *ty = Type::Infer(syn::TypeInfer {
-                attrs: Vec::new(),
-                underscore_token: Token![_](syn::spanned::Spanned::span(impl_trait)),
+/// type, `impl Trait` becomes `_`, since it cannot be named in a `let` (`ty` is that type).
+///
+/// The lints allowed on generated code, and why:
+/// - `unreachable_code`: after a body that diverges (`loop {}`, `todo!()`), `__ret` and the
+///   hint's `return` are unreachable, which an `async fn` would not report.
+/// - `clippy::diverging_sub_expression`: a body ending in `return x;` becomes the value of
+///   the `let`, which that lint reports; in an `async fn` it is a tail statement.
+fn typed_body(out: &mut Out, ty: &[TokenTree], block: Group, hint: bool) {
+    let ret = mixed_site("__ret");
+    let allow_unreachable = |out: &mut Out| {
+        out.attr(|out| {
+            out.words(&["allow"]).parens(|out| {
+                out.words(&["unreachable_code"]);
             });
-        } else {
-            syn::visit_mut::visit_type_mut(self, ty);
-        }
+        });
+    };
+    if hint {
+        // `if let ::core::option::Option::Some(__ret) = ::core::option::Option::None::<T> {
+        // #[allow(unreachable_code)] return __ret; }`
+        out.words(&["if", "let"])
+            .path(&["core", "option", "Option", "Some"])
+            .parens(|out| {
+                out.ident(&ret);
+            })
+            .op("=")
+            .path(&["core", "option", "Option", "None"])
+            .op("::")
+            .op("<")
+            .tokens(ty)
+            .op(">")
+            .braces(|out| {
+                allow_unreachable(out);
+                out.words(&["return"]).ident(&ret).op(";");
+            });
     }
+    // `#[allow(clippy::diverging_sub_expression)] let __ret: T = { body };
+    // #[allow(unreachable_code)] __ret`
+    out.attr(|out| {
+        out.words(&["allow"]).parens(|out| {
+            out.words(&["clippy"])
+                .op("::")
+                .words(&["diverging_sub_expression"]);
+        });
+    });
+    out.words(&["let"])
+        .ident(&ret)
+        .op(":")
+        .tokens(ty)
+        .op("=")
+        .tree(block)
+        .op(";");
+    allow_unreachable(out);
+    out.ident(&ret);
 }
 
-/// Rewrites the parameters for the outer `fn`, and writes the statements that move each of
-/// them into the `async move` block.
+/// The parameters for the outer `fn`, and the statements that move each of them into the
+/// `async move` block.
 ///
 /// An `async fn` keeps every argument alive until its body ends, even one the body never
 /// mentions (`_guard: MutexGuard<…>`, `_: Token`). An `async move` block captures only what
 /// it mentions, so each argument is mentioned once, the way rustc lowers `async fn` itself:
 /// a plain binding is moved with `let x = x;`, and any other pattern gets a hidden name in
-/// the signature and is destructured inside the block.
-fn move_arguments(
-    inputs: &Punctuated<FnArg, Token![,]>,
-) -> (Punctuated<FnArg, Token![,]>, Vec<TokenStream>) {
-    let mut outer = Punctuated::new();
-    let mut rebind = Vec::new();
-    for (index, input) in inputs.iter().enumerate() {
+/// the signature and is destructured inside the block. Parameters that need no new name keep
+/// their parentheses as written.
+fn move_arguments(sig: &Sig) -> (Group, Tokens) {
+    let mut outer = Out::new();
+    let mut rebind = Out::new();
+    let mut renamed = false;
+    for (index, input) in sig.inputs.iter().enumerate() {
+        if index > 0 {
+            outer.op(",");
+        }
         match input {
-            FnArg::Receiver(receiver) => {
-                let self_token = &receiver.self_token;
-                rebind.push(quote!(let _ = &#self_token;));
-                outer.push(input.clone());
+            Input::Receiver(receiver) => {
+                rebind
+                    .words(&["let", "_"])
+                    .op("=")
+                    .op("&")
+                    .ident(&receiver.self_token)
+                    .op(";");
+                outer.tokens(&receiver.tokens);
             }
-            FnArg::Typed(typed) => {
-                let cfg = typed
-                    .attrs
-                    .iter()
-                    .filter(|attr| attr.path().is_ident("cfg"));
-                let mut typed = typed.clone();
-                match &*typed.pat {
-                    Pat::Ident(PatIdent {
-                        by_ref: None,
-                        mutability,
-                        ident,
-                        subpat: None,
-                        ..
-                    }) => {
+            Input::Typed(typed) => {
+                let cfg = typed.attrs.iter().filter(|attr| attr.cfg);
+                for attr in &typed.attrs {
+                    outer.tokens(&attr.tokens);
+                }
+                match &typed.pat {
+                    Pattern::Ident { mutability, ident } => {
                         // Same place, same resolution, but marked as generated: otherwise
                         // `let _x = _x;` trips clippy's underscore-binding lints.
                         let mut ident = ident.clone();
+                        outer.ident(&ident);
                         ident.set_span(ident.span().resolved_at(Span::call_site()));
-                        rebind.push(quote!(#(#cfg)* let #mutability #ident = #ident;));
+                        for attr in cfg {
+                            rebind.tokens(&attr.tokens);
+                        }
+                        rebind.words(&["let"]);
                         // `mut` belongs to the binding inside the block; on the outer
                         // parameter it would be an unused `mut`.
-                        if let Pat::Ident(outer_ident) = &mut *typed.pat {
-                            outer_ident.mutability = None;
+                        if let Some(mutability) = mutability {
+                            rebind.ident(mutability);
+                            renamed = true;
+                        }
+                        rebind.ident(&ident).op("=").ident(&ident).op(";");
+                    }
+                    Pattern::Other { tokens, wild, .. } => {
+                        renamed = true;
+                        let hidden = Ident::new(&format!("__arg{index}"), Span::mixed_site());
+                        outer.ident(&hidden);
+                        let cfg: Vec<&Attr> = cfg.collect();
+                        for attr in &cfg {
+                            rebind.tokens(&attr.tokens);
+                        }
+                        rebind.words(&["let"]);
+                        // `ref mut x` borrows the hidden binding mutably.
+                        if contains_ref_mut(tokens) {
+                            rebind.words(&["mut"]);
+                        }
+                        rebind.ident(&hidden).op("=").ident(&hidden).op(";");
+                        if !wild {
+                            for attr in &cfg {
+                                rebind.tokens(&attr.tokens);
+                            }
+                            rebind
+                                .words(&["let"])
+                                .tokens(tokens)
+                                .op("=")
+                                .ident(&hidden)
+                                .op(";");
                         }
                     }
-                    pattern => {
-                        let hidden = format_ident!("__arg{}", index, span = Span::mixed_site());
-                        let cfg: Vec<_> = cfg.collect();
-                        let destructure = match pattern {
-                            Pat::Wild(_) => None,
-                            pattern => Some(quote!(#(#cfg)* let #pattern = #hidden;)),
-                        };
-                        // `ref mut x` borrows the hidden binding mutably.
-                        let mutability =
-                            contains_ref_mut(quote!(#pattern)).then(<Token![mut]>::default);
-                        rebind.push(quote! {
-                            #(#cfg)* let #mutability #hidden = #hidden;
-                            #destructure
-                        });
-                        typed.pat = Box::new(Pat::Ident(PatIdent {
-                            attrs: Vec::new(),
-                            by_ref: None,
-                            mutability: None,
-                            ident: hidden,
-                            subpat: None,
-                        }));
-                    }
                 }
-                outer.push(FnArg::Typed(typed));
+                outer.tree(typed.colon.clone()).tokens(&typed.ty);
             }
         }
     }
-    (outer, rebind)
+    let params = if renamed {
+        let mut params = Group::new(Delimiter::Parenthesis, outer.finish());
+        params.set_span(sig.params.span());
+        params
+    } else {
+        sig.params.clone()
+    };
+    (params, rebind.into_trees())
 }
 
 /// Whether a pattern binds anything by `ref mut`.
-fn contains_ref_mut(tokens: TokenStream) -> bool {
-    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+fn contains_ref_mut(tokens: &[TokenTree]) -> bool {
     tokens.windows(2).any(|pair| {
         matches!(pair, [TokenTree::Ident(a), TokenTree::Ident(b)] if a == "ref" && b == "mut")
     }) || tokens.iter().any(|token| match token {
-        TokenTree::Group(group) => contains_ref_mut(group.stream()),
+        TokenTree::Group(group) => {
+            contains_ref_mut(&group.stream().into_iter().collect::<Vec<_>>())
+        }
         _ => false,
     })
 }

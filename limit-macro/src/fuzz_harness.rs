@@ -10,7 +10,14 @@
 //!   error with no span, the opposite of the one clear error the crate promises);
 //! - it either fails cleanly, emitting the item exactly as written followed by exactly one
 //!   `::core::compile_error!("…")`, or succeeds with an expansion that contains no error and
-//!   parses as one function item, no longer `async`, with the same name.
+//!   parses as one function item, no longer `async`, with the same name;
+//! - when the fast reader (`scan.rs`) takes the item, the expansion is the one the reference
+//!   reader (syn, `item::parse`) gives, token for token (`>>` and `> >` count as the same:
+//!   syn prints each `>` of a type apart). So the fast reader accepts nothing syn rejects, and
+//!   reads what it accepts as syn does.
+//!
+//! `SHAPES` are functions in the fast reader's grammar, which the fuzzers mutate too, and
+//! `NOT_SCANNED` some it leaves to syn; this file's tests check that each goes its way.
 //!
 //! The fuzzers are `fuzz_tokens.rs` (random token trees and mutated items) and
 //! `fuzz_arg_errors.rs` (well-formed arguments with wrong names and values, each knowing the
@@ -30,7 +37,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use proc_macro2::{TokenStream, TokenTree};
+use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use proptest::prelude::ProptestConfig;
 
 use crate::expand_attribute;
@@ -66,6 +73,88 @@ pub(crate) const RETURNS_RESULT: &[usize] = &[2, 11, 12];
 /// rejects `max_wait` and `queue` (any other return type is left to the type system).
 pub(crate) const RETURNS_UNIT: &[usize] = &[1, 8, 9];
 
+/// Functions in the fast reader's grammar (see `scan.rs`): each is read without syn, to the
+/// same expansion.
+pub(crate) const SHAPES: &[&str] = &[
+    "async fn unit() {}",
+    "pub async fn load<T: Display>(store: &Store, id: u64, tag: T) -> Result<String, Error> { let row = store.get(id).await?; if row.is_empty() { return Err(Error::Invalid(format!(\"{tag}: empty\"))); } Ok(format!(\"{tag}/{row}\")) }",
+    "pub(crate) async fn count<K: AsRef<str>>(store: &Store, keys: &[K], limit: usize,) -> Result<usize, Error> { Ok(keys.len().min(limit)) }",
+    "async fn pick<'a>(store: &'a Store, ids: Vec<u64>, sep: &str) -> Result<Vec<&'a str>, Error> { Ok(Vec::new()) }",
+    "async fn total<I>(store: &Store, ids: I) -> Result<u64, Error> where I: IntoIterator<Item = u64> + Send, I::IntoIter: Send, { Ok(0) }",
+    "#[must_use] #[doc = \"docs\"] #[cfg_attr(test, allow(dead_code))] pub(super) async fn get<'a, 'b: 'a, T: ?Sized + Sync + 'b,>(&'a self, key: &'b T) -> Option<&'a str> { None }",
+    "async fn take(mut self, mut buf: Vec<u8>) -> (usize, Vec<u8>) { buf.push(1); (buf.len(), buf) }",
+    "async fn update(&mut self, delta: i64) -> () { self.total += delta; }",
+    "async fn nested(x: ((),), y: (u8)) -> (()) {}",
+    "pub(self) async fn paths(a: ::std::collections::HashMap<String, Vec<Option<u8>>>, b: crate::a::B, c: self::C, d: super::D<'static, u8>, e: Self) -> Self::Out { todo!() }",
+    "async fn slices(a: &[&'static str], b: &mut [u8], c: &&u8, d: &'static mut Box<[u8]>) -> Box<[u8]> { a.len(); Box::new([]) }",
+    "#[tracing::instrument(skip_all)] async fn traced(&self, x: u8) -> u8 { x }",
+    "async fn r#async(r#type: u8) -> u8 { r#type }",
+    "async fn bounds<'a, T>(x: &'a T) -> Vec<T> where T: Clone + 'static + std::fmt::Debug, 'a: 'a + 'static { vec![x.clone()] }",
+    "async fn by_value(self) -> usize { let returned = 1; returned }",
+    "#[::core::prelude::v1::must_use] async fn uses_return_later() -> Result<(), Error> { let f = || { return 1; }; f(); Ok(()) }",
+];
+
+/// Functions the attribute accepts that the fast reader leaves to syn: another shape, or an
+/// inner attribute.
+pub(crate) const NOT_SCANNED: &[&str] = &[
+    "async fn patterns((a, b): (u8, u8), _: Token) -> u16 { u16::from(a) + u16::from(b) }",
+    "async fn returns_impl() -> impl Iterator<Item = u8> { 0..3 }",
+    "async fn inner_attrs() { #![allow(unused)] let x = 1; }",
+    "async fn consume(self: Arc<Self>) {}",
+    "async unsafe fn raw(p: *const u8) -> u8 { unsafe { *p } }",
+    "async fn array(a: [u8; 4]) -> [u8; 4] { a }",
+    "async fn dyn_box() -> Box<dyn std::error::Error + Send> { todo!() }",
+    "async fn callback(f: impl Fn(u8) -> u8) -> u8 { f(1) }",
+    "async fn qualified<T: Iterator>(x: <T as Iterator>::Item) {}",
+    "async fn late_lifetime<T, 'a>(x: &'a T) {}",
+    "pub(in crate::a) async fn restricted() {}",
+    "async fn cfg_param(#[cfg(test)] x: u8) {}",
+    "async fn const_generic<const N: usize>(x: [u8; N]) {}",
+    "async fn turbofish(x: Vec::<u8>) {}",
+    "async fn macro_type(x: ty!()) {}",
+    "async fn wild(_: u8) {}",
+    "async fn late_lifetime_argument(x: Cow<str, 'static>) {}",
+];
+
+/// The expansion's tokens as text, with `>>` and `> >` alike: every punctuation apart.
+fn normalized(stream: TokenStream) -> String {
+    let mut text = String::new();
+    for token in stream {
+        match token {
+            TokenTree::Group(group) => {
+                let (open, close) = match group.delimiter() {
+                    Delimiter::Parenthesis => ("(", ")"),
+                    Delimiter::Brace => ("{", "}"),
+                    Delimiter::Bracket => ("[", "]"),
+                    Delimiter::None => ("«", "»"),
+                };
+                text += open;
+                text += &normalized(group.stream());
+                text += close;
+            }
+            TokenTree::Punct(punct) => text.push(punct.as_char()),
+            other => text += &other.to_string(),
+        }
+        text.push(' ');
+    }
+    text
+}
+
+/// When the fast reader takes the item, the reference reader expands it to the same tokens,
+/// and the attribute's output is that expansion.
+fn check_fast_path(args: &TokenStream, item: &TokenStream, output: &TokenStream, context: &str) {
+    let Some(fast) = crate::fast_path(args, item) else {
+        return;
+    };
+    let reference = crate::reference_path(args.clone(), item.clone());
+    assert_eq!(
+        normalized(fast.clone()),
+        normalized(reference),
+        "the fast reader and syn expand the item differently{context}"
+    );
+    assert_eq!(fast.to_string(), output.to_string(), "{context}");
+}
+
 pub(crate) fn corpus(index: usize) -> TokenStream {
     CORPUS[index].parse().expect("the corpus lexes")
 }
@@ -93,6 +182,7 @@ pub(crate) fn outcome(args: &TokenStream, item: &TokenStream) -> Option<String> 
     }))
     .unwrap_or_else(|_| panic!("expand_attribute panicked\n  args: {args}\n  item: {item}"));
     let context = format!("\n  args: {args}\n  item: {item}\n  output: {output}");
+    check_fast_path(args, item, &output, &context);
 
     // The inputs never contain `compile_error`, so every one in the output is the macro's.
     match count_compile_errors(output.clone()) {
@@ -217,6 +307,133 @@ fn returns_result_lists_the_functions_returning_a_result() {
             RETURNS_RESULT.contains(&index),
             signature.contains("Result<"),
             "{source}"
+        );
+    }
+}
+
+/// Arguments of every kind, valid or not on a given function, for `each_shape_goes_its_way`:
+/// the checks that read the signature (a borrowed limiter, a limit that reads an argument, a
+/// policy on a function returning nothing, a weight) must see through either reader alike.
+const ARGUMENT_KINDS: &[&str] = &[
+    "5",
+    "MAX_JOBS, name = \"jobs\", key = 1",
+    "limiter = DATABASE",
+    "4, weight = 2",
+    "4, weight = buf.len(), max_wait = Duration::from_secs(1)",
+    "4, queue = 0",
+    "4, key = id, max_wait = timeout",
+    "limiter = &self.limiter",
+    "limiter = self.limits.clone()",
+    "limiter = &store",
+    "limiter = &buf",
+    "limiter = &key",
+    "limiter = &a",
+    "limiter = store",
+    "limiter = x",
+    "self.limit",
+    "id",
+    "r#type",
+];
+
+/// Every function of `SHAPES` goes the fast way, to the reference's expansion, under each kind
+/// of arguments (`outcome` compares the two); every one of `NOT_SCANNED` goes syn's.
+#[test]
+fn each_shape_goes_its_way() {
+    for source in SHAPES {
+        let item: TokenStream = source.parse().expect("the shape lexes");
+        assert!(
+            crate::scan::function(&item).is_some(),
+            "not scanned: {source}"
+        );
+        let args: TokenStream = "5".parse().unwrap();
+        assert!(crate::fast_path(&args, &item).is_some(), "{source}");
+        for args in ARGUMENT_KINDS {
+            outcome(&args.parse().expect("the arguments lex"), &item);
+        }
+    }
+    for source in NOT_SCANNED {
+        let item: TokenStream = source.parse().expect("the function lexes");
+        assert!(crate::scan::function(&item).is_none(), "scanned: {source}");
+        assert_eq!(outcome(&"5".parse().unwrap(), &item), None, "{source}");
+    }
+}
+
+/// The fast reader's keywords are the words syn does not take as an identifier.
+#[test]
+fn the_fast_reader_knows_syns_keywords() {
+    let words = [
+        "_",
+        "abstract",
+        "as",
+        "async",
+        "auto",
+        "await",
+        "become",
+        "box",
+        "break",
+        "const",
+        "continue",
+        "crate",
+        "default",
+        "do",
+        "dyn",
+        "else",
+        "enum",
+        "extern",
+        "false",
+        "final",
+        "fn",
+        "for",
+        "gen",
+        "if",
+        "impl",
+        "in",
+        "let",
+        "loop",
+        "macro",
+        "macro_rules",
+        "match",
+        "mod",
+        "move",
+        "mut",
+        "override",
+        "priv",
+        "pub",
+        "raw",
+        "ref",
+        "return",
+        "safe",
+        "Self",
+        "self",
+        "static",
+        "struct",
+        "super",
+        "trait",
+        "true",
+        "try",
+        "type",
+        "typeof",
+        "union",
+        "unsafe",
+        "unsized",
+        "use",
+        "virtual",
+        "where",
+        "while",
+        "yield",
+        "x",
+        "T",
+        "r#fn",
+        "Result",
+        "async_trait",
+        "selfish",
+        "types",
+    ];
+    for word in words {
+        assert_eq!(
+            crate::scan::is_keyword(word),
+            syn::parse_str::<syn::Ident>(word).is_err(),
+            "{word}"
         );
     }
 }

@@ -1,14 +1,15 @@
 //! The token fuzzer: property tests of the whole attribute,
 //! [`expand_attribute`](crate::expand_attribute), on random input: random token trees as the
 //! arguments, and as the item either a valid `async fn` from the corpus
-//! (`fuzz_harness::CORPUS`) mutated at random (tokens dropped, duplicated, swapped, replaced,
-//! inserted, at any depth) or a fully random token stream.
+//! (`fuzz_harness::CORPUS`, or one of the shapes the fast reader reads, `fuzz_harness::SHAPES`)
+//! mutated at random (tokens dropped, duplicated, swapped, replaced, inserted, at any depth)
+//! or a fully random token stream.
 //!
 //! What this proves, on every input tried: the attribute meets the contract that
 //! `fuzz_harness::outcome` checks. It never panics, and it either fails cleanly, emitting the
 //! item exactly as written followed by exactly one `::core::compile_error!("…")`, or succeeds
 //! with an expansion that contains no error and parses as one function item, no longer
-//! `async`, with the same name.
+//! `async`, with the same name; and an item the fast reader takes expands as syn reads it.
 //!
 //! And on well-formed arguments over the unmutated corpus, it always succeeds, so the
 //! success branch above is exercised and not only the error branch.
@@ -31,7 +32,7 @@ use std::fmt::Write as _;
 use proc_macro2::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
 use proptest::prelude::*;
 
-use crate::fuzz_harness::{CORPUS, config, corpus, outcome};
+use crate::fuzz_harness::{CORPUS, SHAPES, config, corpus, outcome};
 
 // ---------------------------------------------------------------------------------------
 // Random tokens, described by a plain enum so that proptest can shrink them and print them.
@@ -206,7 +207,8 @@ fn render_one(tok: &Tok, stream: &mut TokenStream) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Items: the corpus of valid functions (in `fuzz_harness`), mutated.
+// Items: the corpus of valid functions and the fast reader's shapes (in `fuzz_harness`),
+// mutated.
 
 #[derive(Clone, Debug)]
 enum Mutation {
@@ -280,28 +282,29 @@ fn mutate(stream: TokenStream, path: &[usize], mutation: &Mutation) -> TokenStre
 #[derive(Clone, Debug)]
 enum Item {
     Mutated {
-        corpus: usize,
+        source: &'static str,
         mutations: Vec<Located>,
     },
     Random(Vec<Tok>),
 }
 
 fn item() -> impl Strategy<Value = Item> {
+    let source = prop_oneof![prop::sample::select(CORPUS), prop::sample::select(SHAPES),];
     prop_oneof![
-        4 => (0..CORPUS.len(), prop::collection::vec(mutation(), 0..4))
-            .prop_map(|(corpus, mutations)| Item::Mutated { corpus, mutations }),
+        4 => (source, prop::collection::vec(mutation(), 0..4))
+            .prop_map(|(source, mutations)| Item::Mutated { source, mutations }),
         1 => toks(12).prop_map(Item::Random),
     ]
 }
 
 fn render_item(item: &Item) -> TokenStream {
     match item {
-        Item::Mutated {
-            corpus: index,
-            mutations,
-        } => mutations.iter().fold(corpus(*index), |stream, located| {
-            mutate(stream, &located.path, &located.mutation)
-        }),
+        Item::Mutated { source, mutations } => {
+            let item = source.parse().expect("the corpus lexes");
+            mutations.iter().fold(item, |stream, located| {
+                mutate(stream, &located.path, &located.mutation)
+            })
+        }
         Item::Random(toks) => render(toks),
     }
 }

@@ -3,15 +3,11 @@
 //! Every check here returns one error, spanned at the tokens at fault, that says what is
 //! wrong and what is accepted.
 
-use proc_macro2::{Group, Span, TokenStream, TokenTree};
-use syn::spanned::Spanned;
-use syn::{
-    Attribute, Expr, GenericArgument, Lit, LitStr, Path, PathArguments, ReturnType, Signature,
-    Type, TypeParamBound, UnOp, Visibility,
-};
+use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
+use syn::{Expr, Lit, LitStr, Path, UnOp};
 
 use crate::args::{Args, EXPECTED_LIMIT, Opt};
-use crate::item::{Body, Function};
+use crate::item::{Attr, Body, Function, Sig, Tokens};
 
 /// `limit_runtime::Limiter::MAX_LIMIT` (2^31 − 1), which this crate cannot import. The
 /// runtime checks the value again, so the two cannot disagree silently, and
@@ -20,9 +16,9 @@ pub(crate) const MAX_LIMIT: u128 = i32::MAX as u128;
 
 /// Everything `expand` needs, already checked.
 pub(crate) struct Plan {
-    pub(crate) attrs: Vec<Attribute>,
-    pub(crate) vis: Visibility,
-    pub(crate) sig: Signature,
+    pub(crate) attrs: Vec<Attr>,
+    pub(crate) vis: Tokens,
+    pub(crate) sig: Sig,
     pub(crate) body: Body,
     pub(crate) source: Source,
     /// `max_wait` and `queue`, when either is set: the call may then fail with a
@@ -64,7 +60,7 @@ pub(crate) struct Weight {
     /// The future's output type, when it can be named in the function's body (no
     /// `impl Trait` in it): the runtime then returns `Err(LimitError::TooHeavy)` if it is a
     /// `Result` that can carry one. `None`: a too-heavy call panics where it is made.
-    pub(crate) output: Option<Type>,
+    pub(crate) output: Option<Tokens>,
 }
 
 pub(crate) enum Shape {
@@ -73,7 +69,7 @@ pub(crate) enum Shape {
     /// A `fn` whose body is `Box::pin(async move { … })`, as `#[async_trait]` writes it.
     /// The signature stays; the limit goes around the boxed block.
     BoxedAsyncBlock {
-        callee: TokenStream,
+        callee: Tokens,
         async_kw: TokenTree,
         move_kw: TokenTree,
         block: Group,
@@ -90,20 +86,19 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
     } = function;
     if let Some(constness) = sig.constness {
         return Err(syn::Error::new(
-            constness.span,
+            constness,
             "#[concurrency_limit] cannot be applied to a `const fn`: \
              only an `async fn` can wait for a permit",
         ));
     }
     let Some(body) = body else {
-        let span = semi.map_or_else(|| sig.span(), |semi| semi.span);
         return Err(syn::Error::new(
-            span,
+            semi.unwrap_or_else(|| sig.ident.span()),
             "#[concurrency_limit] needs the function's body: put it on the `async fn` in the \
              `impl` block, not on the trait's declaration",
         ));
     };
-    let shape = if sig.asyncness.is_some() {
+    let shape = if sig.asyncness {
         Shape::AsyncFn
     } else if let Some((callee, async_kw, move_kw, block)) = body.boxed_async_block() {
         Shape::BoxedAsyncBlock {
@@ -114,7 +109,7 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
         }
     } else {
         return Err(syn::Error::new(
-            sig.fn_token.span,
+            sig.fn_token,
             format!(
                 "#[concurrency_limit] can only be applied to an `async fn`; `{}` is not async \
                  (a method of an `#[async_trait]` impl is accepted too)",
@@ -122,11 +117,11 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
             ),
         ));
     };
-    if let ReturnType::Type(_, ty) = &sig.output
-        && let Type::Never(never) = &**ty
+    if let Some(output) = &sig.output
+        && output.never
     {
         return Err(syn::Error::new_spanned(
-            never,
+            stream(&output.ty),
             "#[concurrency_limit] cannot be applied to an `async fn` returning `!`: the \
              future's `Output = !` needs the unstable never type; return \
              `std::convert::Infallible` instead",
@@ -134,7 +129,7 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
     }
     if let Some(variadic) = &sig.variadic {
         return Err(syn::Error::new_spanned(
-            variadic,
+            stream(variadic),
             "#[concurrency_limit] cannot be applied to a variadic function",
         ));
     }
@@ -143,10 +138,13 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
     let weight = args.weight.map(|weight| Weight {
         expr: weight.value,
         output: match &sig.output {
-            ReturnType::Default => Some(syn::parse_quote!(())),
-            ReturnType::Type(..) => output_type(&sig, &shape)
-                .filter(|ty| !mentions_impl_or_infer(&quote::ToTokens::to_token_stream(ty)))
-                .cloned(),
+            None => Some(vec![TokenTree::Group(Group::new(
+                Delimiter::Parenthesis,
+                TokenStream::new(),
+            ))]),
+            Some(_) => output_type(&sig, &shape)
+                .filter(|(ty, _)| !mentions_impl_or_infer(ty))
+                .map(|(ty, _)| ty.clone()),
         },
     });
     Ok(Plan {
@@ -161,12 +159,17 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
     })
 }
 
+/// Tokens as one stream, for an error's span or a message.
+fn stream(tokens: &[TokenTree]) -> TokenStream {
+    tokens.iter().cloned().collect()
+}
+
 fn source(
     limit: Option<Expr>,
     limiter: Option<Opt<Expr>>,
     key: Option<Opt<Expr>>,
     name: Option<Opt<LitStr>>,
-    sig: &Signature,
+    sig: &Sig,
 ) -> syn::Result<Source> {
     if let Some(limiter) = limiter {
         let shown = quote::ToTokens::to_token_stream(&limiter.value);
@@ -218,14 +221,14 @@ fn source(
 /// What `limiter = …` names: the path of a `static` (today's zero-sized handle), or an
 /// expression evaluated at each call. A single identifier that names an argument is an
 /// expression.
-fn limiter_source(limiter: Expr, sig: &Signature) -> syn::Result<Source> {
+fn limiter_source(limiter: Expr, sig: &Sig) -> syn::Result<Source> {
     let expected = "expected the path of a `static` limiter (`limiter = DATABASE`), a \
                     `&Limiter` (`limiter = &self.connections`) or an `Arc<Limiter>` \
                     (`limiter = self.limits.clone()`)";
     match unparenthesized(&limiter) {
         Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => {
             return Ok(match path.path.get_ident() {
-                Some(ident) if arguments(sig).any(|arg| arg == ident) => {
+                Some(ident) if sig.bindings().any(|(arg, _)| arg == ident) => {
                     Source::Argument(ident.clone())
                 }
                 Some(ident) if ident == "self" => Source::Instance(limiter.clone()),
@@ -247,13 +250,13 @@ fn limiter_source(limiter: Expr, sig: &Signature) -> syn::Result<Source> {
 /// A borrowed limiter lives as long as the call's future, which also holds the receiver or
 /// argument it is borrowed from. Only a shared borrow (`&self`, or an argument that is a
 /// `&T`) can lend it; anything else would be moved into the future while borrowed.
-fn check_borrow(reference: &syn::ExprReference, sig: &Signature) -> syn::Result<()> {
+fn check_borrow(reference: &syn::ExprReference, sig: &Sig) -> syn::Result<()> {
     let borrowed = quote::ToTokens::to_token_stream(&reference.expr);
     if mentions(&borrowed, &|ident| ident == "self") {
         if let Some(receiver) = sig.receiver()
-            && !lends(receiver)
+            && !receiver.lends
         {
-            let receiver = quote::ToTokens::to_token_stream(receiver);
+            let receiver = stream(&receiver.tokens);
             return Err(syn::Error::new_spanned(
                 reference,
                 format!(
@@ -266,22 +269,16 @@ fn check_borrow(reference: &syn::ExprReference, sig: &Signature) -> syn::Result<
         }
         return Ok(());
     }
-    for input in &sig.inputs {
-        if let syn::FnArg::Typed(typed) = input
-            && let syn::Pat::Ident(pat) = &*typed.pat
-            && !matches!(&*typed.ty, Type::Reference(reference) if reference.mutability.is_none())
-            && mentions(&borrowed, &|ident| *ident == pat.ident)
-        {
+    for (ident, typed) in sig.bindings() {
+        if !typed.shared_ref && mentions(&borrowed, &|found| found == ident) {
             return Err(syn::Error::new_spanned(
                 reference,
                 format!(
                     "a borrowed limiter must come from `&self` or from an argument that is a \
-                     shared reference, and `{}` is a `{}`: the call's future owns it, so it \
+                     shared reference, and `{ident}` is a `{}`: the call's future owns it, so it \
                      cannot also hold a borrow of it; pass a `&Limiter`, or an \
-                     `Arc<Limiter>` (`limiter = {}.clone()`)",
-                    pat.ident,
-                    quote::ToTokens::to_token_stream(&typed.ty),
-                    borrowed,
+                     `Arc<Limiter>` (`limiter = {borrowed}.clone()`)",
+                    stream(&typed.ty),
                 ),
             ));
         }
@@ -289,26 +286,14 @@ fn check_borrow(reference: &syn::ExprReference, sig: &Signature) -> syn::Result<
     Ok(())
 }
 
-/// Whether the receiver is a shared borrow (`&self`, `self: &Self`), which can lend a
-/// limiter to the future that also holds it.
-fn lends(receiver: &syn::Receiver) -> bool {
-    match &receiver.kind {
-        syn::ReceiverKind::Reference(_, _, mutability) => mutability.is_none(),
-        syn::ReceiverKind::Typed(_, ty) => {
-            matches!(&**ty, Type::Reference(reference) if reference.mutability.is_none())
-        }
-        _ => false,
-    }
-}
-
 /// A function's own limit is evaluated once, at its first call, for every instance and
 /// every argument; a limit that reads `self` or an argument would apply the first call's
 /// value to all. (The limit's closure must also coerce to `fn() -> usize`, which catches a
 /// capture hidden in a macro.)
-fn check_limit_is_per_function(limit: &Expr, sig: &Signature) -> syn::Result<()> {
+fn check_limit_is_per_function(limit: &Expr, sig: &Sig) -> syn::Result<()> {
     let tokens = quote::ToTokens::to_token_stream(limit);
     let Some(found) = find_ident(&tokens, &|ident| {
-        ident == "self" || arguments(sig).any(|arg| arg == ident)
+        ident == "self" || sig.bindings().any(|(arg, _)| arg == ident)
     }) else {
         return Ok(());
     };
@@ -322,17 +307,6 @@ fn check_limit_is_per_function(limit: &Expr, sig: &Signature) -> syn::Result<()>
             sig.ident
         ),
     ))
-}
-
-/// The names of the function's arguments bound by a plain identifier pattern.
-fn arguments(sig: &Signature) -> impl Iterator<Item = &syn::Ident> {
-    sig.inputs.iter().filter_map(|input| match input {
-        syn::FnArg::Typed(typed) => match &*typed.pat {
-            syn::Pat::Ident(pat) => Some(&pat.ident),
-            _ => None,
-        },
-        syn::FnArg::Receiver(_) => None,
-    })
 }
 
 fn mentions(tokens: &TokenStream, matches: &dyn Fn(&proc_macro2::Ident) -> bool) -> bool {
@@ -373,14 +347,14 @@ fn find_ident(
 fn policy(
     max_wait: Option<Opt<Expr>>,
     queue: Option<Opt<Expr>>,
-    sig: &Signature,
+    sig: &Sig,
     shape: &Shape,
 ) -> syn::Result<Option<Policy>> {
     // A function that returns nothing cannot return the error; any other return type is left
     // to the type system, which accepts every `Result<T, E>` with `E: From<LimitError>`,
     // however it is spelled (an alias, a re-export), and reports anything else at the option.
     for option in [&max_wait, &queue].into_iter().flatten() {
-        if output_type(sig, shape).is_none_or(is_unit) {
+        if output_type(sig, shape).is_none_or(|(_, unit)| unit) {
             return Err(syn::Error::new(
                 option.key.span(),
                 format!(
@@ -411,62 +385,26 @@ fn policy(
     }))
 }
 
-/// What the function's future resolves to: the declared return type of an `async fn`, or
-/// the `Output = …` of the boxed future an `#[async_trait]` method returns.
-fn output_type<'a>(sig: &'a Signature, shape: &Shape) -> Option<&'a Type> {
-    let ReturnType::Type(_, ty) = &sig.output else {
-        return None;
-    };
+/// What the function's future resolves to, and whether it is `()`: the declared return type
+/// of an `async fn`, or the `Output = …` of the boxed future an `#[async_trait]` method
+/// returns.
+fn output_type<'a>(sig: &'a Sig, shape: &Shape) -> Option<(&'a Tokens, bool)> {
+    let output = sig.output.as_ref()?;
     match shape {
-        Shape::AsyncFn => Some(ty),
-        Shape::BoxedAsyncBlock { .. } => future_output(ty),
+        Shape::AsyncFn => Some((&output.ty, output.unit)),
+        Shape::BoxedAsyncBlock { .. } => output.resolves_to.as_ref().map(|(ty, unit)| (ty, *unit)),
     }
-}
-
-/// Finds `Output = T` in a type such as `Pin<Box<dyn Future<Output = T> + Send + 'a>>`.
-fn future_output(ty: &Type) -> Option<&Type> {
-    match ty {
-        Type::Path(path) => path_output(&path.path),
-        Type::TraitObject(object) => object.bounds.iter().find_map(|bound| match bound {
-            TypeParamBound::Trait(bound) => path_output(&bound.path),
-            _ => None,
-        }),
-        Type::Paren(inner) => future_output(&inner.elem),
-        Type::Group(inner) => future_output(&inner.elem),
-        _ => None,
-    }
-}
-
-fn path_output(path: &Path) -> Option<&Type> {
-    path.segments.iter().find_map(|segment| {
-        let PathArguments::AngleBracketed(args) = &segment.arguments else {
-            return None;
-        };
-        args.args.iter().find_map(|arg| match arg {
-            GenericArgument::AssocType(assoc) if assoc.ident == "Output" => Some(&assoc.ty),
-            GenericArgument::Type(inner) => future_output(inner),
-            _ => None,
-        })
-    })
 }
 
 /// Whether a type's tokens contain `impl` or `_`, which cannot be named in an expression.
-fn mentions_impl_or_infer(tokens: &TokenStream) -> bool {
-    tokens.clone().into_iter().any(|token| match token {
+fn mentions_impl_or_infer(tokens: &[TokenTree]) -> bool {
+    tokens.iter().any(|token| match token {
         TokenTree::Ident(ident) => ident == "impl" || ident == "_",
-        TokenTree::Group(group) => mentions_impl_or_infer(&group.stream()),
+        TokenTree::Group(group) => {
+            mentions_impl_or_infer(&group.stream().into_iter().collect::<Vec<_>>())
+        }
         TokenTree::Punct(_) | TokenTree::Literal(_) => false,
     })
-}
-
-/// `()`, however parenthesized.
-pub(crate) fn is_unit(ty: &Type) -> bool {
-    match ty {
-        Type::Tuple(tuple) => tuple.elems.is_empty(),
-        Type::Paren(inner) => is_unit(&inner.elem),
-        Type::Group(inner) => is_unit(&inner.elem),
-        _ => false,
-    }
 }
 
 /// `queue = 0` is fine (nobody may wait); a negative or non-integer literal is not.
