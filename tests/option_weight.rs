@@ -270,8 +270,15 @@ async fn acquire_many_by_hand() {
 }
 
 #[test]
-#[should_panic(expected = "a call of weight 11 is above the limit of 10")]
 fn acquire_many_above_the_limit_panics_when_called() {
-    static TEN: Limiter = Limiter::new(10);
-    let _never_polled = TEN.acquire_many(11);
+    static TEN: Limiter = Limiter::new(10).with_name("weight::ten");
+    // Through `panic_of`, like the other panic of this file: one panic hook at a time.
+    let line = line!() + 1;
+    let (message, location) = panic_of(|| drop(TEN.acquire_many(11)));
+    assert_eq!(
+        message,
+        r#"concurrency limit "weight::ten": a call of weight 11 is above the limit of 10, and could never be admitted"#
+    );
+    assert!(location.starts_with(&format!("tests/option_weight.rs:{line}:")));
+    assert_eq!(TEN.in_flight(), 0);
 }

@@ -4,17 +4,25 @@
 //! of `Admitted`, for [`Limiter::acquire`].
 //!
 //! The guards are generic over how they find their limiter ([`Handle`]) and what the call
-//! claims of it ([`Claim`]): the limiter's permits or a key's, one permit or a weight. The expansion gives each function's limiter (and each
-//! `limiter = STATIC`) a zero-sized `Handle` type of its own, so an ordinary call's guards
-//! are zero-sized: the attribute adds little more to a call's future than tokio's `Acquire`,
-//! which any semaphore wait needs. A limiter per instance is reached through a `&Limiter`
-//! or an `Arc<Limiter>`, one pointer more. Every guard changes its limiter's state through
-//! the methods of [`Core`], whatever its handle.
+//! claims of it ([`Claim`]): the limiter's permits or a key's, one permit or a weight. The
+//! expansion gives each function's limiter (and each `limiter = STATIC`) a zero-sized
+//! `Handle` type of its own, so an ordinary call's guards take no space but a byte: the
+//! attribute adds little more to a call's future than tokio's `Acquire`, which any semaphore
+//! wait needs. A limiter per instance is reached through a `&Limiter` or an `Arc<Limiter>`,
+//! one pointer more. Every guard changes its limiter's state through the methods of
+//! [`Core`], whatever its handle.
+//!
+//! A call is its parts, the handle and the claim. `Admitted` takes them over from the `Call`
+//! (which keeps them in an `Option` for that: nothing moves out of a type with a `Drop`
+//! otherwise), so that when the body ends, one guard gives the place back and ends the call,
+//! with one lookup of the limiter's core for both. That `Option` is the null pointer of a
+//! handle that is a pointer, and one byte for a zero-sized one.
 //!
 //! Each change of a call's state calls a hook of `observe.rs`, one line each, for the
-//! `tracing` and `metrics` features. With both off, the hooks are empty and
-//! `observe::in_wait_span!(wait, wait_in_line!(queued))` is `wait_in_line!(queued)` itself,
-//! so the default build's calls and futures are what they are without them.
+//! `tracing` and `metrics` features. With both off, the hooks are empty (and their arguments,
+//! closures, never run) and `observe::in_wait_span!(wait, wait_in_line!(queued))` is
+//! `wait_in_line!(queued)` itself, so the default build's calls and futures are what they are
+//! without them.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -24,7 +32,7 @@ use tokio::sync::{AcquireError, SemaphorePermit};
 
 use crate::core::Core;
 use crate::error::LimitError;
-use crate::gate::{Gate, Handed};
+use crate::gate::{Gate, Handed, handed};
 use crate::keyed::Slot;
 use crate::limiter::Limiter;
 use crate::name::Name;
@@ -42,7 +50,7 @@ macro_rules! wait_in_line {
         loop {
             // The weight is read again after the wait rather than kept across it, so that the
             // future does not store it beside the call that already holds it.
-            let permit = $queued.next_permit().await;
+            let permit = crate::gate::handed($queued.next_permit().await);
             match $queued
                 .gate()
                 .take_handed(permit, $queued.place, $queued.weight())
@@ -61,22 +69,30 @@ macro_rules! wait_in_line {
 /// The fast path, inside tokio's cooperative budget as tokio's own `Semaphore::acquire` is:
 /// a task whose budget is spent yields here (and is woken at once), so a loop of limited calls
 /// that always find a permit still lets the other tasks of a current-thread runtime run. The
-/// budget is spent only when a permit is taken at once; while calls are queued, the call
-/// queues too, and tokio's semaphore spends the budget as it waits (so the budget is not
-/// consulted twice). Outside a tokio runtime there is no budget, and this never yields. A call
-/// of weight 0 takes no permit, and is admitted at once, as tokio's `acquire_many(0)` is.
-#[inline]
+/// budget is spent only when a permit is taken at once. While calls are queued, the fast path
+/// is closed and the call queues too (permits left idle in the line go to it there, in its
+/// turn), and tokio's semaphore spends the budget as it waits, so the budget is not consulted
+/// twice. Outside a tokio runtime there is no budget, and this never yields. A call of weight
+/// 0 takes no permit, and is admitted at once, as tokio's `acquire_many(0)` is.
+#[expect(
+    clippy::inline_always,
+    reason = "measured: left to the compiler, it stays out of line for some instantiations"
+)]
+#[inline(always)]
 fn fast_path(cx: &mut Context<'_>, gate: &Gate, weight: usize) -> Poll<Option<usize>> {
     if weight == 0 {
         return Poll::Ready(Some(gate.held()));
     }
-    if !gate.fast_path_open() {
-        return Poll::Ready(gate.try_acquire(weight));
-    }
+    let Some(word) = gate.fast_path_open() else {
+        return Poll::Ready(None);
+    };
     let budget = std::task::ready!(tokio::task::coop::poll_proceed(cx));
-    let held = gate.try_acquire(weight);
+    let held = gate.try_take(word, weight);
     if held.is_some() {
         budget.made_progress();
+        // What `made_progress` leaves to do when it is dropped is nothing: forgotten, it
+        // costs no call into tokio.
+        std::mem::forget(budget);
     }
     Poll::Ready(held)
 }
@@ -418,38 +434,101 @@ impl Policy {
 #[doc(hidden)]
 #[must_use = "a call stops counting as in flight when this guard is dropped"]
 pub struct Call<H: Handle, K: Claim = Unkeyed> {
+    /// `None` once the call has moved on into another guard (its `Admitted`, or a new
+    /// `Call` when it leaves the line): a guard cannot be moved out of a type with a `Drop`
+    /// otherwise. For a limiter reached through a reference or an `Arc`, the `None` is the
+    /// null pointer, so it takes no space; for a `static`'s zero-sized handle, one byte.
+    parts: Option<Parts<H, K>>,
+}
+
+/// What a call is: how it finds its limiter, and what it claims of it.
+struct Parts<H: Handle, K: Claim> {
     handle: H,
     key: K,
 }
 
-impl<H: Handle, K: Claim> std::fmt::Debug for Call<H, K> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Call")
-            .field("limiter", self.core().name())
-            .field("keyed", &self.key.slot().is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<H: Handle, K: Claim> Call<H, K> {
-    /// A call that the limiter has just counted as in flight.
-    pub(crate) fn entered(handle: H, key: K) -> Self {
-        Self { handle, key }
-    }
-
+impl<H: Handle, K: Claim> Parts<H, K> {
+    /// The limiter's core, which exists once a call has been made.
     #[inline]
     fn core(&self) -> &Core {
         self.handle.limiter().core()
     }
 
+    /// Where the call's permits are, in `core` (its own core).
     #[inline]
-    pub(crate) fn gate(&self) -> &Gate {
-        self.key.gate(self.core())
+    fn gate<'a>(&'a self, core: &'a Core) -> &'a Gate {
+        self.key.gate(core)
     }
 
     #[inline]
     fn weight(&self) -> usize {
         self.key.weight()
+    }
+
+    #[inline]
+    fn keyed(&self) -> bool {
+        self.key.slot().is_some()
+    }
+}
+
+impl<H: Handle, K: Claim> std::fmt::Debug for Call<H, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut debug = f.debug_struct("Call");
+        if let Some(parts) = &self.parts {
+            debug
+                .field("limiter", parts.core().name())
+                .field("keyed", &parts.keyed());
+        }
+        debug.finish_non_exhaustive()
+    }
+}
+
+/// A call's parts were used after they moved on: a bug in this crate.
+#[cold]
+#[inline(never)]
+fn moved_on() -> ! {
+    unreachable!("limit-runtime: a call's guard was used after it moved on")
+}
+
+impl<H: Handle, K: Claim> Call<H, K> {
+    /// A call that the limiter has just counted as in flight.
+    pub(crate) fn entered(handle: H, key: K) -> Self {
+        Self {
+            parts: Some(Parts { handle, key }),
+        }
+    }
+
+    #[inline]
+    fn parts(&self) -> &Parts<H, K> {
+        match &self.parts {
+            Some(parts) => parts,
+            None => moved_on(),
+        }
+    }
+
+    /// The parts, moved on to another guard; this one is left with nothing to end.
+    #[inline]
+    fn take(&mut self) -> Parts<H, K> {
+        match self.parts.take() {
+            Some(parts) => parts,
+            None => moved_on(),
+        }
+    }
+
+    #[inline]
+    fn core(&self) -> &Core {
+        self.parts().core()
+    }
+
+    #[inline]
+    pub(crate) fn gate(&self) -> &Gate {
+        let parts = self.parts();
+        parts.gate(parts.core())
+    }
+
+    #[inline]
+    fn weight(&self) -> usize {
+        self.parts().weight()
     }
 
     /// Waits for a permit, in FIFO order with the other calls of the same limit: the fast
@@ -474,18 +553,18 @@ impl<H: Handle, K: Claim> Call<H, K> {
     /// handle is stored once. (An `async fn` would keep its argument, and then the queued call
     /// made from it, in two slots.)
     #[doc(hidden)]
+    #[inline]
     pub fn wait(self) -> impl Future<Output = Step<H, K>> {
         let Ok((queued, wait)) = Queued::enter(self, None, Back) else {
             unreachable!("limit-runtime: an unbounded queue takes every call");
         };
+        let mut queued = queued;
         async move {
-            let permit = observe::in_wait_span!(wait, queued.next_permit().await);
-            match queued.gate().take_handed(permit, false, queued.weight()) {
-                Handed::Admitted(held) => {
-                    Step::Admitted(queued.leave_admitted().admitted(held, Some(wait)))
-                }
+            let permit = observe::in_wait_span!(wait, handed(queued.next_permit().await));
+            match queued.admit_handed(permit, wait) {
+                Ok(admitted) => Step::Admitted(admitted),
                 // It was at the head of the line, and stays ahead of those behind it.
-                Handed::Front => Step::Front(AtFront {
+                Err(wait) => Step::Front(AtFront {
                     queued: queued.into_front(),
                     wait,
                 }),
@@ -501,7 +580,7 @@ impl<H: Handle, K: Claim> Call<H, K> {
     /// keeps the call, so that it stays in flight until the caller's future completes.
     #[doc(hidden)]
     pub async fn wait_with(self, policy: Policy) -> Result<Admitted<H, K>, Refused<H, K>> {
-        if let Some(limit) = self.key.too_heavy() {
+        if let Some(limit) = self.parts().key.too_heavy() {
             let weight = self.weight();
             return Err(self.refuse(|limiter, _| LimitError::TooHeavy {
                 limiter,
@@ -546,30 +625,38 @@ impl<H: Handle, K: Claim> Call<H, K> {
     /// (one lookup of the core serves both); make it [`into_admitted`](Self::into_admitted).
     /// Not a public API.
     #[doc(hidden)]
-    #[inline]
+    #[expect(
+        clippy::inline_always,
+        reason = "measured: out of line, a waiting call's first poll pays a call for one test"
+    )]
+    #[inline(always)]
     pub fn poll_fast(&self, cx: &mut Context<'_>) -> Poll<bool> {
-        if self.key.too_heavy().is_some() {
+        if self.parts().key.too_heavy().is_some() {
             return Poll::Ready(false); // refused by `wait_with`
         }
-        let core = self.core();
-        let weight = self.weight();
-        let Some(held) = std::task::ready!(fast_path(cx, self.key.gate(core), weight)) else {
+        let parts = self.parts();
+        let core = parts.core();
+        let weight = parts.weight();
+        let Some(held) = std::task::ready!(fast_path(cx, parts.gate(core), weight)) else {
             return Poll::Ready(false);
         };
-        core.admitted(held, self.key.slot().is_some(), weight, None);
+        core.admitted(held, parts.keyed(), weight, None);
         Poll::Ready(true)
     }
 
     /// The guard of a call that [`poll_fast`](Self::poll_fast) admitted. Not a public API.
     #[doc(hidden)]
     #[inline]
-    pub fn into_admitted(self) -> Admitted<H, K> {
-        Admitted { call: self }
+    pub fn into_admitted(mut self) -> Admitted<H, K> {
+        let parts = self.take();
+        // It has moved on: nothing is left in it to drop.
+        std::mem::forget(self);
+        Admitted { parts }
     }
 
     /// Takes a permit if one is free now.
     pub(crate) fn try_admit(self) -> Result<Admitted<H, K>, Refused<H, K>> {
-        if let Some(limit) = self.key.too_heavy() {
+        if let Some(limit) = self.parts().key.too_heavy() {
             let weight = self.weight();
             return Err(self.refuse(|limiter, _| LimitError::TooHeavy {
                 limiter,
@@ -597,17 +684,22 @@ impl<H: Handle, K: Claim> Call<H, K> {
     /// Turns a call whose permit was just acquired into its running guard. `held` is the
     /// count of permits its gate held right after; `wait` is its wait, if it had to.
     #[inline]
-    fn admitted(self, held: usize, wait: Option<WaitObservation>) -> Admitted<H, K> {
-        self.core()
-            .admitted(held, self.key.slot().is_some(), self.weight(), wait);
-        Admitted { call: self }
+    fn admitted(mut self, held: usize, wait: Option<WaitObservation>) -> Admitted<H, K> {
+        let parts = self.take();
+        std::mem::forget(self);
+        parts
+            .core()
+            .admitted(held, parts.keyed(), parts.weight(), wait);
+        Admitted { parts }
     }
 }
 
 impl<H: Handle, K: Claim> Drop for Call<H, K> {
     #[inline]
     fn drop(&mut self) {
-        self.core().exit(self.key.slot());
+        if let Some(parts) = &self.parts {
+            parts.core().exit(parts.key.slot());
+        }
     }
 }
 
@@ -668,10 +760,10 @@ impl Place for bool {
 }
 
 /// A call queued at its gate, from `Gate::enqueue` until it leaves: admitted, timed out, or
-/// dropped. It owns the call (a zero-sized one, for most calls), so it adds nothing to the
-/// future but its place.
+/// dropped. It owns the call (a zero-sized one, for most calls, but for the byte that says
+/// whether it has moved on), so it adds nothing to the future but its place.
 struct Queued<H: Handle, K: Claim, P: Place = bool> {
-    call: Option<Call<H, K>>,
+    call: Call<H, K>,
     place: P,
 }
 
@@ -679,42 +771,40 @@ impl<H: Handle, K: Claim, P: Place> Queued<H, K, P> {
     /// Queues `call` at its gate, at `place`, unless `bound` calls already wait there. The
     /// wait's observation comes back beside the queued call rather than inside it, so that
     /// the admission can take it over (`Queued` has a `Drop`, so nothing moves out of it).
+    #[inline]
     fn enter(
         call: Call<H, K>,
         bound: Option<usize>,
         place: P,
     ) -> Result<(Self, WaitObservation), Call<H, K>> {
         if call.gate().enqueue(bound) {
-            let wait = observe::waiting_started(call.core(), call.gate());
-            let queued = Self {
-                call: Some(call),
-                place,
-            };
-            Ok((queued, wait))
+            let wait = observe::waiting_started(|| (call.core(), call.gate()));
+            Ok((Self { call, place }, wait))
         } else {
             Err(call)
         }
     }
 
-    fn call(&self) -> &Call<H, K> {
-        match &self.call {
-            Some(call) => call,
-            None => unreachable!("limit-runtime: a queued call is taken out only by `leave`"),
-        }
+    #[inline]
+    fn parts(&self) -> &Parts<H, K> {
+        self.call.parts()
     }
 
     fn gate(&self) -> &Gate {
-        self.call().gate()
+        self.call.gate()
     }
 
     fn weight(&self) -> usize {
-        self.call().weight()
+        self.call.weight()
     }
 
     /// Waits in line, at this call's place, for its permits.
+    #[inline]
     fn next_permit(&self) -> impl Future<Output = Result<SemaphorePermit<'_>, AcquireError>> + '_ {
-        let call = self.call();
-        call.key.next_permit(call.gate(), self.place.at_front())
+        let parts = self.parts();
+        parts
+            .key
+            .next_permit(parts.gate(parts.core()), self.place.at_front())
     }
 
     /// Leaves the queue, giving up, and gives the call back.
@@ -723,19 +813,40 @@ impl<H: Handle, K: Claim, P: Place> Queued<H, K, P> {
         self.leave_from(at_front)
     }
 
-    /// Leaves the queue admitted (from either place: the gate counts an admitted waiter as
-    /// leaving from the back), and gives the call back.
-    fn leave_admitted(self) -> Call<H, K> {
-        self.leave_from(false)
+    fn leave_from(mut self, at_front: bool) -> Call<H, K> {
+        let parts = self.parts();
+        let core = parts.core();
+        parts.gate(core).leave(at_front, parts.weight());
+        observe::left_queue(|| core);
+        Call {
+            parts: Some(self.call.take()),
+        }
     }
 
-    fn leave_from(mut self, at_front: bool) -> Call<H, K> {
-        let Some(call) = self.call.take() else {
-            unreachable!("limit-runtime: a queued call leaves once");
-        };
-        call.gate().leave(at_front, call.weight());
-        observe::left_queue(call.core());
-        call
+    /// The waiter was handed its permits (`permit`): it is admitted, and leaves the line; or
+    /// it is now at the front of the line (`Err`), and stays in it.
+    #[inline]
+    fn admit_handed(
+        &mut self,
+        permit: Result<(), AcquireError>,
+        wait: WaitObservation,
+    ) -> Result<Admitted<H, K>, WaitObservation> {
+        let parts = self.parts();
+        let core = parts.core();
+        let gate = parts.gate(core);
+        let weight = parts.weight();
+        match gate.take_handed(permit, self.place.at_front(), weight) {
+            Handed::Admitted(held) => {
+                // The gate counts an admitted waiter as leaving from the back.
+                gate.leave(false, weight);
+                observe::left_queue(|| core);
+                core.admitted(held, parts.keyed(), weight, Some(wait));
+                Ok(Admitted {
+                    parts: self.call.take(),
+                })
+            }
+            Handed::Front => Err(wait),
+        }
     }
 }
 
@@ -743,7 +854,9 @@ impl<H: Handle, K: Claim> Queued<H, K, Back> {
     /// The same call, now waiting at the front: it stays in the queue.
     fn into_front(mut self) -> Queued<H, K, Front> {
         Queued {
-            call: self.call.take(),
+            call: Call {
+                parts: Some(self.call.take()),
+            },
             place: Front,
         }
     }
@@ -751,9 +864,12 @@ impl<H: Handle, K: Claim> Queued<H, K, Back> {
 
 impl<H: Handle, K: Claim, P: Place> Drop for Queued<H, K, P> {
     fn drop(&mut self) {
-        if let Some(call) = &self.call {
-            call.gate().leave(self.place.at_front(), call.weight());
-            observe::left_queue(call.core());
+        if let Some(parts) = &self.call.parts {
+            let core = parts.core();
+            parts
+                .gate(core)
+                .leave(self.place.at_front(), parts.weight());
+            observe::left_queue(|| core);
         }
     }
 }
@@ -788,14 +904,16 @@ impl<H: Handle, K: Claim> AtFront<H, K> {
     /// Waits at the front of the line until admitted. Not a public API.
     #[doc(hidden)]
     pub fn wait(self) -> impl Future<Output = Admitted<H, K>> {
-        let Self { queued, wait } = self;
+        let Self {
+            mut queued,
+            mut wait,
+        } = self;
         async move {
             loop {
-                let permit = observe::in_wait_span!(wait, queued.next_permit().await);
-                if let Handed::Admitted(held) =
-                    queued.gate().take_handed(permit, true, queued.weight())
-                {
-                    return queued.leave_admitted().admitted(held, Some(wait));
+                let permit = observe::in_wait_span!(wait, handed(queued.next_permit().await));
+                match queued.admit_handed(permit, wait) {
+                    Ok(admitted) => return admitted,
+                    Err(still) => wait = still,
                 }
             }
         }
@@ -807,28 +925,25 @@ impl<H: Handle, K: Claim> AtFront<H, K> {
 #[doc(hidden)]
 #[must_use = "the place is given back as soon as this guard is dropped"]
 pub struct Admitted<H: Handle, K: Claim = Unkeyed> {
-    // Dropped after `Drop::drop` gave the place back, so a drain that returns finds every
-    // place returned.
-    call: Call<H, K>,
+    parts: Parts<H, K>,
 }
 
 impl<H: Handle, K: Claim> Drop for Admitted<H, K> {
+    /// Gives the place back, then ends the call (so a drain that returns finds every place
+    /// returned): one lookup of the core for both.
     #[inline]
     fn drop(&mut self) {
-        let call = &self.call;
-        let core = call.core();
-        core.released(
-            call.key.gate(core),
-            call.key.slot().is_some(),
-            call.weight(),
-        );
+        let parts = &self.parts;
+        let core = parts.core();
+        core.released(parts.gate(core), parts.keyed(), parts.weight());
+        core.exit(parts.key.slot());
     }
 }
 
 impl<H: Handle, K: Claim> std::fmt::Debug for Admitted<H, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admitted")
-            .field("limiter", self.call.core().name())
+            .field("limiter", self.parts.core().name())
             .finish()
     }
 }
@@ -867,7 +982,7 @@ impl<'a> Permit<'a> {
     /// ```
     #[must_use]
     pub fn permits(&self) -> usize {
-        self.0.call.weight()
+        self.0.parts.weight()
     }
 
     /// The limiter this permit belongs to.
@@ -880,7 +995,7 @@ impl<'a> Permit<'a> {
     /// ```
     #[must_use]
     pub fn limiter(&self) -> &'a Limiter {
-        self.0.call.handle
+        self.0.parts.handle
     }
 }
 
@@ -931,7 +1046,7 @@ impl OwnedPermit {
     /// ```
     #[must_use]
     pub fn permits(&self) -> usize {
-        self.0.call.weight()
+        self.0.parts.weight()
     }
 
     /// The limiter this permit belongs to.
@@ -946,7 +1061,7 @@ impl OwnedPermit {
     /// ```
     #[must_use]
     pub fn limiter(&self) -> &Arc<Limiter> {
-        &self.0.call.handle
+        &self.0.parts.handle
     }
 }
 

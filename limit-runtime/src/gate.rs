@@ -29,7 +29,7 @@
 //!
 //! | verb | from | to | who |
 //! |---|---|---|---|
-//! | *take* | free | held | the fast path, `try_acquire` |
+//! | *take* | free | held | the fast path (`try_take`), `try_acquire` |
 //! | *release* | held | free | a call that ends, `release` |
 //! | *hand over* | free | `front`, then `queue` | `hand_over`, while `WAITERS` is up |
 //! | *promote* | `queue` (available) | `front` | `promote`, for waiters owed at the front |
@@ -45,10 +45,14 @@
 //!   waiter's `fetch_sub`; it checks `waiting` again after lowering, and raises the flag
 //!   again (and hands over) if a call was counted meanwhile.
 //! - **While it is up** the fast path is closed, so a newcomer cannot overtake the line, and
-//!   every permit made free is handed over. The rule that keeps a waiter from sleeping next to
-//!   a free permit: whoever makes permits free while the flag is up, or raises the flag, hands
-//!   the free permits over; whoever finds the flag down after handing permits over reclaims
-//!   them (`hand_over`'s loop).
+//!   every permit made free is handed over. A call that finds it up joins the line at once
+//!   (tokio's semaphore gives it permits left idle there, in its turn); only `try_acquire`,
+//!   which may not wait, takes such permits itself (`try_acquire_queued`). The rule that
+//!   keeps a waiter from sleeping next to a free permit: whoever makes permits free while the
+//!   flag is up, or raises the flag, hands the free permits over (starting from the word its
+//!   own read-modify-write returned, which the compare-and-swap checks; nothing to do if no
+//!   permit was free then, since whoever frees one later hands it over); whoever finds the
+//!   flag down after handing permits over reclaims them (`hand_over`'s loop).
 //!
 //! # Debt, and the front of the line
 //!
@@ -149,6 +153,21 @@ fn batch(n: usize) -> u32 {
     n as u32
 }
 
+/// A reading of the state word, taken while no call was queued.
+#[derive(Clone, Copy)]
+pub(crate) struct Word(u64);
+
+/// What a wait in line for permits came to, its permits forgotten: they are counted by the
+/// gate from then on ([`Gate::take_handed`]).
+#[inline]
+pub(crate) fn handed(
+    permit: Result<SemaphorePermit<'_>, AcquireError>,
+) -> Result<(), AcquireError> {
+    // What `SemaphorePermit::forget` does, leaving the permits out of the semaphore, without
+    // a call into tokio: the permit owns nothing else.
+    permit.map(std::mem::forget)
+}
+
 /// What became of a waiter that was handed its permits: see [`Gate::take_handed`].
 pub(crate) enum Handed {
     /// Admitted; the permits held right after.
@@ -209,26 +228,25 @@ impl Gate {
         self.handoff.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether no call is queued: `try_acquire` is then one compare-and-swap.
+    /// The state word, if no call is queued: [`try_take`](Self::try_take) starts from it.
     #[inline]
-    pub(crate) fn fast_path_open(&self) -> bool {
-        self.state.load(SeqCst) & WAITERS == 0
+    pub(crate) fn fast_path_open(&self) -> Option<Word> {
+        let word = self.state.load(SeqCst);
+        (word & WAITERS == 0).then_some(Word(word))
     }
 
-    /// Takes `n` free permits without overtaking a queued call; returns the permits held
-    /// afterwards. One compare-and-swap when it succeeds while no call is queued.
+    /// Takes `n` free permits while no call is queued, starting from `word` (a recent reading,
+    /// which the compare-and-swap checks); returns the permits held afterwards. One
+    /// compare-and-swap when it succeeds.
     #[inline]
-    pub(crate) fn try_acquire(&self, n: usize) -> Option<usize> {
-        let mut word = self.state.load(SeqCst);
+    pub(crate) fn try_take(&self, word: Word, n: usize) -> Option<usize> {
+        let Word(mut word) = word;
         loop {
-            if word & WAITERS != 0 {
-                return self.try_acquire_queued(n);
-            }
             #[expect(
                 clippy::cast_possible_wrap,
                 reason = "a weight is at most `MAX_LIMIT`, which fits"
             )]
-            if free(word) < n as i64 {
+            if word & WAITERS != 0 || free(word) < n as i64 {
                 return None;
             }
             let next = word.wrapping_add(take(n));
@@ -236,6 +254,15 @@ impl Gate {
                 Ok(_) => return Some(held(next)),
                 Err(actual) => word = actual,
             }
+        }
+    }
+
+    /// Takes `n` free permits without overtaking a queued call; returns the permits held
+    /// afterwards. One compare-and-swap when it succeeds while no call is queued.
+    pub(crate) fn try_acquire(&self, n: usize) -> Option<usize> {
+        match self.fast_path_open() {
+            Some(word) => self.try_take(word, n),
+            None => self.try_acquire_queued(n),
         }
     }
 
@@ -267,6 +294,7 @@ impl Gate {
     /// Joins the line, unless `bound` calls are already queued. Every permit free now is
     /// handed over, and every permit made free from now on follows, until the last waiter
     /// leaves. Each successful call must be matched by one [`leave`](Self::leave).
+    #[inline]
     pub(crate) fn enqueue(&self, bound: Option<usize>) -> bool {
         // Counted before the flag goes up: a last waiter lowering the flag meanwhile either
         // sees this count afterwards and raises the flag again, or lowers it before this
@@ -286,10 +314,12 @@ impl Gate {
         }
         // Counted, then the flag read; in `last_left`, the flag lowered, then the count read.
         seq_cst_pair();
-        if self.state.load(SeqCst) & WAITERS == 0 {
-            self.state.fetch_or(WAITERS, SeqCst);
+        let mut word = self.state.load(SeqCst);
+        if word & WAITERS == 0 {
+            word = self.state.fetch_or(WAITERS, SeqCst) | WAITERS;
         }
-        self.hand_over();
+        // Raised the flag or found it up: the free permits go to the line.
+        self.hand_over_from(word);
         true
     }
 
@@ -323,19 +353,24 @@ impl Gate {
         }
     }
 
-    /// Claims the `n` permits that [`next_permit`](Self::next_permit) gave a waiter. The
-    /// waiter is admitted; or the permits paid debt, or went to waiters owed at the front, and
-    /// the waiter is now at the front of the line (`Handed::Front`) and waits there.
+    /// Claims the `n` permits that [`next_permit`](Self::next_permit) gave a waiter (already
+    /// forgotten: see [`handed`]). The waiter is admitted; or the permits paid debt, or went
+    /// to waiters owed at the front, and the waiter is now at the front of the line
+    /// (`Handed::Front`) and waits there.
+    #[expect(
+        clippy::needless_pass_by_value,
+        reason = "it takes what the wait came to, as `handed` gives it"
+    )]
+    #[inline]
     pub(crate) fn take_handed(
         &self,
-        permit: Result<SemaphorePermit<'_>, AcquireError>,
+        handed: Result<(), AcquireError>,
         at_front: bool,
         n: usize,
     ) -> Handed {
-        let Ok(permit) = permit else {
+        let Ok(()) = handed else {
             unreachable!("limit-runtime: a gate's semaphores are never closed");
         };
-        permit.forget();
         if !at_front
             && self.front_owed.load(SeqCst) != 0
             && free(self.state.load(SeqCst)) >= 0
@@ -356,6 +391,7 @@ impl Gate {
     /// permits held afterwards. Or, while there is debt, they pay it, and it returns what is
     /// left over (in transit, for the caller to place): not made free, where a hand-over could
     /// give it to a waiter behind this one.
+    #[inline]
     fn claim(&self, n: usize) -> Result<usize, usize> {
         let mut word = self.state.load(SeqCst);
         loop {
@@ -418,6 +454,7 @@ impl Gate {
     /// Leaves the line: admitted, or giving up. `at_front` says a waiter of weight `n` gives
     /// up while waiting in `front` (an admitted waiter passes `false`). The last waiter out
     /// reopens the fast path and reclaims the permits the semaphores still hold.
+    #[inline]
     pub(crate) fn leave(&self, at_front: bool, n: usize) {
         if at_front {
             self.leave_front(n);
@@ -505,6 +542,19 @@ impl Gate {
     /// down no call waits at the front (a front waiter has been queued since before the flag
     /// last went up), so `front` holds nobody's permit then.
     fn reclaim_all(&self) -> bool {
+        self.reclaim_idle()
+    }
+
+    /// [`reclaim_all`](Self::reclaim_all), for a hand-over that found the flag lowered after
+    /// it put permits in a semaphore: rare, and out of its way.
+    #[cold]
+    #[inline(never)]
+    fn reclaim_late(&self) -> bool {
+        self.reclaim_idle()
+    }
+
+    #[inline]
+    fn reclaim_idle(&self) -> bool {
         let idle = self.queue.forget_permits(usize::MAX) + self.front.forget_permits(usize::MAX);
         if idle == 0 {
             return false;
@@ -519,18 +569,32 @@ impl Gate {
     pub(crate) fn release(&self, n: usize) {
         let before = self.state.fetch_add(give_back(n), SeqCst);
         if before & WAITERS != 0 {
-            self.hand_over();
+            // The permits are free, and the flag up: they go to the line.
+            self.hand_over_from(before.wrapping_add(give_back(n)));
         }
     }
 
     /// Hands the free permits over to the waiters while calls are queued. Whoever makes
     /// permits free while the flag is up calls this, and so does whoever raises the flag, so
     /// no queued call waits while a permit lies free.
-    #[cold]
-    #[inline(never)]
     fn hand_over(&self) {
+        self.hand_over_from(self.state.load(SeqCst));
+    }
+
+    /// [`hand_over`](Self::hand_over), from `word`, a recent reading of the state (the
+    /// compare-and-swap checks it). Inline while there is nothing to do, as in `enqueue`
+    /// when no permit is free.
+    #[inline]
+    fn hand_over_from(&self, word: u64) {
+        if word & WAITERS != 0 && free(word) > 0 {
+            self.hand_over_loop(word);
+        }
+    }
+
+    #[inline(never)]
+    fn hand_over_loop(&self, first: u64) {
+        let mut word = first;
         loop {
-            let mut word = self.state.load(SeqCst);
             let moved = loop {
                 let free = free(word);
                 if word & WAITERS == 0 || free <= 0 {
@@ -556,27 +620,42 @@ impl Gate {
             fence(SeqCst);
             // If the last waiter lowered the flag and emptied the semaphores before these
             // arrived, nobody would take them: reclaim them too.
-            if self.state.load(SeqCst) & WAITERS != 0 || !self.reclaim_all() {
+            if self.state.load(SeqCst) & WAITERS != 0 || !self.reclaim_late() {
                 return;
             }
+            word = self.state.load(SeqCst);
         }
     }
 
     /// The second half of `hand_over`: puts `moved` permits in the semaphores, first for the
     /// waiters owed at the front, then in `queue`, which gives them on in FIFO order.
+    #[inline]
     fn give_to_lines(&self, moved: usize) {
         if self.front_owed.load(SeqCst) == 0 {
             self.queue.add_permits(moved);
             // Permits added to `queue`, then `front_owed` read: `join_front`'s pair.
             fence(SeqCst);
-            if self.front_owed.load(SeqCst) == 0 {
-                return;
+            if self.front_owed.load(SeqCst) != 0 {
+                // A waiter went to the front meanwhile and may have missed these.
+                self.promote_locked();
             }
-            // A waiter went to the front meanwhile and may have missed these.
-            let _handoff = self.lock();
-            self.promote();
             return;
         }
+        self.give_to_front(moved);
+    }
+
+    /// [`promote`](Self::promote), under `handoff`.
+    #[cold]
+    #[inline(never)]
+    fn promote_locked(&self) {
+        let _handoff = self.lock();
+        self.promote();
+    }
+
+    /// `give_to_lines` while waiters are owed permits at the front.
+    #[cold]
+    #[inline(never)]
+    fn give_to_front(&self, moved: usize) {
         let _handoff = self.lock();
         let owed = self.front_owed.load(SeqCst);
         let to_front = moved.min(owed);
@@ -714,7 +793,7 @@ mod tests {
             panic!("the waiter was handed a permit");
         };
         assert!(matches!(
-            gate.take_handed(permit, false, 1),
+            gate.take_handed(handed(permit), false, 1),
             Handed::Admitted(2)
         ));
         gate.leave(false, 1);

@@ -8,6 +8,13 @@
 //! pending, by its last call out or by the drain itself. So in steady state a call touches
 //! only its own limiter's word: one read-modify-write on entry and one on exit, as in
 //! tokio-util's `TaskTracker`.
+//!
+//! A call that brings its limiter's count to zero must find out whether a drain waits for
+//! that moment, at its limiter's level or at the process's. It reads one word for both: the
+//! process counts every drain registered anywhere (`watchers`, beside its own `drainers`),
+//! and only when that is not zero does the exit look at which drains they are. A drain counts
+//! itself there after its own `drainers` and before it reads the count it waits on, so an exit
+//! that sees it also sees its `drainers`.
 
 use std::pin::pin;
 use std::sync::atomic::Ordering::SeqCst;
@@ -61,11 +68,13 @@ pub(crate) struct InFlight {
     /// Calls in flight, the `MARKED` bit, and calls ever entered, so that one `fetch_add`
     /// on entry updates all that needs updating.
     state: AtomicU64,
-    /// Drains registered on this counter. An exit that reaches zero looks further only when
-    /// this is non-zero. Entry/exit and registration form a store-buffer pattern, so every
-    /// access on both sides is `SeqCst`: either the drain sees the exit, or the exit sees
-    /// the drain.
+    /// Drains registered on this counter. Entry/exit and registration form a store-buffer
+    /// pattern, so every access on both sides is `SeqCst`: either the drain sees the exit, or
+    /// the exit sees the drain (through `watchers`).
     drainers: AtomicUsize,
+    /// At the process level: drains registered on this counter or on any of its children.
+    /// An exit that reaches zero looks further only when this is non-zero.
+    watchers: AtomicUsize,
     /// The entered count at the latest return to zero that a registered drain could be
     /// waiting for, tagged with `IDLE_AT_SET`. A drain that registered when the entered
     /// count was `e` knows the count was zero after it registered iff this is at or past `e`.
@@ -79,6 +88,7 @@ impl InFlight {
             Self {
                 state: AtomicU64::new(0),
                 drainers: AtomicUsize::new(0),
+                watchers: AtomicUsize::new(0),
                 idle_at: AtomicU64::new(0),
                 idle: Notify::const_new(),
             }
@@ -88,25 +98,37 @@ impl InFlight {
     /// Registers one more call in flight on a limiter whose busyness `parent` counts.
     #[inline]
     pub(crate) fn enter(&self, parent: &Self) {
-        let prev = self.add_entry();
-        if prev & MARKED == 0 {
-            self.mark(parent);
+        let prev = self.state.fetch_add(ENTER, SeqCst);
+        // One test for both rare cases: the limiter is not marked (the add leaves the bit
+        // clear), or the count overflowed (its carry clears the bit). An unmarked limiter
+        // never reaches the top of the count: its first call marks it.
+        if prev.wrapping_add(ENTER) & MARKED == 0 {
+            self.enter_cold(prev, parent);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn enter_cold(&self, prev: u64, parent: &Self) {
+        if prev & COUNT_MASK == COUNT_MASK {
+            self.overflowed();
+        }
+        self.mark(parent);
     }
 
     /// Registers that one call stopped being in flight.
     ///
     /// A sequential caller brings the count to zero on every call, so the test of whether a
-    /// drain waits is made here, inline: the out-of-line `reached_zero` runs only when one
-    /// does (at this level or the parent's).
+    /// drain waits is made here, inline, with one load: the out-of-line `reached_zero` runs
+    /// only when a drain is registered somewhere (at this level or any other).
     #[inline]
     pub(crate) fn exit(&self, parent: &Self) {
         let prev = self.state.fetch_sub(1, SeqCst);
         if prev & COUNT_MASK == 1 {
-            // The exit wrote the count and now reads `drainers`; a drain writes `drainers`,
+            // The exit wrote the count and now reads `watchers`; a drain writes `watchers`,
             // then reads the count. All `SeqCst`, so one of them sees the other.
             seq_cst_pair();
-            if self.drainers.load(SeqCst) != 0 || parent.drainers.load(SeqCst) != 0 {
+            if parent.watchers.load(SeqCst) != 0 {
                 self.reached_zero(prev, Some(parent));
             }
         }
@@ -128,15 +150,21 @@ impl InFlight {
     fn add_entry(&self) -> u64 {
         let prev = self.state.fetch_add(ENTER, SeqCst);
         if prev & COUNT_MASK == COUNT_MASK {
-            // 2^32 live calls cannot fit in memory; the check only keeps a corrupted word
-            // from ever being observed.
-            self.state.fetch_sub(ENTER, SeqCst);
-            panic!(
-                "limit-runtime: more than {} calls in flight on one counter",
-                u32::MAX
-            );
+            self.overflowed();
         }
         prev
+    }
+
+    /// 2^32 live calls cannot fit in memory; the check only keeps a corrupted word from ever
+    /// being observed.
+    #[cold]
+    #[inline(never)]
+    fn overflowed(&self) -> ! {
+        self.state.fetch_sub(ENTER, SeqCst);
+        panic!(
+            "limit-runtime: more than {} calls in flight on one counter",
+            u32::MAX
+        );
     }
 
     /// The first call since the last unmarking counts this limiter as busy in `parent`.
@@ -181,7 +209,8 @@ impl InFlight {
     #[inline(never)]
     fn reached_zero(&self, prev: u64, parent: Option<&Self>) {
         // The exit wrote the count and now reads `drainers`; a drain writes `drainers`, then
-        // reads the count. All `SeqCst`, so one of them sees the other.
+        // reads the count. All `SeqCst`, so one of them sees the other. (A child's exit got
+        // here by reading the process's `watchers`, which a drain raises after `drainers`.)
         seq_cst_pair();
         if self.drainers.load(SeqCst) != 0 {
             let entered = Snapshot::from_word(prev).entered;
@@ -204,19 +233,26 @@ impl InFlight {
         Snapshot::from_word(self.state.load(SeqCst))
     }
 
-    /// Waits until the count is zero, or has been zero at some moment since the first poll.
+    /// Waits until the count of this counter, a child of `parent`, is zero, or has been zero
+    /// at some moment since the first poll.
     ///
     /// Cancel-safe: dropping the future unregisters it. It cannot miss the moment, because
     /// it registers (and enables its `Notified`) before it reads the count.
-    pub(crate) async fn wait_idle(&self) {
-        self.wait_idle_after(|| ()).await;
+    pub(crate) async fn wait_idle(&self, parent: &Self) {
+        let _registered = Registration::new(&self.drainers, &parent.watchers);
+        self.wait_registered(|| ()).await;
     }
 
-    /// `wait_idle`, running `prepare` once registered and before the first reading. The
-    /// process-wide drain unmarks idle limiters there: from then on their last calls out
-    /// unmark them, so every busy limiter either is counted or is about to be unmarked.
+    /// `wait_idle` for the top level, running `prepare` once registered and before the first
+    /// reading. The process-wide drain unmarks idle limiters there: from then on their last
+    /// calls out unmark them, so every busy limiter either is counted or is about to be
+    /// unmarked.
     pub(crate) async fn wait_idle_after(&self, prepare: impl FnOnce()) {
-        let _registered = Registration::new(&self.drainers);
+        let _registered = Registration::new(&self.drainers, &self.watchers);
+        self.wait_registered(prepare).await;
+    }
+
+    async fn wait_registered(&self, prepare: impl FnOnce()) {
         prepare();
         let since = self.snapshot();
         if since.in_flight == 0 {
@@ -247,21 +283,28 @@ fn is_at_or_after(a: u32, b: u32) -> bool {
     a.wrapping_sub(b) & ENTERED_MASK < 1 << 30
 }
 
-/// One drain registered on an `InFlight`, for as long as it lives.
-struct Registration<'a>(&'a AtomicUsize);
+/// One drain registered on an `InFlight` (`drainers`), and counted by the process
+/// (`watchers`), for as long as it lives.
+struct Registration<'a> {
+    drainers: &'a AtomicUsize,
+    watchers: &'a AtomicUsize,
+}
 
 impl<'a> Registration<'a> {
-    fn new(drainers: &'a AtomicUsize) -> Self {
+    fn new(drainers: &'a AtomicUsize, watchers: &'a AtomicUsize) -> Self {
+        // `drainers` first: an exit that sees `watchers` then sees `drainers` too.
         drainers.fetch_add(1, SeqCst);
-        // Pairs with `reached_zero`.
+        watchers.fetch_add(1, SeqCst);
+        // Pairs with `exit` and `reached_zero`.
         seq_cst_pair();
-        Self(drainers)
+        Self { drainers, watchers }
     }
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, SeqCst);
+        self.watchers.fetch_sub(1, SeqCst);
+        self.drainers.fetch_sub(1, SeqCst);
     }
 }
 
@@ -294,8 +337,9 @@ mod tests {
 
     #[test]
     fn wait_idle_is_ready_at_once_when_nothing_is_in_flight() {
+        let parent = InFlight::new();
         let counter = InFlight::new();
-        let mut wait = pin!(counter.wait_idle());
+        let mut wait = pin!(counter.wait_idle(&parent));
         assert!(poll_once(wait.as_mut()).is_ready());
     }
 
@@ -304,7 +348,7 @@ mod tests {
         let parent = InFlight::new();
         let counter = InFlight::new();
         counter.enter(&parent);
-        let mut wait = pin!(counter.wait_idle());
+        let mut wait = pin!(counter.wait_idle(&parent));
         assert!(poll_once(wait.as_mut()).is_pending());
         counter.exit(&parent);
         counter.enter(&parent);
@@ -317,11 +361,11 @@ mod tests {
         let counter = InFlight::new();
         // A drain elsewhere makes exits publish their zero moments.
         counter.enter(&parent);
-        let mut other = pin!(counter.wait_idle());
+        let mut other = pin!(counter.wait_idle(&parent));
         assert!(poll_once(other.as_mut()).is_pending());
         counter.exit(&parent);
         counter.enter(&parent);
-        let mut wait = pin!(counter.wait_idle());
+        let mut wait = pin!(counter.wait_idle(&parent));
         assert!(poll_once(wait.as_mut()).is_pending());
         counter.exit(&parent);
         assert!(poll_once(wait.as_mut()).is_ready());

@@ -18,9 +18,20 @@
 //! - *Running*: the body's future, pinned and polled. It holds the permit, so the permit is
 //!   given back when the body ends, as in an `async fn`.
 //!
-//! Each stage is replaced whole (`project_replace`): nothing pinned ever moves. The expansion
-//! returns `Limited<impl Spec<Output = T>>`: one opaque type, which the compiler sees through
-//! to decide whether the future is `Send`, exactly as for an `async fn`.
+//! *Fresh* and *Running* are one stage, `Direct`, holding a small enum of its own (`Slot`):
+//! the fast path moves the call out of the slot and the body's future in, and the stage
+//! around it stays as it is. Replacing a whole stage (`project_replace`) writes the whole
+//! stage, as large as its largest one, the wait in line beside the closure; where the compiler
+//! does not inline it (a limiter per instance, say), that is a copy of a hundred bytes and
+//! more, twice per call. The other stages are replaced whole, at the two places where a call
+//! joins and leaves the line, and `Pin::set` writes the rest. Nothing pinned ever moves.
+//!
+//! Every poll goes through [`Spec::poll_call`]: a running call polls its body, a fresh one
+//! tries the fast path inline, and a waiting one polls its wait inline; the rest (joining the
+//! line, the front, `admitted()`) is out of line.
+//!
+//! The expansion returns `Limited<impl Spec<Output = T>>`: one opaque type, which the compiler
+//! sees through to decide whether the future is `Send`, exactly as for an `async fn`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -44,7 +55,8 @@ pub trait Entered {
 impl<H: Handle, K: Claim> Entered for Call<H, K> {
     type Admitted = Admitted<H, K>;
 
-    #[inline]
+    #[expect(clippy::inline_always, reason = "see `Call::poll_fast`")]
+    #[inline(always)]
     fn poll_fast(&self, cx: &mut Context<'_>) -> Poll<bool> {
         Call::poll_fast(self, cx)
     }
@@ -157,11 +169,11 @@ pin_project! {
     #[project = StageProj]
     #[project_replace = StageReplace]
     enum Stage<C, W, A, V, D, F, B> {
-        Fresh {
-            call: C,
-            wait: W,
-            front: V,
-            then: F,
+        // Fresh, then running: one stage, so that the fast path changes only the small `Slot`
+        // inside it (see the module's documentation).
+        Direct {
+            #[pin]
+            slot: Slot<C, W, V, F, B>,
         },
         Waiting {
             #[pin]
@@ -177,11 +189,25 @@ pin_project! {
         Admitted {
             body: B,
         },
+        Done,
+    }
+}
+
+pin_project! {
+    #[project = SlotProj]
+    #[project_replace = SlotReplace]
+    enum Slot<C, W, V, F, B> {
+        Fresh {
+            call: C,
+            wait: W,
+            front: V,
+            then: F,
+        },
         Running {
             #[pin]
             body: B,
         },
-        Done,
+        Gone,
     }
 }
 
@@ -202,73 +228,160 @@ where
     #[doc(hidden)]
     pub fn new(call: C, wait: W, front: V, then: F) -> Self {
         Self {
-            stage: Stage::Fresh {
-                call,
-                wait,
-                front,
-                then,
+            stage: Stage::Direct {
+                slot: Slot::Fresh {
+                    call,
+                    wait,
+                    front,
+                    then,
+                },
             },
         }
     }
 
-    /// Drives the call until it has its permit (or its refusal), and returns its body's
-    /// future, not polled yet. The stage is left `Done`, to be replaced by the caller.
-    ///
-    /// The fast path is here, inline and straight-line; waiting is out of line, in `wait`.
-    #[inline]
-    fn admit(mut stage: Pin<&mut Stage<C, W, A, V, D, F, B>>, cx: &mut Context<'_>) -> Poll<B> {
-        if let StageProj::Fresh { call, .. } = stage.as_mut().project() {
-            let admitted = std::task::ready!(call.poll_fast(cx));
-            let StageReplace::Fresh {
-                call,
-                wait,
-                front,
-                then,
-            } = stage.as_mut().project_replace(Stage::Done)
-            else {
-                unreachable!("limit-runtime: the call was fresh");
-            };
-            if admitted {
-                return Poll::Ready(then(Outcome::admitted(call.into_admitted())));
-            }
-            stage.as_mut().project_replace(Stage::Waiting {
-                admission: wait(call),
-                front,
-                then,
-            });
-        }
-        Self::wait(stage, cx)
+    /// The fast path found no permit: the call joins the line (`Waiting`).
+    #[cold]
+    #[inline(never)]
+    fn join_line(mut stage: Pin<&mut Stage<C, W, A, V, D, F, B>>) {
+        let StageProj::Direct { slot } = stage.as_mut().project() else {
+            unreachable!("limit-runtime: the call was fresh");
+        };
+        let SlotReplace::Fresh {
+            call,
+            wait,
+            front,
+            then,
+        } = slot.project_replace(Slot::Gone)
+        else {
+            unreachable!("limit-runtime: the call was fresh");
+        };
+        stage.project_replace(Stage::Waiting {
+            admission: wait(call),
+            front,
+            then,
+        });
     }
 
-    /// Waits in line, and at the front of it if a shrink sends the call there.
-    #[inline(never)]
-    fn wait(mut stage: Pin<&mut Stage<C, W, A, V, D, F, B>>, cx: &mut Context<'_>) -> Poll<B> {
-        if let StageProj::Waiting { admission, .. } = stage.as_mut().project() {
-            let waited = std::task::ready!(admission.poll(cx));
-            let StageReplace::Waiting { front, then, .. } =
-                stage.as_mut().project_replace(Stage::Done)
-            else {
-                unreachable!("limit-runtime: the call was waiting");
+    /// The wait in line ended with `next`: the stage is emptied, and the body's future made
+    /// and put in place, `Running` (or with `RUN` false, `Admitted`). Or, sent to the front of
+    /// the line, the call waits there.
+    #[inline]
+    fn waited<const RUN: bool>(
+        mut stage: Pin<&mut Stage<C, W, A, V, D, F, B>>,
+        next: Next<<A::Output as Waited>::Outcome, <A::Output as Waited>::Front>,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        // Emptied into the running stage's (empty) slot, so that the body goes straight in.
+        let empty = if RUN {
+            Stage::Direct { slot: Slot::Gone }
+        } else {
+            Stage::Done
+        };
+        let emptied = stage.as_mut().project_replace(empty);
+        let body = match next {
+            Next::Outcome(outcome) => match emptied {
+                StageReplace::Waiting { then, .. } | StageReplace::AtFront { then, .. } => {
+                    then(outcome)
+                }
+                _ => unreachable!("limit-runtime: the stage changed while it was polled"),
+            },
+            Next::Front(at_front) => {
+                let StageReplace::Waiting { front, then, .. } = emptied else {
+                    unreachable!("limit-runtime: the stage changed while it was polled");
+                };
+                stage.set(Stage::AtFront {
+                    admission: front(at_front),
+                    then,
+                });
+                return Self::poll_slow::<RUN>(stage, cx);
+            }
+            Next::Body => {
+                let StageReplace::Admitted { body } = emptied else {
+                    unreachable!("limit-runtime: the stage changed while it was polled");
+                };
+                body
+            }
+        };
+        if RUN {
+            let StageProj::Direct { slot } = stage.project() else {
+                unreachable!("limit-runtime: the stage was just emptied");
             };
-            match waited.step() {
-                Ok(outcome) => return Poll::Ready(then(outcome)),
-                Err(at_front) => {
-                    stage.as_mut().project_replace(Stage::AtFront {
-                        admission: front(at_front),
-                        then,
-                    });
+            slot.project_replace(Slot::Running { body });
+        } else {
+            stage.set(Stage::Admitted { body });
+        }
+        Poll::Ready(())
+    }
+
+    /// The polls that `poll_call` leaves out of line (a call at the front of the line, or
+    /// admitted by `admitted()`), and every poll of `poll_admission` (`RUN` false) but its
+    /// fast path: the call joins the line, waits, and at the front if a shrink sends it there.
+    /// Ready once the body's future is in place: `Running`, or with `RUN` false, `Admitted`.
+    #[inline(never)]
+    fn poll_slow<const RUN: bool>(
+        mut stage: Pin<&mut Stage<C, W, A, V, D, F, B>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        let next = match stage.as_mut().project() {
+            StageProj::Direct { mut slot } => match slot.as_mut().project() {
+                SlotProj::Running { .. } => return Poll::Ready(()),
+                // A call's first poll goes through `poll_call`, or `poll_admission` (`RUN`
+                // false), which handle a fresh call themselves.
+                SlotProj::Fresh { .. } if RUN => {
+                    unreachable!("limit-runtime: a fresh call is polled by `poll_call`")
+                }
+                SlotProj::Fresh { .. } => {
+                    Self::join_line(stage.as_mut());
+                    return Self::poll_slow::<RUN>(stage, cx);
+                }
+                SlotProj::Gone => polled_after_completion(),
+            },
+            StageProj::Waiting { admission, .. } => {
+                match std::task::ready!(admission.poll(cx)).step() {
+                    Ok(outcome) => Next::Outcome(outcome),
+                    Err(at_front) => Next::Front(at_front),
                 }
             }
-        }
-        let StageProj::AtFront { admission, .. } = stage.as_mut().project() else {
-            unreachable!("limit-runtime: the call waits at the front");
+            StageProj::AtFront { admission, .. } => {
+                Next::Outcome(std::task::ready!(admission.poll(cx)))
+            }
+            StageProj::Admitted { .. } if !RUN => return Poll::Ready(()),
+            StageProj::Admitted { .. } => Next::Body,
+            StageProj::Done => polled_after_completion(),
         };
-        let outcome = std::task::ready!(admission.poll(cx));
-        let StageReplace::AtFront { then, .. } = stage.project_replace(Stage::Done) else {
-            unreachable!("limit-runtime: the call was at the front");
-        };
-        Poll::Ready(then(outcome))
+        Self::waited::<RUN>(stage, next, cx)
     }
+
+    /// Polls the body of a call whose stage is `Running`.
+    #[inline]
+    fn poll_body(
+        stage: Pin<&mut Stage<C, W, A, V, D, F, B>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<B::Output> {
+        let StageProj::Direct { slot } = stage.project() else {
+            unreachable!("limit-runtime: the call is running");
+        };
+        let SlotProj::Running { body } = slot.project() else {
+            unreachable!("limit-runtime: the call is running");
+        };
+        body.poll(cx)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn polled_after_completion() -> ! {
+    panic!("a `#[concurrency_limit]` call's future was polled after it completed")
+}
+
+/// What a call that waited comes to, before its stage is emptied.
+enum Next<O, Fr> {
+    /// Admitted (or refused).
+    Outcome(O),
+    /// Sent to the front of the line.
+    Front(Fr),
+    /// Admitted by `admitted()` before, and now run.
+    Body,
 }
 
 impl<C, W, A, V, D, F, B> Spec for Machine<C, W, A, V, D, F, B>
@@ -287,13 +400,18 @@ where
 
     fn poll_admission(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut stage = self.project().stage;
-        if let StageProj::Fresh { .. } | StageProj::Waiting { .. } | StageProj::AtFront { .. } =
-            stage.as_mut().project()
+        if let StageProj::Direct { mut slot } = stage.as_mut().project()
+            && let SlotProj::Fresh { call, .. } = slot.as_mut().project()
+            && std::task::ready!(call.poll_fast(cx))
         {
-            let body = std::task::ready!(Self::admit(stage.as_mut(), cx));
-            stage.project_replace(Stage::Admitted { body });
+            let SlotReplace::Fresh { call, then, .. } = slot.project_replace(Slot::Gone) else {
+                unreachable!("limit-runtime: the call was fresh");
+            };
+            let body = then(Outcome::admitted(call.into_admitted()));
+            stage.set(Stage::Admitted { body });
+            return Poll::Ready(());
         }
-        Poll::Ready(())
+        Self::poll_slow::<false>(stage, cx)
     }
 
     fn take_admitted(self: Pin<&mut Self>) -> Self {
@@ -307,29 +425,43 @@ where
     #[inline]
     fn poll_call(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<B::Output> {
         let mut stage = self.project().stage;
-        // Each step leaves the stage `Done`, which `project_replace` overwrites without a
-        // call to drop it.
         match stage.as_mut().project() {
-            StageProj::Running { body } => return body.poll(cx),
-            StageProj::Fresh { .. } | StageProj::Waiting { .. } | StageProj::AtFront { .. } => {
-                let body = std::task::ready!(Self::admit(stage.as_mut(), cx));
-                stage.as_mut().project_replace(Stage::Running { body });
-            }
-            StageProj::Admitted { .. } => {
-                let StageReplace::Admitted { body } = stage.as_mut().project_replace(Stage::Done)
-                else {
-                    unreachable!("limit-runtime: the call was admitted");
-                };
-                stage.as_mut().project_replace(Stage::Running { body });
-            }
-            StageProj::Done => {
-                panic!("a `#[concurrency_limit]` call's future was polled after it completed")
+            StageProj::Direct { mut slot } => match slot.as_mut().project() {
+                SlotProj::Running { body } => return body.poll(cx),
+                SlotProj::Fresh { call, .. } => {
+                    // The fast path: the call goes straight from fresh to running.
+                    if std::task::ready!(call.poll_fast(cx)) {
+                        let SlotReplace::Fresh { call, then, .. } =
+                            slot.as_mut().project_replace(Slot::Gone)
+                        else {
+                            unreachable!("limit-runtime: the call was fresh");
+                        };
+                        let body = then(Outcome::admitted(call.into_admitted()));
+                        slot.as_mut().project_replace(Slot::Running { body });
+                        let SlotProj::Running { body } = slot.project() else {
+                            unreachable!("limit-runtime: the call is running");
+                        };
+                        return body.poll(cx);
+                    }
+                    Self::join_line(stage.as_mut());
+                }
+                SlotProj::Gone => polled_after_completion(),
+            },
+            StageProj::Waiting { .. } => {}
+            _ => {
+                std::task::ready!(Self::poll_slow::<true>(stage.as_mut(), cx));
+                return Self::poll_body(stage, cx);
             }
         }
-        let StageProj::Running { body } = stage.project() else {
-            unreachable!("limit-runtime: the call is running");
+        let StageProj::Waiting { admission, .. } = stage.as_mut().project() else {
+            unreachable!("limit-runtime: the call waits");
         };
-        body.poll(cx)
+        let next = match std::task::ready!(admission.poll(cx)).step() {
+            Ok(outcome) => Next::Outcome(outcome),
+            Err(at_front) => Next::Front(at_front),
+        };
+        std::task::ready!(Self::waited::<true>(stage.as_mut(), next, cx));
+        Self::poll_body(stage, cx)
     }
 }
 

@@ -415,10 +415,12 @@ impl Limiter {
         Ok(())
     }
 
-    /// Waits for a permit, in FIFO order. The permit counts as a call in flight (for
-    /// [`drain()`](crate::drain)) until it is dropped. For a permit that outlives the
-    /// borrow (to move into a spawned task), see [`acquire_owned`](Self::acquire_owned); for
-    /// several permits at once, [`acquire_many`](Self::acquire_many).
+    /// Waits for a permit, in FIFO order. It counts as a call in flight (for
+    /// [`drain()`](crate::drain)) from the moment `acquire` is called, as a call of an
+    /// annotated function does, until the permit is dropped (or the wait is). For a permit
+    /// that outlives the borrow (to move into a spawned task), see
+    /// [`acquire_owned`](Self::acquire_owned); for several permits at once,
+    /// [`acquire_many`](Self::acquire_many).
     ///
     /// ```
     /// use limit_runtime::Limiter;
@@ -432,8 +434,10 @@ impl Limiter {
     /// drop(permit);
     /// # }
     /// ```
-    pub async fn acquire(&self) -> Permit<'_> {
-        Permit::new(Self::weighed(self, 1, OnHeavy::Panic).admit().await)
+    pub fn acquire(&self) -> impl Future<Output = Permit<'_>> {
+        // Counted when called, as a call of an annotated function is: not an `async fn`.
+        let call = Self::weighed(self, 1, OnHeavy::Panic);
+        async move { Permit::new(call.admit().await) }
     }
 
     /// Waits for `n` permits at once, in FIFO order with every other call of this limiter: a
@@ -537,8 +541,9 @@ impl Limiter {
     /// assert_eq!(jobs.stats().admitted, 10);
     /// # }
     /// ```
-    pub async fn acquire_owned(self: Arc<Self>) -> OwnedPermit {
-        OwnedPermit::new(Self::weighed(self, 1, OnHeavy::Panic).admit().await)
+    pub fn acquire_owned(self: Arc<Self>) -> impl Future<Output = OwnedPermit> {
+        let call = Self::weighed(self, 1, OnHeavy::Panic);
+        async move { OwnedPermit::new(call.admit().await) }
     }
 
     /// [`acquire_many`](Self::acquire_many), for a limiter in an `Arc`: see
@@ -672,7 +677,7 @@ impl Limiter {
     /// ```
     pub async fn drain(&self) {
         if let Some(core) = self.core.get() {
-            core.counter().wait_idle().await;
+            core.counter().wait_idle(&registry::BUSY_LIMITERS).await;
         }
     }
 

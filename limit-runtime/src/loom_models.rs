@@ -20,7 +20,7 @@ use loom::sync::atomic::AtomicUsize;
 use loom::sync::atomic::Ordering::SeqCst;
 use loom::thread;
 
-use crate::gate::{Gate, Handed};
+use crate::gate::{Gate, Handed, handed};
 use crate::in_flight::InFlight;
 
 /// Takes a permit as a call does: the fast path, else the queue.
@@ -28,14 +28,19 @@ fn acquire(gate: &Gate) {
     acquire_many(gate, 1);
 }
 
-/// Takes `n` permits as a call of weight `n` does.
+/// Takes `n` permits as a call of weight `n` does: the fast path while no call is queued,
+/// else the line (a call that finds calls queued does not look for idle permits itself; only
+/// `try_acquire`, which may not wait, does).
 fn acquire_many(gate: &Gate, n: usize) {
-    if gate.try_acquire(n).is_some() {
+    if let Some(word) = gate.fast_path_open()
+        && gate.try_take(word, n).is_some()
+    {
         return;
     }
     assert!(gate.enqueue(None));
     let mut at_front = false;
-    while let Handed::Front = gate.take_handed(block_on(gate.next_permit(at_front, n)), at_front, n)
+    while let Handed::Front =
+        gate.take_handed(handed(block_on(gate.next_permit(at_front, n))), at_front, n)
     {
         at_front = true;
     }
@@ -128,7 +133,7 @@ fn a_wait_polled_once_and_dropped_racing_a_release_loses_no_permit() {
                 if let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx) {
                     // No resize here, so nobody is ever sent to the front.
                     assert!(matches!(
-                        gate.take_handed(permit, false, 1),
+                        gate.take_handed(handed(permit), false, 1),
                         Handed::Admitted(_)
                     ));
                     gate.release(1);
@@ -239,7 +244,7 @@ fn a_newcomer_never_overtakes_a_waiting_call() {
             panic!("the waiter was not handed the released permit");
         };
         assert!(matches!(
-            gate.take_handed(permit, false, 1),
+            gate.take_handed(handed(permit), false, 1),
             Handed::Admitted(1)
         ));
         drop(wait);
@@ -268,7 +273,10 @@ fn a_newcomer_does_not_take_a_permit_owed_to_the_front() {
         let std::task::Poll::Ready(permit) = first.as_mut().poll(&mut cx) else {
             panic!("the first waiter was handed a permit");
         };
-        assert!(matches!(gate.take_handed(permit, false, 1), Handed::Front));
+        assert!(matches!(
+            gate.take_handed(handed(permit), false, 1),
+            Handed::Front
+        ));
         drop(first);
         let mut first = Box::pin(gate.next_permit(true, 1));
         assert!(
@@ -288,7 +296,7 @@ fn a_newcomer_does_not_take_a_permit_owed_to_the_front() {
             panic!("the front waiter was not served");
         };
         assert!(matches!(
-            gate.take_handed(permit, true, 1),
+            gate.take_handed(handed(permit), true, 1),
             Handed::Admitted(1)
         ));
     });
@@ -312,7 +320,7 @@ fn wait_twice_for_many_then_give_up(gate: &Gate, n: usize) {
     for _ in 0..2 {
         let mut wait = std::pin::pin!(gate.next_permit(at_front, n));
         if let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx) {
-            match gate.take_handed(permit, at_front, n) {
+            match gate.take_handed(handed(permit), at_front, n) {
                 Handed::Admitted(_) => {
                     gate.leave(false, n);
                     gate.release(n);
@@ -416,7 +424,7 @@ fn a_heavy_waiter_at_the_head_is_not_overtaken_by_a_light_newcomer() {
             panic!("the heavy waiter was not handed both permits");
         };
         assert!(matches!(
-            gate.take_handed(permit, false, 2),
+            gate.take_handed(handed(permit), false, 2),
             Handed::Admitted(2)
         ));
         drop(wait);
@@ -442,6 +450,33 @@ fn weighted_waiters_giving_up_at_the_front_and_in_the_queue_lose_no_permit() {
         heavy.join().unwrap();
         light.join().unwrap();
         assert_all_permits_back(&gate, 3);
+    });
+}
+
+/// A call that finds calls queued joins the line, even while a permit a quitter was handed
+/// lies idle in it: it is served in its turn (or the last waiter out takes the permit back to
+/// the fast path). A permit stranded in the line deadlocks here.
+#[test]
+fn a_newcomer_that_finds_calls_queued_waits_in_line_and_is_served() {
+    loom::model(|| {
+        let gate = Arc::new(Gate::new(1));
+        assert!(gate.try_acquire(1).is_some());
+        let quitter = on_thread(&gate, |gate| {
+            assert!(gate.enqueue(None));
+            {
+                // Polled once, then dropped: a permit it was handed goes back to the line.
+                let mut wait = std::pin::pin!(gate.next_permit(false, 1));
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                let _ = wait.as_mut().poll(&mut cx);
+            }
+            gate.leave(false, 1);
+        });
+        let releaser = on_thread(&gate, |gate| gate.release(1));
+        acquire(&gate);
+        gate.release(1);
+        quitter.join().unwrap();
+        releaser.join().unwrap();
+        assert_all_permits_back(&gate, 1);
     });
 }
 
@@ -482,15 +517,43 @@ fn a_limiter_drain_racing_the_last_exit_and_a_new_call_returns() {
         let child = Arc::new(InFlight::new());
         child.enter(&parent);
         let drainer = {
-            let child = child.clone();
+            let (parent, child) = (parent.clone(), child.clone());
             // Returns at the first moment after it began that nothing is in flight: the
             // zero moment below, or, if it began after the new call, that call's end.
-            thread::spawn(move || block_on(child.wait_idle()))
+            thread::spawn(move || block_on(child.wait_idle(&parent)))
         };
         child.exit(&parent);
         child.enter(&parent); // a new call right after the zero moment
         child.exit(&parent);
         drainer.join().unwrap();
+    });
+}
+
+/// A limiter's drain and the process-wide drain, both pending while the last call exits:
+/// the exit finds them through the one count of every pending drain (`watchers`), and wakes
+/// both.
+#[test]
+fn a_limiter_drain_and_the_process_drain_both_see_the_last_exit() {
+    loom::model(|| {
+        let parent = Arc::new(InFlight::new());
+        let child = Arc::new(InFlight::new());
+        child.enter(&parent);
+        let exit = {
+            let (parent, child) = (parent.clone(), child.clone());
+            thread::spawn(move || child.exit(&parent))
+        };
+        let limiter_drain = {
+            let (parent, child) = (parent.clone(), child.clone());
+            thread::spawn(move || block_on(child.wait_idle(&parent)))
+        };
+        block_on(parent.wait_idle_after(|| child.unmark(&parent)));
+        assert_eq!(
+            child.snapshot().in_flight,
+            0,
+            "drain returned with a call in flight"
+        );
+        limiter_drain.join().unwrap();
+        exit.join().unwrap();
     });
 }
 

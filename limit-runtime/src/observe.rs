@@ -3,10 +3,13 @@
 //! either crate is in this file, behind its feature; `call.rs` calls the hooks below at each
 //! change of a call's state (and `limiter.rs` at a limiter's registration), one line each.
 //!
-//! With both features off, every hook is an empty `#[inline(always)]` function over
-//! zero-sized types, and `in_wait_span!` is its second argument unchanged, so the default
-//! build's calls compile to what they would be without this file: no field in a call's
-//! future, no branch on its hot path.
+//! With both features off, every hook is an empty `#[inline]` function over zero-sized
+//! types, and `in_wait_span!` is its second argument unchanged, so the default build's calls
+//! compile to what they would be without this file: no field in a call's future, no branch
+//! on its hot path. The hooks that a waiting call runs (`waiting_started`, `left_queue`) take
+//! a closure that finds the limiter rather than the limiter itself: the lookup (an atomic
+//! load, which the compiler keeps even when nothing uses it) then happens only with a
+//! feature on.
 //!
 //! Which hook runs where:
 //!
@@ -108,12 +111,14 @@ mod hooks {
     pub(crate) fn registered(_limiter: &Core) {}
 
     #[inline]
-    pub(crate) fn waiting_started(_limiter: &Core, _gate: &Gate) -> WaitObservation {
+    pub(crate) fn waiting_started<'a>(
+        _limiter: impl FnOnce() -> (&'a Core, &'a Gate),
+    ) -> WaitObservation {
         WaitObservation {}
     }
 
     #[inline]
-    pub(crate) fn left_queue(_limiter: &Core) {}
+    pub(crate) fn left_queue<'a>(_limiter: impl FnOnce() -> &'a Core) {}
 
     #[inline]
     pub(crate) fn admitted(_limiter: &Core, _wait: Option<WaitObservation>) {}
@@ -147,7 +152,10 @@ mod hooks {
     /// succeeded). With `tracing`, it opens the wait span and emits the wait-start event in
     /// it.
     #[cfg_attr(not(feature = "tracing"), expect(unused_variables))]
-    pub(crate) fn waiting_started(limiter: &Core, gate: &Gate) -> WaitObservation {
+    pub(crate) fn waiting_started<'a>(
+        limiter: impl FnOnce() -> (&'a Core, &'a Gate),
+    ) -> WaitObservation {
+        let (limiter, gate) = limiter();
         #[cfg(feature = "metrics")]
         super::metrics_keys::set_waiting(limiter);
         #[cfg(feature = "tracing")]
@@ -177,9 +185,9 @@ mod hooks {
 
     /// A queued call has left the queue: admitted, timed out, or cancelled.
     #[cfg_attr(not(feature = "metrics"), expect(unused_variables))]
-    pub(crate) fn left_queue(limiter: &Core) {
+    pub(crate) fn left_queue<'a>(limiter: impl FnOnce() -> &'a Core) {
         #[cfg(feature = "metrics")]
-        super::metrics_keys::set_waiting(limiter);
+        super::metrics_keys::set_waiting(limiter());
     }
 
     /// A call has just been admitted (and counted in `Stats`): at once if `wait` is `None`,
