@@ -278,7 +278,8 @@ impl Limiter {
         self.core.get().map_or(self.limit, |core| core.limit())
     }
 
-    /// Calls holding a permit now.
+    /// Permits held now: the calls running, each counted by its weight (1 unless
+    /// `weight = …` or `acquire_many` says otherwise).
     ///
     /// ```
     /// use limit_runtime::Limiter;

@@ -27,9 +27,10 @@ use crate::Name;
 pub struct Stats {
     /// The limiter's name.
     pub name: Name,
-    /// The limit now (per key, for a limiter with `key = …`).
+    /// The limit now (per key, for a limiter with `key = …`), in permits.
     pub limit: usize,
-    /// Calls holding a permit now (all keys together).
+    /// Permits held now (all keys together): the calls running, each counted by its weight
+    /// (1 unless `weight = …` or `acquire_many` says otherwise).
     pub running: usize,
     /// Calls waiting for a permit now (all keys together).
     pub waiting: usize,
@@ -38,11 +39,14 @@ pub struct Stats {
     pub in_flight: usize,
     /// Calls admitted (given a permit) since the limiter was created.
     pub admitted: u64,
-    /// Calls refused since the limiter was created: by `max_wait` or `queue`, or a
-    /// [`try_acquire`](crate::Limiter::try_acquire) that found no permit free.
+    /// Calls refused since the limiter was created: by `max_wait` or `queue`, by a weight
+    /// above the limit in a function that returns the refusal, or a
+    /// [`try_acquire`](crate::Limiter::try_acquire) (or `try_acquire_many`) that found no
+    /// permit free or asked for more than the limit. A too-heavy call that panics is not
+    /// counted: it was never made.
     pub rejected: u64,
-    /// The most calls that ever held a permit at once (all keys together, for a limiter
-    /// with `key = …`).
+    /// The most permits ever held at once (all keys together, for a limiter with
+    /// `key = …`): the most calls that ever ran at once, for a limiter without weights.
     pub peak_running: usize,
     /// Keys with a call in flight, for a limiter with `key = …`; 0 otherwise.
     pub active_keys: usize,
