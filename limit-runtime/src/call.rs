@@ -182,16 +182,26 @@ pub trait Claim: Send + Sync + Unpin + 'static {
     fn gate<'a>(&'a self, core: &'a Core) -> &'a Gate;
     /// The key's slot, for a keyed call.
     fn slot(&self) -> Option<&Slot>;
-    /// How many permits the call takes: 1, unless it is weighted.
-    fn weight(&self) -> usize;
+    /// How many permits the call takes: 1, unless it is [`Weighted`].
+    #[inline]
+    fn weight(&self) -> usize {
+        1
+    }
     /// The limit that the weight was above when the call was made: such a call is refused.
-    fn too_heavy(&self) -> Option<usize>;
-    /// Waits in line at `gate` for the call's permits: see `Gate::next_permit`.
+    #[inline]
+    fn too_heavy(&self) -> Option<usize> {
+        None
+    }
+    /// Waits in line at `gate` for the call's permits: see `Gate::next_permit`. One permit
+    /// unless it is [`Weighted`].
+    #[inline]
     fn next_permit<'a>(
         &self,
         gate: &'a Gate,
         at_front: bool,
-    ) -> impl Future<Output = Result<SemaphorePermit<'a>, AcquireError>> + 'a;
+    ) -> impl Future<Output = Result<SemaphorePermit<'a>, AcquireError>> + 'a {
+        gate.next_one(at_front)
+    }
 }
 
 /// One permit of the limiter's own. Not a public API.
@@ -209,25 +219,6 @@ impl Claim for Unkeyed {
     fn slot(&self) -> Option<&Slot> {
         None
     }
-
-    #[inline]
-    fn weight(&self) -> usize {
-        1
-    }
-
-    #[inline]
-    fn too_heavy(&self) -> Option<usize> {
-        None
-    }
-
-    #[inline]
-    fn next_permit<'a>(
-        &self,
-        gate: &'a Gate,
-        at_front: bool,
-    ) -> impl Future<Output = Result<SemaphorePermit<'a>, AcquireError>> + 'a {
-        gate.next_one(at_front)
-    }
 }
 
 /// One permit of a key's. Not a public API.
@@ -241,22 +232,6 @@ impl Claim for Keyed {
 
     fn slot(&self) -> Option<&Slot> {
         Some(&self.0)
-    }
-
-    fn weight(&self) -> usize {
-        1
-    }
-
-    fn too_heavy(&self) -> Option<usize> {
-        None
-    }
-
-    fn next_permit<'a>(
-        &self,
-        gate: &'a Gate,
-        at_front: bool,
-    ) -> impl Future<Output = Result<SemaphorePermit<'a>, AcquireError>> + 'a {
-        gate.next_one(at_front)
     }
 }
 

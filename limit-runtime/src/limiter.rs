@@ -437,7 +437,7 @@ impl Limiter {
     /// ```
     pub fn acquire(&self) -> impl Future<Output = Permit<'_>> {
         // Counted when called, as a call of an annotated function is: not an `async fn`.
-        let call = Self::weighed(self, 1, OnHeavy::Panic);
+        let call = Self::call_shared_weighted(self, 1, OnHeavy::Panic);
         async move { Permit::new(call.admit().await) }
     }
 
@@ -470,7 +470,7 @@ impl Limiter {
     /// ```
     #[track_caller]
     pub fn acquire_many(&self, n: usize) -> impl Future<Output = Permit<'_>> {
-        let call = Self::weighed(self, n, OnHeavy::Panic);
+        let call = Self::call_shared_weighted(self, n, OnHeavy::Panic);
         async move { Permit::new(call.admit().await) }
     }
 
@@ -513,7 +513,7 @@ impl Limiter {
     /// drop(permit);
     /// ```
     pub fn try_acquire_many(&self, n: usize) -> Result<Permit<'_>, LimitError> {
-        try_admit(Self::weighed(self, n, OnHeavy::Refuse)).map(Permit::new)
+        try_admit(Self::call_shared_weighted(self, n, OnHeavy::Refuse)).map(Permit::new)
     }
 
     /// [`acquire`](Self::acquire), for a limiter in an `Arc`: the permit holds the `Arc`, so
@@ -543,7 +543,7 @@ impl Limiter {
     /// # }
     /// ```
     pub fn acquire_owned(self: Arc<Self>) -> impl Future<Output = OwnedPermit> {
-        let call = Self::weighed(self, 1, OnHeavy::Panic);
+        let call = Self::call_shared_weighted(self, 1, OnHeavy::Panic);
         async move { OwnedPermit::new(call.admit().await) }
     }
 
@@ -571,7 +571,7 @@ impl Limiter {
     /// ```
     #[track_caller]
     pub fn acquire_many_owned(self: Arc<Self>, n: usize) -> impl Future<Output = OwnedPermit> {
-        let call = Self::weighed(self, n, OnHeavy::Panic);
+        let call = Self::call_shared_weighted(self, n, OnHeavy::Panic);
         async move { OwnedPermit::new(call.admit().await) }
     }
 
@@ -613,7 +613,7 @@ impl Limiter {
     /// drop(permit);
     /// ```
     pub fn try_acquire_many_owned(self: Arc<Self>, n: usize) -> Result<OwnedPermit, LimitError> {
-        try_admit(Self::weighed(self, n, OnHeavy::Refuse)).map(OwnedPermit::new)
+        try_admit(Self::call_shared_weighted(self, n, OnHeavy::Refuse)).map(OwnedPermit::new)
     }
 
     /// Counts `future` as in flight on this limiter, from now until it completes or is
@@ -800,7 +800,8 @@ impl Limiter {
         weight: usize,
         on_heavy: OnHeavy,
     ) -> Call<H, Weighted> {
-        Self::weighed(handle, weight, on_heavy)
+        // A limiter that has its limit never calls the limit function.
+        Self::call_weighted(handle, || 0, None, weight, on_heavy)
     }
 
     /// `call_weighted`, for `limiter = EXPR`. Not a public API.
@@ -815,15 +816,7 @@ impl Limiter {
         L: IntoHandle<Handle = H>,
         H: Handle,
     {
-        Self::weighed(limiter.into_handle(), weight, on_heavy)
-    }
-
-    #[track_caller]
-    fn weighed<H: Handle>(handle: H, weight: usize, on_heavy: OnHeavy) -> Call<H, Weighted> {
-        let core = handle.limiter().core_with(|| 0, None);
-        let limit = weigh(core, weight, on_heavy);
-        core.enter();
-        Call::entered(handle, Weighted::new(Unkeyed, weight, limit))
+        Self::call_shared_weighted(limiter.into_handle(), weight, on_heavy)
     }
 
     /// The core, which exists once a call has been made (the guards' `Handle`s reach it

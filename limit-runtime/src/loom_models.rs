@@ -229,29 +229,34 @@ fn a_release_racing_the_last_waiter_leaving_loses_no_permit() {
 /// the semaphore's queue.
 #[test]
 fn a_newcomer_never_overtakes_a_waiting_call() {
-    loom::model(|| {
-        let gate = Arc::new(Gate::new(1));
-        assert!(gate.try_acquire(1).is_some());
-        assert!(gate.enqueue(None));
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        let mut wait = Box::pin(gate.next_permit(false, 1));
-        assert!(wait.as_mut().poll(&mut cx).is_pending(), "in the queue now");
-        let releaser = on_thread(&gate, |gate| gate.release(1));
-        let newcomer = on_thread(&gate, |gate| gate.try_acquire(1).is_some());
-        assert!(!newcomer.join().unwrap(), "a newcomer overtook the waiter");
-        releaser.join().unwrap();
-        let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx) else {
-            panic!("the waiter was not handed the released permit");
-        };
-        assert!(matches!(
-            gate.take_handed(handed(permit), false, 1),
-            Handed::Admitted(1)
-        ));
-        drop(wait);
-        gate.leave(false, 1);
-        gate.release(1);
-        assert_all_permits_back(&gate, 1);
-    });
+    loom::model(|| newcomer_races_the_release_a_waiter_needs(1));
+}
+
+/// With one permit held and a waiter of `weight` in the line (`weight - 1` permits free, handed
+/// to it), a release of that permit races a newcomer asking for 1: the newcomer gets nothing,
+/// and the waiter is admitted with its `weight` permits.
+fn newcomer_races_the_release_a_waiter_needs(weight: usize) {
+    let gate = Arc::new(Gate::new(weight));
+    assert!(gate.try_acquire(1).is_some());
+    assert!(gate.enqueue(None));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut wait = Box::pin(gate.next_permit(false, weight));
+    assert!(wait.as_mut().poll(&mut cx).is_pending(), "in the line now");
+    let releaser = on_thread(&gate, |gate| gate.release(1));
+    let newcomer = on_thread(&gate, |gate| gate.try_acquire(1).is_some());
+    assert!(!newcomer.join().unwrap(), "a newcomer overtook the waiter");
+    releaser.join().unwrap();
+    let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx) else {
+        panic!("the waiter was not handed the permits it waits for");
+    };
+    assert!(matches!(
+        gate.take_handed(handed(permit), false, weight),
+        Handed::Admitted(held) if held == weight
+    ));
+    drop(wait);
+    gate.leave(false, weight);
+    gate.release(weight);
+    assert_all_permits_back(&gate, weight);
 }
 
 /// A waiter handed a permit gives up while another is owed one at the front; a newcomer's
@@ -403,35 +408,7 @@ fn weighted_calls_racing_a_resize_keep_the_count_exact() {
 /// completes the waiter's 2.
 #[test]
 fn a_heavy_waiter_at_the_head_is_not_overtaken_by_a_light_newcomer() {
-    loom::model(|| {
-        let gate = Arc::new(Gate::new(2));
-        assert!(gate.try_acquire(1).is_some());
-        assert!(gate.enqueue(None));
-        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        let mut wait = Box::pin(gate.next_permit(false, 2));
-        assert!(
-            wait.as_mut().poll(&mut cx).is_pending(),
-            "1 of 2, in the line"
-        );
-        let releaser = on_thread(&gate, |gate| gate.release(1));
-        let newcomer = on_thread(&gate, |gate| gate.try_acquire(1).is_some());
-        assert!(
-            !newcomer.join().unwrap(),
-            "a light newcomer overtook the heavy waiter"
-        );
-        releaser.join().unwrap();
-        let std::task::Poll::Ready(permit) = wait.as_mut().poll(&mut cx) else {
-            panic!("the heavy waiter was not handed both permits");
-        };
-        assert!(matches!(
-            gate.take_handed(handed(permit), false, 2),
-            Handed::Admitted(2)
-        ));
-        drop(wait);
-        gate.leave(false, 2);
-        gate.release(2);
-        assert_all_permits_back(&gate, 2);
-    });
+    loom::model(|| newcomer_races_the_release_a_waiter_needs(2));
 }
 
 /// Weighted waiters giving up in the line and at the front, racing releases and a shrink and
