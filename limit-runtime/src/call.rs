@@ -30,6 +30,8 @@ use std::time::Duration;
 
 use tokio::sync::{AcquireError, SemaphorePermit};
 
+#[cfg(feature = "redis")]
+use crate::backend::Backend;
 use crate::core::Core;
 use crate::error::LimitError;
 use crate::gate::{Gate, Handed, handed};
@@ -458,6 +460,14 @@ impl<H: Handle, K: Claim> std::fmt::Debug for Call<H, K> {
     }
 }
 
+/// What a wait in a backend's line (which cannot be refused) comes to: its permits.
+#[cfg(feature = "redis")]
+fn granted(held: Option<usize>) -> usize {
+    held.unwrap_or_else(|| {
+        unreachable!("limit-runtime: a shared limiter refused a call that waits")
+    })
+}
+
 /// A call's parts were used after they moved on: a bug in this crate.
 #[cold]
 #[inline(never)]
@@ -535,6 +545,11 @@ impl<H: Handle, K: Claim> Call<H, K> {
         };
         let mut queued = queued;
         async move {
+            #[cfg(feature = "redis")]
+            if let Some(admission) = queued.call.admission(true) {
+                let held = observe::in_wait_span!(wait, admission.await);
+                return Step::Admitted(queued.leave().admitted(granted(held), Some(wait)));
+            }
             let permit = observe::in_wait_span!(wait, handed(queued.next_permit().await));
             match queued.admit_handed(permit, wait) {
                 Ok(admitted) => Step::Admitted(admitted),
@@ -563,20 +578,14 @@ impl<H: Handle, K: Claim> Call<H, K> {
                 weight,
             }));
         }
+        #[cfg(feature = "redis")]
+        if self.remote().is_some() {
+            return self.wait_remote(policy).await;
+        }
         if policy.max_wait == Some(Duration::ZERO) {
             return Err(self.refuse(|limiter, limit| LimitError::NoPermit { limiter, limit }));
         }
-        let (mut queued, wait) = match Queued::enter(self, policy.queue, false) {
-            Ok(entered) => entered,
-            Err(call) => {
-                let queue = policy.queue.unwrap_or_default();
-                return Err(call.refuse(|limiter, limit| LimitError::QueueFull {
-                    limiter,
-                    limit,
-                    queue,
-                }));
-            }
-        };
+        let (mut queued, wait) = self.join_line(policy)?;
         let held = match policy.max_wait {
             None => observe::in_wait_span!(wait, wait_in_line!(queued)),
             Some(max_wait) => {
@@ -584,16 +593,76 @@ impl<H: Handle, K: Claim> Call<H, K> {
                     wait,
                     tokio::time::timeout(max_wait, async { wait_in_line!(queued) }).await
                 ) else {
-                    return Err(queued.leave().refuse(|limiter, limit| LimitError::Timeout {
-                        limiter,
-                        limit,
-                        waited: max_wait,
-                    }));
+                    return Err(queued.timed_out(max_wait));
                 };
                 held
             }
         };
         Ok(queued.leave().admitted(held, Some(wait)))
+    }
+
+    /// Joins the line under `policy`'s `queue` bound, or is refused.
+    fn join_line(self, policy: Policy) -> Result<(Queued<H, K>, WaitObservation), Refused<H, K>> {
+        Queued::enter(self, policy.queue, false).map_err(|call| {
+            let queue = policy.queue.unwrap_or_default();
+            call.refuse(|limiter, limit| LimitError::QueueFull {
+                limiter,
+                limit,
+                queue,
+            })
+        })
+    }
+
+    /// The backend of a shared limiter, for a call of its own permits (keyed calls stay in
+    /// this process).
+    #[cfg(feature = "redis")]
+    #[inline]
+    fn remote(&self) -> Option<&dyn Backend> {
+        let parts = self.parts();
+        if parts.keyed() {
+            None
+        } else {
+            parts.core().backend()
+        }
+    }
+
+    /// The wait for this call's permits from its limiter's backend, if it has one.
+    #[cfg(feature = "redis")]
+    fn admission(&self, wait: bool) -> Option<crate::backend::Admission> {
+        self.remote()
+            .map(|backend| backend.admit(self.weight(), wait))
+    }
+
+    /// [`wait_with`](Self::wait_with), for a shared limiter: the wait is the backend's, in
+    /// line with the other processes' calls. `max_wait = 0` asks once whether the permits
+    /// are free (one round trip) and joins no line.
+    #[cfg(feature = "redis")]
+    async fn wait_remote(self, policy: Policy) -> Result<Admitted<H, K>, Refused<H, K>> {
+        if policy.max_wait == Some(Duration::ZERO) {
+            let Some(admission) = self.admission(false) else {
+                unreachable!("limit-runtime: a shared call without its backend");
+            };
+            return match admission.await {
+                Some(held) => Ok(self.admitted(held, None)),
+                None => Err(self.refuse(|limiter, limit| LimitError::NoPermit { limiter, limit })),
+            };
+        }
+        let (queued, wait) = self.join_line(policy)?;
+        let Some(admission) = queued.call.admission(true) else {
+            unreachable!("limit-runtime: a shared call without its backend");
+        };
+        let held = match policy.max_wait {
+            None => observe::in_wait_span!(wait, admission.await),
+            Some(max_wait) => {
+                let Ok(held) =
+                    observe::in_wait_span!(wait, tokio::time::timeout(max_wait, admission).await)
+                else {
+                    return Err(queued.timed_out(max_wait));
+                };
+                held
+            }
+        };
+        Ok(queued.leave().admitted(granted(held), Some(wait)))
     }
 
     /// The fast path: true if a permit was free, and then the call is counted as admitted
@@ -643,6 +712,15 @@ impl<H: Handle, K: Claim> Call<H, K> {
         let held = if weight == 0 {
             Some(self.gate().held())
         } else {
+            #[cfg(feature = "redis")]
+            if let Some(backend) = self.remote() {
+                return match backend.try_admit(weight) {
+                    Some(held) => Ok(self.admitted(held, None)),
+                    None => {
+                        Err(self.refuse(|limiter, limit| LimitError::NoPermit { limiter, limit }))
+                    }
+                };
+            }
             self.gate().try_acquire(weight)
         };
         match held {
@@ -780,6 +858,15 @@ impl<H: Handle, K: Claim, P: Place> Queued<H, K, P> {
         parts
             .key
             .next_permit(parts.gate(parts.core()), self.place.at_front())
+    }
+
+    /// Leaves the queue after `max_wait` passed without a permit: the call's refusal.
+    fn timed_out(self, max_wait: Duration) -> Refused<H, K> {
+        self.leave().refuse(|limiter, limit| LimitError::Timeout {
+            limiter,
+            limit,
+            waited: max_wait,
+        })
     }
 
     /// Leaves the queue, giving up, and gives the call back.

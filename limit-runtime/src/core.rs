@@ -4,14 +4,18 @@
 //!
 //! Calls reach the core only through the methods here (`enter`, `admitted`, `refused`,
 //! `released`, `exit`): `call.rs` writes no atomics of its own, and knows nothing of the
-//! registry. A fleet-wide or adaptive limit plugs in behind these same methods.
+//! registry. A fleet-wide limit plugs in behind these same methods, as a [`Backend`]
+//! (`backend.rs`), with the `redis` feature.
 //!
 //! [`Limiter`]: crate::Limiter
+//! [`Backend`]: crate::backend::Backend
 
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+#[cfg(feature = "redis")]
+use crate::backend::Backend;
 use crate::error::LimitError;
 use crate::gate::Gate;
 use crate::in_flight::InFlight;
@@ -45,6 +49,10 @@ pub struct Core {
     /// and then never read.
     #[cfg_attr(not(feature = "metrics"), expect(dead_code))]
     pub(crate) observed: Observed,
+    /// Where the limiter's own (unkeyed) permits come from once it is shared; its gate is
+    /// parked then. Set once, by `share`.
+    #[cfg(feature = "redis")]
+    backend: OnceLock<std::sync::Arc<dyn Backend>>,
 }
 
 impl Core {
@@ -61,7 +69,36 @@ impl Core {
             rejected: AtomicU64::new(0),
             in_flight: InFlight::new(),
             observed: Observed::new(),
+            #[cfg(feature = "redis")]
+            backend: OnceLock::new(),
         }
+    }
+
+    /// The backend of a shared limiter, which its unkeyed calls use instead of the gate.
+    #[cfg(feature = "redis")]
+    #[inline]
+    pub(crate) fn backend(&self) -> Option<&dyn Backend> {
+        self.backend.get().map(|backend| &**backend)
+    }
+
+    /// Makes `backend` the source of this limiter's permits, if it has none yet and no call
+    /// of it is in flight: its gate is parked (limit 0), so the fast path closes. `Err`
+    /// says which of the two failed: `true` when it was shared already.
+    ///
+    /// A call made at the same moment on another thread can still take a permit of the gate
+    /// before it is parked; the docs say to share a limiter before its first call.
+    #[cfg(feature = "redis")]
+    pub(crate) fn share(&self, backend: std::sync::Arc<dyn Backend>) -> Result<(), bool> {
+        let _serial = self.resize.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.backend.get().is_some() {
+            return Err(true);
+        }
+        if self.in_flight() != 0 || self.gate.held() != 0 || self.waiting() != 0 {
+            return Err(false);
+        }
+        self.backend.set(backend).map_err(|_| true)?;
+        self.gate.set_limit(0);
+        Ok(())
     }
 
     pub(crate) fn name(&self) -> &Name {
@@ -73,11 +110,24 @@ impl Core {
     }
 
     pub(crate) fn limit(&self) -> usize {
+        #[cfg(feature = "redis")]
+        if let Some(backend) = self.backend() {
+            return backend.limit();
+        }
         self.gate.limit()
     }
 
+    /// Permits held by this process's unkeyed calls.
+    fn held(&self) -> usize {
+        #[cfg(feature = "redis")]
+        if let Some(backend) = self.backend() {
+            return backend.held();
+        }
+        self.gate.held()
+    }
+
     pub(crate) fn running(&self) -> usize {
-        self.gate.held() + self.keyed_running.load(SeqCst)
+        self.held() + self.keyed_running.load(SeqCst)
     }
 
     pub(crate) fn waiting(&self) -> usize {
@@ -103,12 +153,28 @@ impl Core {
             rejected: self.rejected.load(SeqCst),
             peak_running: self.peak_running.load(SeqCst),
             active_keys: self.keys.get().map_or(0, Keys::active),
+            #[cfg(feature = "redis")]
+            fleet: self.backend().map(Backend::stats),
+            #[cfg(not(feature = "redis"))]
+            fleet: None,
         }
     }
 
     pub(crate) fn set_limit(&self, limit: usize) {
         let _serial = self.resize.lock().unwrap_or_else(PoisonError::into_inner);
-        self.gate.set_limit(limit);
+        #[cfg(feature = "redis")]
+        let gate = match self.backend() {
+            Some(backend) => {
+                backend.set_limit(limit);
+                None
+            }
+            None => Some(&self.gate),
+        };
+        #[cfg(not(feature = "redis"))]
+        let gate = Some(&self.gate);
+        if let Some(gate) = gate {
+            gate.set_limit(limit);
+        }
         if let Some(keys) = self.keys.get() {
             keys.set_limit(limit);
         }
@@ -157,7 +223,7 @@ impl Core {
         // A keyed call's gate is its key's; the limiter counts all keys' permits together.
         // Only keyed calls pay for that count.
         let running = if keyed {
-            self.keyed_running.fetch_add(weight, SeqCst) + weight + self.gate.held()
+            self.keyed_running.fetch_add(weight, SeqCst) + weight + self.held()
         } else {
             held + self.keyed_running.load(Relaxed)
         };
@@ -173,6 +239,13 @@ impl Core {
     pub(crate) fn released(&self, gate: &Gate, keyed: bool, weight: usize) {
         if keyed {
             self.keyed_running.fetch_sub(weight, SeqCst);
+        } else {
+            #[cfg(feature = "redis")]
+            if let Some(backend) = self.backend() {
+                backend.release(weight);
+                observe::released(self);
+                return;
+            }
         }
         if weight != 0 {
             gate.release(weight);
@@ -187,7 +260,13 @@ impl Core {
         gate: &Gate,
         variant: impl FnOnce(Name, usize) -> LimitError,
     ) -> LimitError {
-        let error = variant(self.name.clone(), gate.limit());
+        // A shared limiter's own gate is parked: its limit is the backend's.
+        let limit = if std::ptr::eq(gate, &raw const self.gate) {
+            self.limit()
+        } else {
+            gate.limit()
+        };
+        let error = variant(self.name.clone(), limit);
         self.rejected.fetch_add(1, Relaxed);
         observe::rejected(self, &error);
         error

@@ -705,6 +705,8 @@
 // models in `loom_models` run against them (see the README's Testing section).
 #![cfg_attr(loom, expect(dead_code))]
 
+#[cfg(all(feature = "redis", not(loom)))]
+mod backend;
 #[cfg(not(loom))]
 mod call;
 #[cfg(not(loom))]
@@ -725,6 +727,9 @@ mod loom_models;
 mod name;
 #[cfg(not(loom))]
 mod observe;
+#[cfg(all(feature = "redis", not(loom)))]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 #[cfg(not(loom))]
 mod registry;
 #[cfg(not(loom))]
@@ -979,7 +984,7 @@ pub use name::Name;
 #[cfg(not(loom))]
 pub use registry::{drain, limiter, limiters, track};
 #[cfg(not(loom))]
-pub use stats::{Stats, Stragglers, stragglers};
+pub use stats::{SharedStats, Stats, Stragglers, stragglers};
 
 /// What the expansion of `#[concurrency_limit]` refers to. Not a public API: it may change
 /// in any release.

@@ -351,6 +351,7 @@ impl Limiter {
                 rejected: 0,
                 peak_running: 0,
                 active_keys: 0,
+                fleet: None,
             },
         }
     }
@@ -817,6 +818,19 @@ impl Limiter {
         H: Handle,
     {
         Self::call_shared_weighted(limiter.into_handle(), weight, on_heavy)
+    }
+
+    /// Whether the limiter still has the name of the place it was defined at: no name was
+    /// given (a fleet needs one that every process agrees on).
+    #[cfg(feature = "redis")]
+    pub(crate) fn has_default_name(&self) -> bool {
+        matches!(self.name, Setup::DefinedAt(_))
+    }
+
+    /// The core, created if this is the first use; for sharing it, which is no call.
+    #[cfg(feature = "redis")]
+    pub(crate) fn shared_core(&self) -> &Core {
+        self.core_with(|| 0, None)
     }
 
     /// The core, which exists once a call has been made (the guards' `Handle`s reach it

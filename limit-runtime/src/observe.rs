@@ -252,6 +252,67 @@ mod hooks {
 pub(crate) use hooks::{admitted, left_queue, registered, rejected, released, waiting_started};
 
 // ---------------------------------------------------------------------------------------
+// A fleet's events (the `redis` feature): rare, so the macros serve.
+// ---------------------------------------------------------------------------------------
+
+/// A limiter was shared: `DEBUG`, and a `WARN` when the code's limit differs from the
+/// fleet's (which wins).
+#[cfg(feature = "redis")]
+#[cfg_attr(not(feature = "tracing"), expect(unused_variables))]
+pub(crate) fn fleet_shared(limiter: &Core, local_limit: usize, limit: usize) {
+    #[cfg(feature = "tracing")]
+    {
+        let name = limiter.name().as_str();
+        if local_limit == limit {
+            tracing::debug!(target: TARGET, limiter = name, limit, "shared with the fleet");
+        } else {
+            tracing::warn!(
+                target: TARGET,
+                limiter = name,
+                limit,
+                local_limit,
+                "shared with the fleet, whose limit of {limit} wins over this process's {local_limit}"
+            );
+        }
+    }
+}
+
+/// A lease expired while its call still ran: the fleet may admit one call too many until
+/// that call ends. `WARN`, and the counter `concurrency_limit_fleet_leases_lost_total`.
+#[cfg(feature = "redis")]
+#[cfg_attr(
+    not(any(feature = "tracing", feature = "metrics")),
+    expect(unused_variables)
+)]
+pub(crate) fn fleet_lease_lost(limiter: &crate::Name, weight: usize) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        target: TARGET,
+        limiter = limiter.as_str(),
+        weight,
+        "a lease expired while its call still ran (the process was paused or cut off from \
+         Redis for longer than the lease): the fleet may run over its limit until the call ends"
+    );
+    #[cfg(feature = "metrics")]
+    metrics::counter!("concurrency_limit_fleet_leases_lost_total", "limiter" => limiter.to_string())
+        .increment(1);
+}
+
+/// A round trip to the fleet's server failed; it is tried again. `WARN`, and the counter
+/// `concurrency_limit_fleet_errors_total`.
+#[cfg(feature = "redis")]
+#[cfg_attr(
+    not(any(feature = "tracing", feature = "metrics")),
+    expect(unused_variables)
+)]
+pub(crate) fn fleet_error(server: &str, what: &str, error: &dyn std::error::Error) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(target: TARGET, server, script = what, "Redis round trip failed: {error}");
+    #[cfg(feature = "metrics")]
+    metrics::counter!("concurrency_limit_fleet_errors_total").increment(1);
+}
+
+// ---------------------------------------------------------------------------------------
 // `metrics`: the keys and the recorder calls.
 // ---------------------------------------------------------------------------------------
 

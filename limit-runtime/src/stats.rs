@@ -50,6 +50,38 @@ pub struct Stats {
     pub peak_running: usize,
     /// Keys with a call in flight, for a limiter with `key = …`; 0 otherwise.
     pub active_keys: usize,
+    /// What the fleet says, for a limiter shared through Redis (the `redis` feature); `None`
+    /// for a limiter of this process alone. `limit`, `running` and `waiting` above stay this
+    /// process's view, but for `limit`, which is the fleet's.
+    pub fleet: Option<SharedStats>,
+}
+
+/// The fleet's side of a shared limiter, in [`Stats::fleet`]: see the crate docs' "Across
+/// processes" section (the `redis` feature).
+///
+/// ```
+/// use limit_runtime::Limiter;
+///
+/// static LOCAL: Limiter = Limiter::new(3);
+/// assert_eq!(LOCAL.stats().fleet, None); // not shared
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SharedStats {
+    /// Permits held by every process together, as of this process's last round trip to
+    /// Redis (at most one renewal interval old while it holds or waits for permits).
+    pub held: usize,
+    /// The limit this process's code gave the limiter. The fleet's limit, stored in Redis by
+    /// the first process to share it, wins; when the two differ, `Stats::limit` shows the
+    /// fleet's, this shows the code's, and a `WARN` was logged when the limiter was shared.
+    pub local_limit: usize,
+    /// This process's leases that expired while their calls still ran (the process was
+    /// paused, or cut off from Redis, for longer than a lease): each let the fleet admit
+    /// one call more than its limit for the rest of that call.
+    pub leases_lost: u64,
+    /// This process's waiters whose place in line expired while they waited (cut off from
+    /// Redis for longer than a lease): each joined the line again, at its back.
+    pub requeued: u64,
 }
 
 /// One line for one limiter, as [`stragglers()`] writes it: its name, and its calls in

@@ -1,0 +1,971 @@
+//! The fleet's thread: one per [`Fleet`](super::Fleet), with a current-thread tokio runtime
+//! of its own, so that it outlives whichever runtime connected it and works for callers on
+//! any executor (they talk to it through channels alone).
+//!
+//! It owns the two connections to the server: a multiplexed one for the scripts (redis-rs's
+//! `ConnectionManager`, which reconnects by itself), and a pub/sub one on which the scripts
+//! tell this fleet that a waiter of its was granted its permits. It runs every script on
+//! behalf of the calls, and renews every lease and every waiter of every limiter of the
+//! fleet with one pipelined round trip per tick.
+//!
+//! What makes it safe to lose a message or a connection: every script is idempotent per
+//! member (a call's one entry in the server's lists), a call that gives up always sends a
+//! `cancel`, and a waiting process asks the server again at every `recheck`, so a lost
+//! wake-up costs latency, never a hang.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, RedisError, RedisResult};
+use futures_core::Stream;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::link::LinkState;
+use super::scripts::{Keys, SCRIPTS, channel_prefix};
+use super::{FleetError, FleetStats, OnUnreachable};
+
+/// A [`FleetBuilder`](super::FleetBuilder)'s settings.
+#[derive(Clone, Debug)]
+pub(super) struct Config {
+    pub(super) lease: Duration,
+    pub(super) renew_every: Duration,
+    pub(super) recheck: Duration,
+    pub(super) prefix: String,
+    pub(super) key_ttl: Duration,
+    pub(super) connect_timeout: Duration,
+    pub(super) command_timeout: Duration,
+    pub(super) on_unreachable: OnUnreachable,
+    /// The server's URL without its password, for messages.
+    pub(super) server: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(30),
+            renew_every: Duration::from_secs(10),
+            recheck: Duration::from_secs(1),
+            prefix: "limit-runtime".to_owned(),
+            key_ttl: Duration::from_hours(24),
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(2),
+            on_unreachable: OnUnreachable::Wait,
+            server: String::new(),
+        }
+    }
+}
+
+impl Config {
+    pub(super) fn check(&self) -> Result<(), FleetError> {
+        let reason = if self.lease < Duration::from_millis(10) {
+            "the lease must be at least 10 ms".to_owned()
+        } else if self.renew_every.is_zero() || self.renew_every > self.lease / 2 {
+            format!(
+                "renew_every ({:?}) must be more than 0 and at most half the lease ({:?})",
+                self.renew_every, self.lease
+            )
+        } else if self.recheck.is_zero() {
+            "recheck must be more than 0".to_owned()
+        } else if self.prefix.is_empty() || self.prefix.contains(['{', '}']) {
+            format!(
+                "the key prefix {:?} must be non-empty, without `{{` or `}}` (the limiter's \
+                 name is the keys' hash tag)",
+                self.prefix
+            )
+        } else if self.key_ttl < self.lease {
+            "key_ttl must be at least the lease".to_owned()
+        } else {
+            return Ok(());
+        };
+        Err(FleetError::InvalidConfig { reason })
+    }
+
+    fn millis(duration: Duration) -> u64 {
+        u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub(super) fn lease_ms(&self) -> u64 {
+        Self::millis(self.lease)
+    }
+}
+
+/// `url` without the password (or the user name) it may carry.
+pub(super) fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+/// What a call wants of the fleet's thread.
+pub(super) enum Request {
+    /// Share a limiter: store its limit unless one is stored, and learn the stored one.
+    Join {
+        keys: Keys,
+        local_limit: usize,
+        reply: oneshot::Sender<Result<Joined, FleetError>>,
+    },
+    /// Take `member`'s permits, or queue for them if `enqueue`. The answer goes to the
+    /// member's waiter (see [`Shared::settle`]).
+    Acquire {
+        link: Arc<LinkState>,
+        member: String,
+        weight: usize,
+        enqueue: bool,
+    },
+    /// End these leases.
+    Release {
+        link: Arc<LinkState>,
+        members: Vec<String>,
+    },
+    /// A call gave up: leave the line, or give back what it was granted meanwhile.
+    Cancel {
+        link: Arc<LinkState>,
+        member: String,
+    },
+    SetLimit {
+        link: Arc<LinkState>,
+        limit: usize,
+    },
+}
+
+/// The fleet's answer to a `Join`: the limit stored in Redis, and the permits held there.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Joined {
+    pub(super) held: usize,
+    pub(super) limit: usize,
+}
+
+/// A call waiting for the fleet's answer: told `true` once it holds its permits, `false`
+/// when they were not free and it asked not to wait.
+pub(super) type Settle = Box<dyn FnOnce(bool) + Send>;
+
+struct Waiter {
+    link: Weak<LinkState>,
+    settle: Settle,
+}
+
+/// What the fleet's thread and its callers share.
+pub(super) struct Shared {
+    pub(super) id: u64,
+    pub(super) config: Config,
+    /// The channel prefix the scripts publish grants on (they append a fleet's id).
+    channel_prefix: String,
+    next_member: AtomicU64,
+    /// Every call of this fleet that waits for the server's answer, by member.
+    waiters: Mutex<HashMap<String, Waiter>>,
+    /// Every limiter shared through this fleet, by name: an empty `Weak` while `share` is
+    /// under way.
+    links: Mutex<HashMap<String, Weak<LinkState>>>,
+    pub(super) stats: Counters,
+}
+
+#[derive(Default)]
+pub(super) struct Counters {
+    round_trips: AtomicU64,
+    pushes: AtomicU64,
+    found_by_renewal: AtomicU64,
+    errors: AtomicU64,
+}
+
+impl Counters {
+    pub(super) fn snapshot(&self) -> FleetStats {
+        FleetStats {
+            round_trips: self.round_trips.load(Relaxed),
+            pushes: self.pushes.load(Relaxed),
+            found_by_renewal: self.found_by_renewal.load(Relaxed),
+            errors: self.errors.load(Relaxed),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shared {
+    /// A new member for a call of `weight` permits: `<fleet>:<n>:<weight>:<lease ms>`.
+    pub(super) fn member(&self, weight: usize) -> String {
+        let n = self.next_member.fetch_add(1, Relaxed);
+        format!("{}:{n}:{weight}:{}", self.id, self.config.lease_ms())
+    }
+
+    /// Registers a call waiting for `member`'s answer.
+    pub(super) fn wait_for(&self, link: &Arc<LinkState>, member: &str, settle: Settle) {
+        lock(&self.waiters).insert(
+            member.to_owned(),
+            Waiter {
+                link: Arc::downgrade(link),
+                settle,
+            },
+        );
+    }
+
+    /// Tells `member`'s call its answer; false if it gave up (or was told already).
+    pub(super) fn settle(&self, member: &str, granted: bool) -> bool {
+        let waiter = lock(&self.waiters).remove(member);
+        match waiter {
+            Some(waiter) => {
+                (waiter.settle)(granted);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The call waiting for `member` gives up; true if it was still waiting.
+    pub(super) fn give_up(&self, member: &str) -> bool {
+        lock(&self.waiters).remove(member).is_some()
+    }
+
+    fn is_waiting(&self, member: &str) -> bool {
+        lock(&self.waiters).contains_key(member)
+    }
+
+    /// Reserves `name` for a limiter being shared; `None` if another limiter has it, or is
+    /// being shared under it (its entry is an empty `Weak` meanwhile).
+    pub(super) fn reserve(self: &Arc<Self>, name: &str) -> Option<Reservation> {
+        let mut links = lock(&self.links);
+        if let Some(link) = links.get(name)
+            && (link.strong_count() > 0 || link.ptr_eq(&Weak::new()))
+        {
+            return None;
+        }
+        links.insert(name.to_owned(), Weak::new());
+        Some(Reservation {
+            shared: Arc::clone(self),
+            name: name.to_owned(),
+            filled: false,
+        })
+    }
+
+    /// Forgets a dropped limiter, unless its name was shared again meanwhile.
+    pub(super) fn forget(&self, link: &Arc<LinkState>) {
+        let mut links = lock(&self.links);
+        let name = link.name.as_str();
+        if links
+            .get(name)
+            .is_some_and(|of| of.as_ptr() == Arc::as_ptr(link))
+        {
+            links.remove(name);
+        }
+    }
+
+    fn live_links(&self) -> Vec<Arc<LinkState>> {
+        lock(&self.links)
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    fn has_waiters(&self) -> bool {
+        !lock(&self.waiters).is_empty()
+    }
+
+    fn round_trip(&self) {
+        self.stats.round_trips.fetch_add(1, Relaxed);
+    }
+
+    fn failed(&self, what: &str, error: &RedisError) {
+        self.stats.errors.fetch_add(1, Relaxed);
+        crate::observe::fleet_error(&self.config.server, what, error);
+    }
+}
+
+/// A name held for a limiter while `share` runs; released unless filled.
+pub(super) struct Reservation {
+    shared: Arc<Shared>,
+    name: String,
+    filled: bool,
+}
+
+impl Reservation {
+    pub(super) fn fill(mut self, link: &Arc<LinkState>) {
+        lock(&self.shared.links).insert(self.name.clone(), Arc::downgrade(link));
+        self.filled = true;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.filled {
+            lock(&self.shared.links).remove(&self.name);
+        }
+    }
+}
+
+/// What a [`Fleet`](super::Fleet) and its shared limiters hold: the way to the thread. When
+/// the last one is dropped, the thread finishes what it was asked and ends.
+pub(super) struct Handle {
+    pub(super) shared: Arc<Shared>,
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+impl Handle {
+    pub(super) fn send(&self, request: Request) {
+        // The thread ends only once every sender is dropped, and this is one.
+        let _ = self.requests.send(request);
+    }
+
+    /// Joins limiter `name`'s keys; see [`Request::Join`].
+    pub(super) async fn join(&self, name: &str, local_limit: usize) -> Result<Joined, FleetError> {
+        let (reply, joined) = oneshot::channel();
+        self.send(Request::Join {
+            keys: Keys::new(&self.shared.config.prefix, name),
+            local_limit,
+            reply,
+        });
+        joined.await.unwrap_or_else(|_| Err(thread_ended()))
+    }
+}
+
+fn thread_ended() -> FleetError {
+    FleetError::Redis {
+        source: "the fleet's thread ended".into(),
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("id", &self.shared.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts the fleet's thread, which connects, and waits for it to have connected.
+pub(super) async fn start(client: Client, config: Config) -> Result<Handle, FleetError> {
+    let (started, connected) = oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("limit-runtime-fleet".to_owned())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = started.send(Err(FleetError::Redis {
+                        source: error.into(),
+                    }));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match connect(&client, config).await {
+                    Ok((connection, pubsub, shared)) => {
+                        let (requests, inbox) = mpsc::unbounded_channel();
+                        let handle = Handle {
+                            shared: Arc::clone(&shared),
+                            requests,
+                        };
+                        if started.send(Ok(handle)).is_ok() {
+                            run(shared, connection, client, pubsub, inbox).await;
+                        }
+                    }
+                    Err(error) => {
+                        let _ = started.send(Err(error));
+                    }
+                }
+            });
+        });
+    if let Err(error) = thread {
+        return Err(FleetError::Redis {
+            source: error.into(),
+        });
+    }
+    connected.await.unwrap_or_else(|_| Err(thread_ended()))
+}
+
+/// Connects to the server, gets this fleet's id from it, loads the scripts and subscribes
+/// to the fleet's channel.
+async fn connect(
+    client: &Client,
+    config: Config,
+) -> Result<(ConnectionManager, ::redis::aio::PubSub, Arc<Shared>), FleetError> {
+    let unreachable = |error: RedisError| FleetError::Unreachable {
+        url: config.server.clone(),
+        source: error.into(),
+    };
+    let manager = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.command_timeout))
+        .set_number_of_retries(1);
+    let mut connection = tokio::time::timeout(
+        config.connect_timeout,
+        ConnectionManager::new_with_config(client.clone(), manager),
+    )
+    .await
+    .map_err(|_| FleetError::Unreachable {
+        url: config.server.clone(),
+        source: "connect timed out".into(),
+    })?
+    .map_err(unreachable)?;
+    let id: u64 = ::redis::cmd("INCR")
+        .arg(format!("{}:fleets", config.prefix))
+        .query_async(&mut connection)
+        .await
+        .map_err(unreachable)?;
+    for script in SCRIPTS.all() {
+        script
+            .prepare_invoke()
+            .load_async(&mut connection)
+            .await
+            .map_err(unreachable)?;
+    }
+    let channel = format!("{}{id}", channel_prefix(&config.prefix));
+    let pubsub = subscribe(client, &channel, config.connect_timeout)
+        .await
+        .map_err(unreachable)?;
+    let shared = Arc::new(Shared {
+        id,
+        channel_prefix: channel_prefix(&config.prefix),
+        config,
+        next_member: AtomicU64::new(0),
+        waiters: Mutex::new(HashMap::new()),
+        links: Mutex::new(HashMap::new()),
+        stats: Counters::default(),
+    });
+    Ok((connection, pubsub, shared))
+}
+
+async fn subscribe(
+    client: &Client,
+    channel: &str,
+    timeout: Duration,
+) -> RedisResult<::redis::aio::PubSub> {
+    let subscribing = async {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(channel).await?;
+        Ok(pubsub)
+    };
+    tokio::time::timeout(timeout, subscribing)
+        .await
+        .unwrap_or_else(|_| {
+            Err(RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::TimedOut,
+            )))
+        })
+}
+
+/// The thread's loop: requests as they come, and a renewal at every tick, until every
+/// [`Handle`] is dropped; then it finishes the scripts under way.
+async fn run(
+    shared: Arc<Shared>,
+    connection: ConnectionManager,
+    client: Client,
+    pubsub: ::redis::aio::PubSub,
+    mut inbox: mpsc::UnboundedReceiver<Request>,
+) {
+    let resubscribed = Arc::new(Notify::new());
+    let listener = tokio::spawn(listen(
+        Arc::clone(&shared),
+        client,
+        pubsub,
+        Arc::clone(&resubscribed),
+    ));
+    let mut tasks = JoinSet::new();
+    let mut jitter = Jitter::new(shared.id);
+    let mut next_tick = Instant::now() + shared.config.renew_every;
+    loop {
+        let renew = tokio::select! {
+            request = inbox.recv() => {
+                let Some(first) = request else { break };
+                let mut batch = vec![first];
+                while let Ok(request) = inbox.try_recv() {
+                    batch.push(request);
+                }
+                dispatch(&shared, &connection, &mut tasks, batch);
+                false
+            }
+            () = tokio::time::sleep_until(next_tick) => true,
+            () = resubscribed.notified() => true,
+        };
+        // A waiting process asks at every `recheck`; one that only holds, at every renewal.
+        let period = if shared.has_waiters() {
+            jitter.around(shared.config.recheck)
+        } else {
+            shared.config.renew_every
+        };
+        if renew {
+            tasks.spawn(renew_all(Arc::clone(&shared), connection.clone()));
+            next_tick = Instant::now() + period;
+        } else {
+            next_tick = next_tick.min(Instant::now() + period);
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    listener.abort();
+    // What was asked last (the releases of a dropped limiter) still goes out.
+    let _ = tokio::time::timeout(shared.config.command_timeout * 2, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+/// Spawns a task per request, in order (so the server sees them in order, on the one
+/// multiplexed connection), with the releases of each limiter coalesced into one script.
+fn dispatch(
+    shared: &Arc<Shared>,
+    connection: &ConnectionManager,
+    tasks: &mut JoinSet<()>,
+    batch: Vec<Request>,
+) {
+    let mut releases: Vec<(Arc<LinkState>, Vec<String>)> = Vec::new();
+    for request in batch {
+        let shared = Arc::clone(shared);
+        let connection = connection.clone();
+        match request {
+            Request::Release { link, members } => {
+                match releases.iter_mut().find(|(l, _)| Arc::ptr_eq(l, &link)) {
+                    Some((_, all)) => all.extend(members),
+                    None => releases.push((link, members)),
+                }
+            }
+            Request::Join {
+                keys,
+                local_limit,
+                reply,
+            } => {
+                tasks.spawn(async move {
+                    let _ = reply.send(join(&shared, connection, &keys, local_limit).await);
+                });
+            }
+            Request::Acquire {
+                link,
+                member,
+                weight,
+                enqueue,
+            } => {
+                tasks.spawn(acquire(shared, connection, link, member, weight, enqueue));
+            }
+            Request::Cancel { link, member } => {
+                tasks.spawn(cancel(shared, connection, link, member));
+            }
+            Request::SetLimit { link, limit } => {
+                tasks.spawn(set_limit(shared, connection, link, limit));
+            }
+        }
+    }
+    for (link, members) in releases {
+        tasks.spawn(release(
+            Arc::clone(shared),
+            connection.clone(),
+            link,
+            members,
+        ));
+    }
+}
+
+/// How long to wait before trying a failed round trip again: 50 ms, doubling to 1 s.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Self(Duration::from_millis(50))
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// `{held, limit}` from a script, clamped to what a count can be.
+fn counts(held: i64, limit: i64) -> (usize, usize) {
+    let count = |n: i64| usize::try_from(n.max(0)).unwrap_or(usize::MAX);
+    (count(held), count(limit))
+}
+
+async fn join(
+    shared: &Shared,
+    mut connection: ConnectionManager,
+    keys: &Keys,
+    local_limit: usize,
+) -> Result<Joined, FleetError> {
+    shared.round_trip();
+    let (held, limit): (i64, i64) = SCRIPTS
+        .join
+        .key(&keys.0[..])
+        .arg(local_limit)
+        .arg(Config::millis(shared.config.key_ttl))
+        .invoke_async(&mut connection)
+        .await
+        .map_err(|error| FleetError::Redis {
+            source: error.into(),
+        })?;
+    let (held, limit) = counts(held, limit);
+    Ok(Joined { held, limit })
+}
+
+async fn acquire(
+    shared: Arc<Shared>,
+    mut connection: ConnectionManager,
+    link: Arc<LinkState>,
+    member: String,
+    weight: usize,
+    enqueue: bool,
+) {
+    let mut backoff = Backoff::new();
+    // Asked again until answered: the script is idempotent per member. Not once the call
+    // gave up: its `cancel` follows (or went before) this on the same connection.
+    while shared.is_waiting(&member) {
+        shared.round_trip();
+        let reply: RedisResult<(i64, i64, i64)> = SCRIPTS
+            .acquire
+            .key(&link.keys.0[..])
+            .arg(&member)
+            .arg(weight)
+            .arg(u8::from(enqueue))
+            .arg(shared.config.lease_ms())
+            .arg(link.local_limit)
+            .arg(&shared.channel_prefix)
+            .arg(Config::millis(shared.config.key_ttl))
+            .invoke_async(&mut connection)
+            .await;
+        match reply {
+            Ok((status, held, limit)) => {
+                link.learn(counts(held, limit));
+                match status {
+                    1 => {
+                        shared.settle(&member, true);
+                    }
+                    0 => {
+                        shared.settle(&member, false);
+                    }
+                    // Queued: a grant will come through pub/sub, or a renewal will find it.
+                    _ => {}
+                }
+                return;
+            }
+            Err(error) => {
+                shared.failed("acquire", &error);
+                if !enqueue || shared.config.on_unreachable == OnUnreachable::Refuse {
+                    shared.settle(&member, false);
+                    // Its effect is unknown: make sure it holds nothing.
+                    let _ = cancel_once(&shared, &mut connection, &link, &member).await;
+                    return;
+                }
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+async fn cancel_once(
+    shared: &Shared,
+    connection: &mut ConnectionManager,
+    link: &LinkState,
+    member: &str,
+) -> RedisResult<()> {
+    shared.round_trip();
+    let (_, held, limit): (i64, i64, i64) = SCRIPTS
+        .cancel
+        .key(&link.keys.0[..])
+        .arg(member)
+        .arg(&shared.channel_prefix)
+        .invoke_async(connection)
+        .await?;
+    link.learn(counts(held, limit));
+    Ok(())
+}
+
+async fn cancel(
+    shared: Arc<Shared>,
+    mut connection: ConnectionManager,
+    link: Arc<LinkState>,
+    member: String,
+) {
+    let mut backoff = Backoff::new();
+    // Tried until done, or until the lease would have expired anyway.
+    let deadline = Instant::now() + shared.config.lease;
+    while let Err(error) = cancel_once(&shared, &mut connection, &link, &member).await {
+        shared.failed("cancel", &error);
+        if Instant::now() >= deadline {
+            return;
+        }
+        backoff.wait().await;
+    }
+}
+
+async fn release(
+    shared: Arc<Shared>,
+    mut connection: ConnectionManager,
+    link: Arc<LinkState>,
+    members: Vec<String>,
+) {
+    let mut backoff = Backoff::new();
+    let deadline = Instant::now() + shared.config.lease;
+    loop {
+        shared.round_trip();
+        let reply: RedisResult<(i64, i64, i64)> = SCRIPTS
+            .release
+            .key(&link.keys.0[..])
+            .arg(&shared.channel_prefix)
+            .arg(&members)
+            .invoke_async(&mut connection)
+            .await;
+        match reply {
+            Ok((_, held, limit)) => {
+                link.learn(counts(held, limit));
+                return;
+            }
+            Err(error) => {
+                shared.failed("release", &error);
+                if Instant::now() >= deadline {
+                    return;
+                }
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+async fn set_limit(
+    shared: Arc<Shared>,
+    mut connection: ConnectionManager,
+    link: Arc<LinkState>,
+    limit: usize,
+) {
+    let mut backoff = Backoff::new();
+    loop {
+        shared.round_trip();
+        let reply: RedisResult<(i64, i64)> = SCRIPTS
+            .set_limit
+            .key(&link.keys.0[..])
+            .arg(limit)
+            .arg(&shared.channel_prefix)
+            .invoke_async(&mut connection)
+            .await;
+        match reply {
+            Ok((held, limit)) => {
+                link.learn(counts(held, limit));
+                return;
+            }
+            Err(error) => {
+                shared.failed("set_limit", &error);
+                // A newer limit supersedes this one.
+                if link.limit() != limit {
+                    return;
+                }
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+/// One renewal's reply for one limiter: `{held, limit, lost, granted, gone}`.
+type Renewed = (i64, i64, Vec<String>, Vec<String>, Vec<String>);
+
+/// Renews every lease and every waiter of every limiter of the fleet, in one pipelined
+/// round trip, and acts on what the server says: leases lost, grants whose message was
+/// lost, and waiters whose place expired (they join the line again).
+async fn renew_all(shared: Arc<Shared>, mut connection: ConnectionManager) {
+    let waiting: Vec<(String, Weak<LinkState>)> = lock(&shared.waiters)
+        .iter()
+        .map(|(member, waiter)| (member.clone(), waiter.link.clone()))
+        .collect();
+    let mut work: Vec<(Arc<LinkState>, Vec<String>, Vec<String>)> = Vec::new();
+    for link in shared.live_links() {
+        let leases = link.lease_members();
+        let waiters: Vec<String> = waiting
+            .iter()
+            .filter(|(_, of)| of.as_ptr() == Arc::as_ptr(&link))
+            .map(|(member, _)| member.clone())
+            .collect();
+        if !leases.is_empty() || !waiters.is_empty() {
+            work.push((link, leases, waiters));
+        }
+    }
+    if work.is_empty() {
+        return;
+    }
+    let mut pipe = ::redis::pipe();
+    for (link, leases, waiters) in &work {
+        let mut invocation = SCRIPTS.renew.prepare_invoke();
+        invocation
+            .key(&link.keys.0[..])
+            .arg(Config::millis(shared.config.lease))
+            .arg(&shared.channel_prefix)
+            .arg(Config::millis(shared.config.key_ttl))
+            .arg(leases.len())
+            .arg(leases)
+            .arg(waiters);
+        pipe.invoke_script(&invocation);
+    }
+    shared.round_trip();
+    let mut replies: RedisResult<Vec<Renewed>> = pipe.query_async(&mut connection).await;
+    if replies.as_ref().is_err_and(|error| {
+        error.kind() == ::redis::ErrorKind::Server(::redis::ServerErrorKind::NoScript)
+    }) {
+        // The server restarted: load the scripts again, and renew once more.
+        for script in SCRIPTS.all() {
+            let _ = script.prepare_invoke().load_async(&mut connection).await;
+        }
+        shared.round_trip();
+        replies = pipe.query_async(&mut connection).await;
+    }
+    let replies = match replies {
+        Ok(replies) => replies,
+        Err(error) => {
+            shared.failed("renew", &error);
+            return;
+        }
+    };
+    for ((link, _, _), (held, limit, lost, granted, gone)) in work.into_iter().zip(replies) {
+        link.learn(counts(held, limit));
+        for member in lost {
+            link.lose(&member);
+        }
+        for member in granted {
+            if shared.settle(&member, true) {
+                shared.stats.found_by_renewal.fetch_add(1, Relaxed);
+            }
+        }
+        for member in gone {
+            // Its place expired while it waited (the fleet was cut off): it joins the line
+            // again, at the back, as the same member.
+            link.requeued();
+            let weight = member_weight(&member);
+            let connection = connection.clone();
+            tokio::spawn(acquire(
+                Arc::clone(&shared),
+                connection,
+                Arc::clone(&link),
+                member,
+                weight,
+                true,
+            ));
+        }
+    }
+}
+
+/// The weight a member carries (`<fleet>:<n>:<weight>:<lease>`).
+fn member_weight(member: &str) -> usize {
+    member
+        .rsplit(':')
+        .nth(1)
+        .and_then(|weight| weight.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Reads grants from the fleet's channel, and subscribes again whenever the connection
+/// drops. After every (re)subscription the loop renews at once: a grant published while
+/// nobody listened is found that way.
+async fn listen(
+    shared: Arc<Shared>,
+    client: Client,
+    pubsub: ::redis::aio::PubSub,
+    resubscribed: Arc<Notify>,
+) {
+    let channel = format!("{}{}", shared.channel_prefix, shared.id);
+    let mut pubsub = Some(pubsub);
+    let mut backoff = Backoff::new();
+    loop {
+        let current = match pubsub.take() {
+            Some(current) => current,
+            None => match subscribe(&client, &channel, shared.config.connect_timeout).await {
+                Ok(current) => {
+                    backoff = Backoff::new();
+                    resubscribed.notify_one();
+                    current
+                }
+                Err(error) => {
+                    shared.failed("subscribe", &error);
+                    backoff.wait().await;
+                    continue;
+                }
+            },
+        };
+        let mut messages = current.into_on_message();
+        while let Some(message) =
+            std::future::poll_fn(|cx| Pin::new(&mut messages).poll_next(cx)).await
+        {
+            if let Ok(member) = message.get_payload::<String>()
+                && shared.settle(&member, true)
+            {
+                shared.stats.pushes.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+/// Spreads the rechecks of the processes of a fleet over ±25% of the period, so that they do
+/// not all ask at once. Seeded by the fleet's id (xorshift: no `rand` needed for this).
+struct Jitter(u64);
+
+impl Jitter {
+    fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn around(&mut self, period: Duration) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        // 75% to 125% of the period, in 1/1024ths.
+        let factor = 768 + u32::try_from(self.0 % 513).unwrap_or(0);
+        period * factor / 1024
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redacted("redis://user:secret@host:6379/0"),
+            "redis://***@host:6379/0"
+        );
+        assert_eq!(redacted("rediss://:secret@host/"), "rediss://***@host/");
+        assert_eq!(redacted("redis://host:6379/"), "redis://host:6379/");
+        assert_eq!(redacted("not a url"), "not a url");
+    }
+
+    #[test]
+    fn a_member_carries_its_weight() {
+        assert_eq!(member_weight("7:42:3:30000"), 3);
+    }
+
+    #[test]
+    fn jitter_stays_within_a_quarter() {
+        let mut jitter = Jitter::new(5);
+        for _ in 0..1000 {
+            let d = jitter.around(Duration::from_millis(1000));
+            assert!(
+                d >= Duration::from_millis(750) && d <= Duration::from_millis(1250),
+                "{d:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused() {
+        let check = |config: Config| config.check().map_err(|error| error.to_string());
+        assert!(check(Config::default()).is_ok());
+        let half = Config {
+            renew_every: Duration::from_secs(16),
+            ..Config::default()
+        };
+        assert!(check(half).unwrap_err().contains("at most half the lease"));
+        let braces = Config {
+            prefix: "a{b".to_owned(),
+            ..Config::default()
+        };
+        assert!(check(braces).unwrap_err().contains("without `{` or `}`"));
+    }
+}
