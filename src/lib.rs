@@ -349,3 +349,6 @@ pub fn panic_of(f: impl FnOnce()) -> (String, String) {
     assert!(result.is_err(), "expected a panic");
     SEEN.lock().unwrap().take().expect("the hook saw the panic")
 }
+
+#[cfg(feature = "redis")]
+pub mod redis_server;
