@@ -727,6 +727,10 @@ mod loom_models;
 mod name;
 #[cfg(not(loom))]
 mod observe;
+/// One limit shared by every process of a fleet, through a Redis server.
+///
+#[doc = include_str!("../docs/fleet.md")]
+///
 #[cfg(all(feature = "redis", not(loom)))]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;

@@ -1,33 +1,5 @@
-//! One limit shared by every process of a fleet, through a Redis server (the `redis`
-//! feature).
-//!
-//! A [`Limiter`] is local until it is shared: [`Fleet::share`] makes its limit hold across
-//! every process that shares a limiter of the same name on the same Redis server. Call sites
-//! do not change: `#[concurrency_limit(limiter = GITHUB)]`, `GITHUB.acquire()`, `max_wait`,
-//! `queue`, `weight` and `drain()` work as before.
-//!
-//! ```no_run
-//! use limit_runtime::redis::{Fleet, FleetError};
-//! use limit_runtime::{Limiter, concurrency_limit};
-//!
-//! static GITHUB: Limiter = Limiter::new(10).with_name("github-api");
-//!
-//! #[concurrency_limit(limiter = GITHUB)]
-//! async fn call_github(path: &str) -> String {
-//!     format!("GET {path}")
-//! }
-//!
-//! # #[tokio::main]
-//! # async fn main() -> Result<(), FleetError> {
-//! let fleet = Fleet::connect("redis://127.0.0.1:6379/").await?;
-//! fleet.share(&GITHUB).await?;
-//! // From here on, 10 is the limit across every process that shares "github-api".
-//! call_github("/repos").await;
-//! # Ok(())
-//! # }
-//! ```
-//!
-#![doc = include_str!("../../docs/fleet.md")]
+//! [`Fleet`] and [`Fleet::share`]: the `redis` feature. Its rules follow, as the README's
+//! "Across processes" section states them.
 
 mod driver;
 mod link;
