@@ -213,16 +213,17 @@ impl Shared {
         );
     }
 
-    /// Tells `member`'s call its answer; false if it gave up (or was told already).
-    pub(super) fn settle(&self, member: &str, granted: bool) -> bool {
-        let waiter = lock(&self.waiters).remove(member);
-        match waiter {
-            Some(waiter) => {
-                (waiter.settle)(granted);
-                true
-            }
-            None => false,
+    /// Tells `member`'s call its answer, having counted it in `counter` (first, so that the
+    /// call finds it counted); false if it gave up (or was told already).
+    fn settle(&self, member: &str, granted: bool, counter: Option<&AtomicU64>) -> bool {
+        let Some(waiter) = lock(&self.waiters).remove(member) else {
+            return false;
+        };
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Relaxed);
         }
+        (waiter.settle)(granted);
+        true
     }
 
     /// The call waiting for `member` gives up; true if it was still waiting.
@@ -640,10 +641,10 @@ async fn acquire(
                 link.learn(counts(held, limit));
                 match status {
                     1 => {
-                        shared.settle(&member, true);
+                        shared.settle(&member, true, None);
                     }
                     0 => {
-                        shared.settle(&member, false);
+                        shared.settle(&member, false, None);
                     }
                     // Queued: a grant will come through pub/sub, or a renewal will find it.
                     _ => {}
@@ -653,7 +654,7 @@ async fn acquire(
             Err(error) => {
                 shared.failed("acquire", &error);
                 if !enqueue || shared.config.on_unreachable == OnUnreachable::Refuse {
-                    shared.settle(&member, false);
+                    shared.settle(&member, false, None);
                     // Its effect is unknown: make sure it holds nothing.
                     let _ = cancel_once(&shared, &mut connection, &link, &member).await;
                     return;
@@ -770,8 +771,9 @@ async fn set_limit(
 type Renewed = (i64, i64, Vec<String>, Vec<String>, Vec<String>);
 
 /// Renews every lease and every waiter of every limiter of the fleet, in one pipelined
-/// round trip, and acts on what the server says: leases lost, grants whose message was
-/// lost, and waiters whose place expired (they join the line again).
+/// round trip, and acts on what the server says: the limit and the count held, leases lost,
+/// grants whose message was lost, and waiters whose place expired (they join the line
+/// again).
 async fn renew_all(shared: Arc<Shared>, mut connection: ConnectionManager) {
     let waiting: Vec<(String, Weak<LinkState>)> = lock(&shared.waiters)
         .iter()
@@ -785,9 +787,9 @@ async fn renew_all(shared: Arc<Shared>, mut connection: ConnectionManager) {
             .filter(|(_, of)| of.as_ptr() == Arc::as_ptr(&link))
             .map(|(member, _)| member.clone())
             .collect();
-        if !leases.is_empty() || !waiters.is_empty() {
-            work.push((link, leases, waiters));
-        }
+        // An idle limiter is asked too: that is how its process learns a limit set elsewhere
+        // within one renewal interval.
+        work.push((link, leases, waiters));
     }
     if work.is_empty() {
         return;
@@ -830,9 +832,7 @@ async fn renew_all(shared: Arc<Shared>, mut connection: ConnectionManager) {
             link.lose(&member);
         }
         for member in granted {
-            if shared.settle(&member, true) {
-                shared.stats.found_by_renewal.fetch_add(1, Relaxed);
-            }
+            shared.settle(&member, true, Some(&shared.stats.found_by_renewal));
         }
         for member in gone {
             // Its place expired while it waited (the fleet was cut off): it joins the line
@@ -893,10 +893,8 @@ async fn listen(
         while let Some(message) =
             std::future::poll_fn(|cx| Pin::new(&mut messages).poll_next(cx)).await
         {
-            if let Ok(member) = message.get_payload::<String>()
-                && shared.settle(&member, true)
-            {
-                shared.stats.pushes.fetch_add(1, Relaxed);
+            if let Ok(member) = message.get_payload::<String>() {
+                shared.settle(&member, true, Some(&shared.stats.pushes));
             }
         }
     }
@@ -945,7 +943,7 @@ mod tests {
     fn jitter_stays_within_a_quarter() {
         let mut jitter = Jitter::new(5);
         for _ in 0..1000 {
-            let d = jitter.around(Duration::from_millis(1000));
+            let d = jitter.around(Duration::from_secs(1));
             assert!(
                 d >= Duration::from_millis(750) && d <= Duration::from_millis(1250),
                 "{d:?}"
