@@ -635,3 +635,42 @@ fn the_fleet_outlives_the_runtime_that_connected_it() {
         settled(&server, "outlives").await;
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_processs_waiter_leaves_the_line() {
+    let server = RedisServer::start();
+    let fleet = fleet(&server).await;
+    let limiter = named("dead-waiter", 1);
+    fleet.share_arc(&limiter).await.unwrap();
+    let held = limiter.acquire().await;
+    // A process that died while it waited: its entry is next in line, and its place expires
+    // in 200 ms of the server's clock, since nobody renews it.
+    let time = server.command(&["TIME"]);
+    let now_ms =
+        int(time.lines().next().unwrap()) * 1000 + int(time.lines().nth(1).unwrap()) / 1000;
+    let dead = "999999:0:1:30000";
+    server.command(&["ZADD", "limit-runtime:{dead-waiter}:queue", "0", dead]);
+    let expiry = (now_ms + 200).to_string();
+    server.command(&["ZADD", "limit-runtime:{dead-waiter}:qexp", &expiry, dead]);
+    let waiter = tokio::spawn({
+        let limiter = Arc::clone(&limiter);
+        async move { limiter.acquire().await.permits() }
+    });
+    while zcard(&server, "dead-waiter", "queue") < 2 {
+        sleep(Duration::from_millis(2)).await;
+    }
+    sleep(Duration::from_millis(400)).await;
+    // The release finds the dead entry expired: the permit goes to the live waiter behind it,
+    // at once, and never to the dead one.
+    drop(held);
+    assert_eq!(
+        timeout(Duration::from_secs(2), waiter)
+            .await
+            .unwrap()
+            .unwrap(),
+        1
+    );
+    let leases = server.command(&["ZRANGE", "limit-runtime:{dead-waiter}:leases", "0", "-1"]);
+    assert!(!leases.contains(dead), "{leases}");
+    assert_eq!(zcard(&server, "dead-waiter", "queue"), 0);
+}
