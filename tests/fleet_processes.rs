@@ -1,0 +1,673 @@
+#![cfg(feature = "redis")]
+//! A shared limiter across real OS processes: the children are this test binary itself,
+//! re-run with `fleet_child --exact` and a role in `LIMIT_FLEET_CHILD`.
+//!
+//! A child speaks to its parent in stdout lines `fleet-child: <WORD> [details]` (`READY`,
+//! `HELD`, `BUSY`, `ACQUIRED`, `DONE`), and listens on stdin for `GO` where it must wait for
+//! the others. The marker keeps its words apart from libtest's own output (with
+//! `--test-threads=1`, libtest writes `test fleet_child ... ` without a line break, so the
+//! child's first line may follow it).
+//!
+//! Every wait has a deadline, and each child is killed (`SIGKILL`) and reaped by its guard
+//! ([`Kid`]) when a test ends, passed or failed.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use limit_runtime::redis::Fleet;
+use limit_runtime::{Limiter, concurrency_limit};
+use limit_suite::HANG;
+use limit_suite::redis_server::RedisServer;
+use redis::aio::MultiplexedConnection;
+
+/// The prefix of a child's messages on its stdout.
+const MARKER: &str = "fleet-child: ";
+/// The fleet's default key prefix.
+const PREFIX: &str = "limit-runtime";
+
+/// The probe's keys: calls inside a permit now, fleet-wide, and the most ever seen.
+const PROBE_RUNNING: &str = "probe:running";
+const PROBE_MAX: &str = "probe:max";
+/// Run inside each permit before the body: counts the call in and keeps the high-water mark,
+/// in one step on the server.
+const PROBE_ENTER: &str = "local v = redis.call('INCR', KEYS[1]); \
+     if v > tonumber(redis.call('GET', KEYS[2]) or '0') then redis.call('SET', KEYS[2], v) end; \
+     return v";
+
+/// The limiter of `cap_across_three_processes`, in each child. Calls reach it both through
+/// the attribute and through `acquire`/`try_acquire`.
+static CAP: Limiter = Limiter::new(5).with_name("cap");
+const CAP_LIMIT: i64 = 5;
+const CAP_TASKS: usize = 30;
+
+fn key(name: &str, part: &str) -> String {
+    format!("{PREFIX}:{{{name}}}:{part}")
+}
+
+fn deadline() -> Instant {
+    Instant::now() + HANG
+}
+
+/// Polls `condition` every 10 ms until it holds; panics, naming `what`, at the deadline.
+#[track_caller]
+fn wait_until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let end = Instant::now() + within;
+    while !condition() {
+        assert!(
+            Instant::now() < end,
+            "timed out after {within:?} waiting until {what}"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A small xorshift generator: the waits need spread, not quality.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `low..=high`.
+    fn between(&mut self, low: u64, high: u64) -> u64 {
+        low + self.next() % (high - low + 1)
+    }
+}
+
+fn time_seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |since| {
+            u64::try_from(since.as_nanos() & 0xFFFF_FFFF_FFFF).unwrap_or(1)
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent's side.
+
+/// One line a child wrote on its stdout.
+enum Line {
+    /// A message after the marker.
+    Message(String),
+    /// Anything else (libtest's own lines), kept for failure messages.
+    Other(String),
+}
+
+/// A child process (this test binary in a role), killed and reaped when dropped.
+struct Kid {
+    role: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<Line>,
+    /// What it wrote so far, for failure messages.
+    seen: Vec<String>,
+}
+
+impl Kid {
+    /// Starts this test binary as a child in `role`, with `env` added to its environment.
+    fn spawn(role: &str, env: &[(&str, &str)]) -> Kid {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let mut command = Command::new(exe);
+        command
+            .args(["fleet_child", "--exact", "--nocapture", "--test-threads=1"])
+            .env("LIMIT_FLEET_CHILD", role)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("could not start child {role}: {error}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take();
+        let (send, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let line = match line.split_once(MARKER) {
+                    Some((_, message)) => Line::Message(message.to_owned()),
+                    None => Line::Other(line),
+                };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Kid {
+            role: role.to_owned(),
+            child,
+            stdin,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for the child's next message, which must start with `word`, and returns the rest
+    /// of it (trimmed). Panics on another message, at the deadline, or when the child's stdout
+    /// closes (it exited, or panicked: its panic is on stderr).
+    #[track_caller]
+    fn expect(&mut self, word: &str, deadline: Instant) -> String {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(Line::Message(message)) => {
+                    self.seen.push(format!("{MARKER}{message}"));
+                    let rest = message.strip_prefix(word).unwrap_or_else(|| {
+                        panic!(
+                            "child {} said {message:?}, expected {word}; its output:\n{}",
+                            self.role,
+                            self.seen.join("\n")
+                        )
+                    });
+                    return rest.trim().to_owned();
+                }
+                Ok(Line::Other(line)) => self.seen.push(line),
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "child {} did not say {word} in time; its output:\n{}",
+                    self.role,
+                    self.seen.join("\n")
+                ),
+                Err(RecvTimeoutError::Disconnected) => panic!(
+                    "child {} exited ({:?}) before saying {word}; its output:\n{}",
+                    self.role,
+                    self.child.try_wait(),
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Writes `line` to the child's stdin.
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("the child's stdin");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|error| panic!("could not write to child {}: {error}", self.role));
+    }
+
+    /// Waits for the child to exit, and checks that it succeeded.
+    #[track_caller]
+    fn wait_success(&mut self, deadline: Instant) {
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    assert!(
+                        status.success(),
+                        "child {} failed ({status}); its output:\n{}",
+                        self.role,
+                        self.seen.join("\n")
+                    );
+                    return;
+                }
+                Ok(None) => {}
+                Err(error) => panic!("could not wait for child {}: {error}", self.role),
+            }
+            assert!(
+                Instant::now() < deadline,
+                "child {} did not exit in time",
+                self.role
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `SIGKILL`, and reap it.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Kid {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `key=value` pairs from a `DONE` line.
+fn field(details: &str, name: &str) -> i64 {
+    details
+        .split_whitespace()
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}= in {details:?}"))
+}
+
+/// 3 processes share "cap" (limit 5), each with its own `Fleet`, and make 100–200 calls each,
+/// 30 at a time, through the attribute, `acquire` and `try_acquire`. A probe on the same
+/// server counts the calls inside their permits: the fleet-wide count never passed 5, and
+/// reached it. At the end, the server holds no lease.
+#[test]
+fn cap_across_three_processes() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let seed = time_seed();
+    let mut rng = Rng::new(seed);
+    let calls: Vec<u64> = (0..3).map(|_| rng.between(100, 200)).collect();
+    let mut kids: Vec<Kid> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, calls)| {
+            let calls = calls.to_string();
+            let seed = (seed + i as u64 + 1).to_string();
+            Kid::spawn(
+                "cap",
+                &[
+                    ("REDIS_URL", url.as_str()),
+                    ("LIMIT_FLEET_CALLS", calls.as_str()),
+                    ("LIMIT_FLEET_SEED", seed.as_str()),
+                ],
+            )
+        })
+        .collect();
+    // All three have shared the limiter before any of them calls.
+    for kid in &mut kids {
+        kid.expect("READY", deadline());
+    }
+    assert_eq!(server.command(&["HGET", &key("cap", "meta"), "limit"]), "5");
+    let started = Instant::now();
+    for kid in &mut kids {
+        kid.send("GO");
+    }
+    let mut made = 0;
+    let mut local_max = 0;
+    for kid in &mut kids {
+        let done = kid.expect("DONE", deadline());
+        made += field(&done, "calls");
+        local_max = local_max.max(field(&done, "max"));
+        println!("child: DONE {done}");
+    }
+    for kid in &mut kids {
+        kid.wait_success(deadline());
+    }
+    let elapsed = started.elapsed();
+    let expected: u64 = calls.iter().sum();
+    assert_eq!(
+        made,
+        i64::try_from(expected).unwrap(),
+        "calls made (seed {seed})"
+    );
+    let probe_max: i64 = server.command(&["GET", PROBE_MAX]).parse().unwrap();
+    println!(
+        "cap_across_three_processes: {expected} calls ({calls:?}, seed {seed}) in {elapsed:?}, \
+         probe max {probe_max}"
+    );
+    assert!(
+        probe_max <= CAP_LIMIT,
+        "{probe_max} calls ran at once across the fleet, above its limit of {CAP_LIMIT}"
+    );
+    assert_eq!(probe_max, CAP_LIMIT, "the fleet never reached its limit");
+    assert_eq!(local_max, probe_max);
+    assert_eq!(server.command(&["GET", PROBE_RUNNING]), "0");
+    assert_eq!(server.command(&["HGET", &key("cap", "meta"), "held"]), "0");
+    assert_eq!(server.command(&["ZCARD", &key("cap", "leases")]), "0");
+    assert_eq!(server.command(&["ZCARD", &key("cap", "queue")]), "0");
+}
+
+/// A holder with a 1 s lease (renewed every 300 ms) takes both permits of "killed" and is
+/// `SIGKILL`ed. Its permits stay taken until its lease ends on the server, then a waiter of
+/// another process (rechecking every 200 ms) gets one.
+#[test]
+fn killed_holder_frees_its_permits() {
+    const LEASE: Duration = Duration::from_secs(1);
+    const RECHECK: Duration = Duration::from_millis(200);
+    let server = RedisServer::start();
+    let url = server.url();
+    let env = [("REDIS_URL", url.as_str()), ("LIMIT_FLEET_NAME", "killed")];
+    let meta = key("killed", "meta");
+
+    let mut holder = Kid::spawn("holder", &env);
+    holder.expect("HELD", deadline());
+    assert_eq!(server.command(&["HGET", &meta, "held"]), "2");
+    // Renewed: still held after more than a lease.
+    thread::sleep(LEASE + LEASE / 2);
+    assert_eq!(server.command(&["HGET", &meta, "held"]), "2");
+    assert_eq!(server.command(&["ZCARD", &key("killed", "leases")]), "1");
+
+    let mut late = Kid::spawn("late", &env);
+    late.expect("READY", deadline());
+    holder.kill();
+    let killed = Instant::now();
+    late.send("GO");
+    // Right after the kill the dead holder's permits still count.
+    late.expect("BUSY", deadline());
+    let acquired = late.expect("ACQUIRED", deadline());
+    let kill_to_admit = killed.elapsed();
+    println!(
+        "killed_holder_frees_its_permits: kill -> admitted {kill_to_admit:?} (the waiter's own \
+         wait: {acquired})"
+    );
+    assert!(
+        kill_to_admit >= Duration::from_millis(500),
+        "admitted {kill_to_admit:?} after the kill: the dead holder's lease (1 s, renewed every \
+         300 ms) cannot have expired yet"
+    );
+    assert!(
+        kill_to_admit < LEASE + RECHECK + Duration::from_secs(2),
+        "admitted only {kill_to_admit:?} after the kill (lease {LEASE:?}, recheck {RECHECK:?})"
+    );
+    // It took the other permit with `try_acquire` too: both of the dead holder's are free.
+    assert!(acquired.ends_with("try_acquire=granted"), "{acquired}");
+    assert_eq!(server.command(&["HGET", &meta, "held"]), "2");
+    // One lease (weight 2) expired, swept by the waiter's recheck.
+    assert_eq!(server.command(&["HGET", &meta, "expired"]), "1");
+    late.send("GO");
+    late.expect("DONE", deadline());
+    late.wait_success(deadline());
+    assert_eq!(server.command(&["HGET", &meta, "held"]), "0");
+    assert_eq!(server.command(&["ZCARD", &key("killed", "leases")]), "0");
+}
+
+/// The parent holds the only permit of "fifo"; B, C and D join the server's line one after
+/// another (each queued before the next starts), and are admitted in that order once the
+/// parent lets go.
+#[test]
+fn fifo_across_processes() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let queue = key("fifo", "queue");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fleet = runtime.block_on(Fleet::connect(&url)).unwrap();
+    let limiter = Arc::new(Limiter::new(1).with_name("fifo"));
+    runtime.block_on(fleet.share_arc(&limiter)).unwrap();
+    let permit = runtime.block_on(async {
+        tokio::time::timeout(HANG, limiter.acquire())
+            .await
+            .expect("the parent's permit")
+    });
+    assert_eq!(server.command(&["HGET", &key("fifo", "meta"), "held"]), "1");
+
+    let mut kids = Vec::new();
+    for (i, tag) in ["B", "C", "D"].into_iter().enumerate() {
+        let mut kid = Kid::spawn(
+            "fifo",
+            &[
+                ("REDIS_URL", url.as_str()),
+                ("LIMIT_FLEET_NAME", "fifo"),
+                ("LIMIT_FLEET_TAG", tag),
+            ],
+        );
+        kid.expect("READY", deadline());
+        let queued = (i + 1).to_string();
+        wait_until(&format!("{tag} is in the line"), HANG, || {
+            server.command(&["ZCARD", &queue]) == queued
+        });
+        kids.push(kid);
+    }
+    assert_eq!(server.command(&["LLEN", "order"]), "0");
+    drop(permit);
+    for kid in &mut kids {
+        kid.expect("DONE", deadline());
+    }
+    for kid in &mut kids {
+        kid.wait_success(deadline());
+    }
+    assert_eq!(server.command(&["LRANGE", "order", "0", "-1"]), "B\nC\nD");
+    assert_eq!(server.command(&["HGET", &key("fifo", "meta"), "held"]), "0");
+    assert_eq!(server.command(&["ZCARD", &key("fifo", "leases")]), "0");
+    assert_eq!(server.command(&["ZCARD", &queue]), "0");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The children's side.
+
+/// The child's entry point: nothing unless `LIMIT_FLEET_CHILD` names a role.
+#[test]
+fn fleet_child() {
+    let Ok(role) = std::env::var("LIMIT_FLEET_CHILD") else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("the child's runtime");
+    runtime.block_on(async {
+        match role.as_str() {
+            "cap" => cap_child().await,
+            "holder" => holder_child().await,
+            "late" => late_child().await,
+            "fifo" => fifo_child().await,
+            other => panic!("unknown role {other:?}"),
+        }
+    });
+}
+
+fn say(message: &str) {
+    println!("{MARKER}{message}");
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
+}
+
+/// Blocks until the parent writes `GO`.
+fn wait_for_go() {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .expect("read the parent's GO");
+    assert_eq!(line.trim(), "GO", "the parent said {line:?}");
+}
+
+async fn probe_connection(url: &str) -> MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("the probe's client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("the probe's connection")
+}
+
+/// Waits until the server has no lease of `fleet` for `name` left: a permit's release is
+/// sent by the fleet's thread after the permit is dropped, and a process that exited at
+/// once could leave it unsent (the lease would then only expire).
+async fn until_released(connection: &mut MultiplexedConnection, fleet: &Fleet, name: &str) {
+    let leases = key(name, "leases");
+    let own = format!("{}:", fleet.id());
+    let end = Instant::now() + HANG;
+    loop {
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&leases)
+            .arg(0)
+            .arg(-1)
+            .query_async(connection)
+            .await
+            .expect("ZRANGE leases");
+        if !members.iter().any(|member| member.starts_with(&own)) {
+            return;
+        }
+        assert!(Instant::now() < end, "leases not released: {members:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The probe, run by every call of the `cap` role inside its permit.
+#[derive(Clone)]
+struct Probe {
+    connection: MultiplexedConnection,
+    enter: Arc<redis::Script>,
+    max: Arc<AtomicI64>,
+}
+
+impl Probe {
+    async fn inside(&self, hold: Duration) {
+        let mut connection = self.connection.clone();
+        let running: i64 = self
+            .enter
+            .key(PROBE_RUNNING)
+            .key(PROBE_MAX)
+            .invoke_async(&mut connection)
+            .await
+            .expect("the probe's EVAL");
+        self.max.fetch_max(running, Ordering::SeqCst);
+        tokio::time::sleep(hold).await;
+        let _: i64 = redis::cmd("DECR")
+            .arg(PROBE_RUNNING)
+            .query_async(&mut connection)
+            .await
+            .expect("the probe's DECR");
+    }
+}
+
+#[concurrency_limit(limiter = CAP)]
+async fn capped(probe: &Probe, hold: Duration) {
+    probe.inside(hold).await;
+}
+
+async fn cap_child() {
+    let url = env("REDIS_URL");
+    let calls: usize = env("LIMIT_FLEET_CALLS").parse().expect("LIMIT_FLEET_CALLS");
+    let seed: u64 = env("LIMIT_FLEET_SEED").parse().expect("LIMIT_FLEET_SEED");
+    let fleet = Fleet::connect(&url).await.expect("connect");
+    fleet.share(&CAP).await.expect("share");
+    let mut connection = probe_connection(&url).await;
+    let probe = Probe {
+        connection: connection.clone(),
+        enter: Arc::new(redis::Script::new(PROBE_ENTER)),
+        max: Arc::new(AtomicI64::new(0)),
+    };
+    say("READY");
+    wait_for_go();
+    let next = Arc::new(AtomicUsize::new(0));
+    let taken = Arc::new(AtomicUsize::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..CAP_TASKS {
+        let (probe, next, taken) = (probe.clone(), Arc::clone(&next), Arc::clone(&taken));
+        let mut rng = Rng::new(seed * 1000 + task as u64);
+        tasks.spawn(async move {
+            loop {
+                let call = next.fetch_add(1, Ordering::SeqCst);
+                if call >= calls {
+                    return;
+                }
+                let hold = Duration::from_millis(rng.between(1, 10));
+                match call % 3 {
+                    0 => capped(&probe, hold).await,
+                    1 => {
+                        let _permit = CAP.acquire().await;
+                        probe.inside(hold).await;
+                    }
+                    _ => {
+                        let _permit = match CAP.try_acquire() {
+                            Ok(permit) => {
+                                taken.fetch_add(1, Ordering::SeqCst);
+                                permit
+                            }
+                            Err(_) => CAP.acquire().await,
+                        };
+                        probe.inside(hold).await;
+                    }
+                }
+            }
+        });
+    }
+    tokio::time::timeout(HANG, async {
+        while let Some(joined) = tasks.join_next().await {
+            joined.expect("a call panicked");
+        }
+    })
+    .await
+    .expect("the calls did not finish in time");
+    assert_eq!(CAP.in_flight(), 0);
+    until_released(&mut connection, &fleet, "cap").await;
+    say(&format!(
+        "DONE calls={calls} max={} try_acquired={}",
+        probe.max.load(Ordering::SeqCst),
+        taken.load(Ordering::SeqCst)
+    ));
+}
+
+/// Takes both permits with a 1 s lease, and holds them until it is killed.
+async fn holder_child() {
+    let url = env("REDIS_URL");
+    let name = env("LIMIT_FLEET_NAME");
+    let fleet = Fleet::builder(&url)
+        .lease(Duration::from_secs(1))
+        .renew_every(Duration::from_millis(300))
+        .build()
+        .await
+        .expect("connect");
+    let limiter = Arc::new(Limiter::new(2).with_owned_name(name));
+    fleet.share_arc(&limiter).await.expect("share");
+    let permit = tokio::time::timeout(HANG, limiter.acquire_many(2))
+        .await
+        .expect("both permits");
+    say("HELD");
+    // Until killed (the deadline only bounds a parent that forgot to).
+    tokio::time::sleep(HANG).await;
+    drop(permit);
+}
+
+/// Waits for a permit the killed holder had, rechecking every 200 ms.
+async fn late_child() {
+    let url = env("REDIS_URL");
+    let name = env("LIMIT_FLEET_NAME");
+    let fleet = Fleet::builder(&url)
+        .recheck(Duration::from_millis(200))
+        .build()
+        .await
+        .expect("connect");
+    let limiter = Arc::new(Limiter::new(2).with_owned_name(name.clone()));
+    fleet.share_arc(&limiter).await.expect("share");
+    let mut connection = probe_connection(&url).await;
+    say("READY");
+    wait_for_go();
+    let start = Instant::now();
+    match limiter.try_acquire() {
+        Ok(_) => say("NOT BUSY: try_acquire got a permit the dead holder still has"),
+        Err(_) => say("BUSY"),
+    }
+    let permit = tokio::time::timeout(HANG, limiter.acquire())
+        .await
+        .expect("a permit within the deadline");
+    let waited = start.elapsed();
+    // The other permit is free too now, without waiting.
+    let second = limiter.try_acquire();
+    say(&format!(
+        "ACQUIRED waited={waited:?} try_acquire={}",
+        if second.is_ok() { "granted" } else { "refused" }
+    ));
+    wait_for_go();
+    drop((permit, second));
+    until_released(&mut connection, &fleet, &name).await;
+    say("DONE");
+}
+
+/// Waits in the line for "fifo", then notes its turn in `order`.
+async fn fifo_child() {
+    let url = env("REDIS_URL");
+    let name = env("LIMIT_FLEET_NAME");
+    let tag = env("LIMIT_FLEET_TAG");
+    let fleet = Fleet::connect(&url).await.expect("connect");
+    let limiter = Arc::new(Limiter::new(1).with_owned_name(name.clone()));
+    fleet.share_arc(&limiter).await.expect("share");
+    let mut connection = probe_connection(&url).await;
+    say("READY");
+    let permit = tokio::time::timeout(HANG, limiter.acquire())
+        .await
+        .expect("a permit within the deadline");
+    let _: i64 = redis::cmd("RPUSH")
+        .arg("order")
+        .arg(&tag)
+        .query_async(&mut connection)
+        .await
+        .expect("RPUSH order");
+    drop(permit);
+    until_released(&mut connection, &fleet, &name).await;
+    say(&format!("DONE {tag}"));
+}
