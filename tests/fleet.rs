@@ -328,6 +328,14 @@ async fn the_limit_lives_in_redis() {
     }
     // A limit of 0 pauses the fleet without refusing a waiter.
     a.set_limit(0);
+    // `set_limit` returns at once; the fleet's thread tells the server a moment later.
+    while server
+        .command(&["HGET", "limit-runtime:{stored}:meta", "limit"])
+        .trim()
+        != "0"
+    {
+        sleep(Duration::from_millis(2)).await;
+    }
     let paused = tokio::spawn({
         let b = Arc::clone(&b);
         async move { b.acquire().await.permits() }

@@ -517,7 +517,8 @@ async fn run(
 }
 
 /// Spawns a task per request, in order (so the server sees them in order, on the one
-/// multiplexed connection), with the releases of each limiter coalesced into one script.
+/// multiplexed connection), with the releases of each limiter coalesced into one script and
+/// sent first: an acquire in the same batch then finds the permits they free.
 fn dispatch(
     shared: &Arc<Shared>,
     connection: &ConnectionManager,
@@ -525,9 +526,8 @@ fn dispatch(
     batch: Vec<Request>,
 ) {
     let mut releases: Vec<(Arc<LinkState>, Vec<String>)> = Vec::new();
+    let mut others = Vec::new();
     for request in batch {
-        let shared = Arc::clone(shared);
-        let connection = connection.clone();
         match request {
             Request::Release { link, members } => {
                 match releases.iter_mut().find(|(l, _)| Arc::ptr_eq(l, &link)) {
@@ -535,6 +535,23 @@ fn dispatch(
                     None => releases.push((link, members)),
                 }
             }
+            other => others.push(other),
+        }
+    }
+    for (link, members) in releases {
+        tasks.spawn(release(
+            Arc::clone(shared),
+            connection.clone(),
+            link,
+            members,
+        ));
+    }
+    for request in others {
+        let shared = Arc::clone(shared);
+        let connection = connection.clone();
+        match request {
+            // Sent above.
+            Request::Release { .. } => {}
             Request::Join {
                 keys,
                 local_limit,
@@ -559,14 +576,6 @@ fn dispatch(
                 tasks.spawn(set_limit(shared, connection, link, limit));
             }
         }
-    }
-    for (link, members) in releases {
-        tasks.spawn(release(
-            Arc::clone(shared),
-            connection.clone(),
-            link,
-            members,
-        ));
     }
 }
 
@@ -633,7 +642,6 @@ async fn acquire(
             .arg(shared.config.lease_ms())
             .arg(link.local_limit)
             .arg(&shared.channel_prefix)
-            .arg(Config::millis(shared.config.key_ttl))
             .invoke_async(&mut connection)
             .await;
         match reply {
