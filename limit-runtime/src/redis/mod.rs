@@ -1,5 +1,5 @@
-//! [`Fleet`] and [`Fleet::share`]: the `redis` feature. Its rules follow, as the README's
-//! "Across processes" section states them.
+//! [`Fleet`](crate::redis::Fleet) and [`Fleet::share`](crate::redis::Fleet::share): the
+//! `redis` feature. Its rules follow, as the README's "Across processes" section states them.
 
 mod driver;
 mod link;
