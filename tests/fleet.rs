@@ -7,7 +7,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use limit_runtime::redis::{Fleet, FleetError};
+use limit_runtime::redis::{Fleet, FleetError, OnUnreachable};
 use limit_runtime::{LimitError, Limiter, concurrency_limit, drain};
 use limit_suite::redis_server::RedisServer;
 use limit_suite::{Gauge, HANG};
@@ -681,4 +681,42 @@ async fn a_dead_processs_waiter_leaves_the_line() {
     let leases = server.command(&["ZRANGE", "limit-runtime:{dead-waiter}:leases", "0", "-1"]);
     assert!(!leases.contains(dead), "{leases}");
     assert_eq!(zcard(&server, "dead-waiter", "queue"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_server_is_down_refusable_calls_are_refused_and_others_wait() {
+    let mut server = RedisServer::start();
+    let fleet = Fleet::builder(&server.url())
+        .on_unreachable(OnUnreachable::Refuse)
+        .command_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let limiter = named("down", 2);
+    fleet.share_arc(&limiter).await.unwrap();
+    server.kill();
+    // A call that may be refused is, at once: no hang, no panic.
+    let refused = timeout(
+        Duration::from_secs(10),
+        limiter.acquire_many_with_wait(1, Duration::from_secs(30)),
+    )
+    .await
+    .expect("a refusable call hung while the server was down");
+    assert!(
+        matches!(refused, Err(LimitError::NoPermit { .. })),
+        "{refused:?}"
+    );
+    // A call that may not be refused waits for the server, counted as waiting.
+    let waiting = tokio::spawn({
+        let limiter = Arc::clone(&limiter);
+        async move { limiter.acquire().await.permits() }
+    });
+    sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished());
+    assert_eq!(limiter.waiting(), 1);
+    assert!(fleet.stats().errors > 0);
+    // Back (empty): the scripts are loaded again, the limit stored again, and it is admitted.
+    server.restart();
+    assert_eq!(timeout(HANG, waiting).await.unwrap().unwrap(), 1);
+    assert_eq!(limiter.limit(), 2);
 }

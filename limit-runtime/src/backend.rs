@@ -19,9 +19,23 @@ use std::pin::Pin;
 use crate::stats::SharedStats;
 
 /// A wait for permits: `Some(held)` once they are held (`held`: this process's permits of
-/// the limiter right after), `None` when they were not free and the call asked not to wait.
-/// Dropping it gives up the wait, and the permits if they were granted meanwhile.
+/// the limiter right after), `None` when the call is refused (see [`Ask`]). Dropping it
+/// gives up the wait, and the permits if they were granted meanwhile.
 pub(crate) type Admission = Pin<Box<dyn Future<Output = Option<usize>> + Send + 'static>>;
+
+/// What a call asks of a backend, and so when it may be refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ask {
+    /// The permits if they are free now; it never joins the line (`try_acquire`,
+    /// `max_wait = 0`). Refused when they are not.
+    Now,
+    /// A place in line until admitted: a call that cannot be refused (no `max_wait` or
+    /// `queue`). Never refused.
+    Wait,
+    /// A place in line, for a call that can be refused (`max_wait`, `queue`): refused when
+    /// the backend cannot be reached and its settings say to refuse then.
+    WaitOrRefuse,
+}
 
 /// Where a shared limiter's permits come from. Every method but [`admit`](Self::admit) and
 /// [`try_admit`](Self::try_admit) returns at once.
@@ -32,9 +46,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn held(&self) -> usize;
     /// Sets the limit for every process, and returns at once.
     fn set_limit(&self, limit: usize);
-    /// Waits for `weight` permits, in line with every other process's calls if `wait`, or
-    /// only takes them if free now if not.
-    fn admit(&self, weight: usize, wait: bool) -> Admission;
+    /// Waits for `weight` permits, as `ask` says: in line with every other process's calls,
+    /// or only if they are free now.
+    fn admit(&self, weight: usize, ask: Ask) -> Admission;
     /// Takes `weight` permits if they are free now, blocking this thread for the answer.
     fn try_admit(&self, weight: usize) -> Option<usize>;
     /// Gives back `weight` permits that a call held; returns at once.

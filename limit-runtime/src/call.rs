@@ -31,7 +31,7 @@ use std::time::Duration;
 use tokio::sync::{AcquireError, SemaphorePermit};
 
 #[cfg(feature = "redis")]
-use crate::backend::Backend;
+use crate::backend::{Admission, Ask, Backend};
 use crate::core::Core;
 use crate::error::LimitError;
 use crate::gate::{Gate, Handed, handed};
@@ -546,7 +546,7 @@ impl<H: Handle, K: Claim> Call<H, K> {
         let mut queued = queued;
         async move {
             #[cfg(feature = "redis")]
-            if let Some(admission) = queued.call.admission(true) {
+            if let Some(admission) = queued.call.admission(Ask::Wait) {
                 let held = observe::in_wait_span!(wait, admission.await);
                 return Step::Admitted(queued.leave().admitted(granted(held), Some(wait)));
             }
@@ -628,9 +628,9 @@ impl<H: Handle, K: Claim> Call<H, K> {
 
     /// The wait for this call's permits from its limiter's backend, if it has one.
     #[cfg(feature = "redis")]
-    fn admission(&self, wait: bool) -> Option<crate::backend::Admission> {
+    fn admission(&self, ask: Ask) -> Option<Admission> {
         self.remote()
-            .map(|backend| backend.admit(self.weight(), wait))
+            .map(|backend| backend.admit(self.weight(), ask))
     }
 
     /// [`wait_with`](Self::wait_with), for a shared limiter: the wait is the backend's, in
@@ -639,7 +639,7 @@ impl<H: Handle, K: Claim> Call<H, K> {
     #[cfg(feature = "redis")]
     async fn wait_remote(self, policy: Policy) -> Result<Admitted<H, K>, Refused<H, K>> {
         if policy.max_wait == Some(Duration::ZERO) {
-            let Some(admission) = self.admission(false) else {
+            let Some(admission) = self.admission(Ask::Now) else {
                 unreachable!("limit-runtime: a shared call without its backend");
             };
             return match admission.await {
@@ -648,7 +648,7 @@ impl<H: Handle, K: Claim> Call<H, K> {
             };
         }
         let (queued, wait) = self.join_line(policy)?;
-        let Some(admission) = queued.call.admission(true) else {
+        let Some(admission) = queued.call.admission(Ask::WaitOrRefuse) else {
             unreachable!("limit-runtime: a shared call without its backend");
         };
         let held = match policy.max_wait {
@@ -662,7 +662,13 @@ impl<H: Handle, K: Claim> Call<H, K> {
                 held
             }
         };
-        Ok(queued.leave().admitted(granted(held), Some(wait)))
+        match held {
+            Some(held) => Ok(queued.leave().admitted(held, Some(wait))),
+            // The backend is unreachable, and refuses such calls meanwhile.
+            None => Err(queued
+                .leave()
+                .refuse(|limiter, limit| LimitError::NoPermit { limiter, limit })),
+        }
     }
 
     /// The fast path: true if a permit was free, and then the call is counted as admitted

@@ -31,6 +31,7 @@ use tokio::time::Instant;
 use super::link::LinkState;
 use super::scripts::{Keys, SCRIPTS, channel_prefix};
 use super::{FleetError, FleetStats, OnUnreachable};
+use crate::backend::Ask;
 
 /// A [`FleetBuilder`](super::FleetBuilder)'s settings.
 #[derive(Clone, Debug)]
@@ -117,13 +118,13 @@ pub(super) enum Request {
         local_limit: usize,
         reply: oneshot::Sender<Result<Joined, FleetError>>,
     },
-    /// Take `member`'s permits, or queue for them if `enqueue`. The answer goes to the
-    /// member's waiter (see [`Shared::settle`]).
+    /// Take `member`'s permits, or queue for them unless `ask` is `Now`. The answer goes
+    /// to the member's waiter (see [`Shared::settle`]).
     Acquire {
         link: Arc<LinkState>,
         member: String,
         weight: usize,
-        enqueue: bool,
+        ask: Ask,
     },
     /// End these leases.
     Release {
@@ -565,9 +566,9 @@ fn dispatch(
                 link,
                 member,
                 weight,
-                enqueue,
+                ask,
             } => {
-                tasks.spawn(acquire(shared, connection, link, member, weight, enqueue));
+                tasks.spawn(acquire(shared, connection, link, member, weight, ask));
             }
             Request::Cancel { link, member } => {
                 tasks.spawn(cancel(shared, connection, link, member));
@@ -626,7 +627,7 @@ async fn acquire(
     link: Arc<LinkState>,
     member: String,
     weight: usize,
-    enqueue: bool,
+    ask: Ask,
 ) {
     let mut backoff = Backoff::new();
     // Asked again until answered: the script is idempotent per member. Not once the call
@@ -638,7 +639,7 @@ async fn acquire(
             .key(&link.keys.0[..])
             .arg(&member)
             .arg(weight)
-            .arg(u8::from(enqueue))
+            .arg(u8::from(ask != Ask::Now))
             .arg(shared.config.lease_ms())
             .arg(link.local_limit)
             .arg(&shared.channel_prefix)
@@ -661,7 +662,12 @@ async fn acquire(
             }
             Err(error) => {
                 shared.failed("acquire", &error);
-                if !enqueue || shared.config.on_unreachable == OnUnreachable::Refuse {
+                let refuse = match ask {
+                    Ask::Now => true,
+                    Ask::Wait => false,
+                    Ask::WaitOrRefuse => shared.config.on_unreachable == OnUnreachable::Refuse,
+                };
+                if refuse {
                     shared.settle(&member, false, None);
                     // Its effect is unknown: make sure it holds nothing.
                     let _ = cancel_once(&shared, &mut connection, &link, &member).await;
@@ -854,7 +860,7 @@ async fn renew_all(shared: Arc<Shared>, mut connection: ConnectionManager) {
                 Arc::clone(&link),
                 member,
                 weight,
-                true,
+                Ask::Wait,
             ));
         }
     }

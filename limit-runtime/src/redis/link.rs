@@ -22,7 +22,7 @@ use tokio::sync::{Semaphore, oneshot};
 use super::driver::{Handle, Joined, Request, Settle};
 use super::scripts::Keys;
 use crate::Name;
-use crate::backend::{Admission, Backend};
+use crate::backend::{Admission, Ask, Backend};
 use crate::stats::SharedStats;
 
 /// What the fleet's thread and the link share: the link's state, without the way to the
@@ -174,7 +174,7 @@ impl Asking {
         fleet: &Arc<Handle>,
         state: &Arc<LinkState>,
         weight: usize,
-        enqueue: bool,
+        ask: Ask,
         settle: Settle,
     ) -> (Self, String) {
         let member = fleet.shared.member(weight);
@@ -183,7 +183,7 @@ impl Asking {
             link: Arc::clone(state),
             member: member.clone(),
             weight,
-            enqueue,
+            ask,
         });
         let asking = Self {
             fleet: Arc::clone(fleet),
@@ -228,23 +228,23 @@ impl Backend for Link {
         });
     }
 
-    fn admit(&self, weight: usize, wait: bool) -> Admission {
+    fn admit(&self, weight: usize, ask: Ask) -> Admission {
         let fleet = Arc::clone(&self.fleet);
         let state = Arc::clone(&self.state);
         Box::pin(async move {
-            let door = if wait {
-                // Never closed.
-                state.door.acquire().await.ok()
-            } else {
+            let door = if ask == Ask::Now {
                 // A call that may not wait does not overtake the local line.
                 Some(state.door.try_acquire().ok()?)
+            } else {
+                // Never closed.
+                state.door.acquire().await.ok()
             };
             let (settle, answer) = oneshot::channel();
             let (asking, member) = Asking::start(
                 &fleet,
                 &state,
                 weight,
-                wait,
+                ask,
                 Box::new(move |granted| {
                     let _ = settle.send(granted);
                 }),
@@ -265,7 +265,7 @@ impl Backend for Link {
             &self.fleet,
             &self.state,
             weight,
-            false,
+            Ask::Now,
             Box::new(move |granted| {
                 let _ = settle.send(granted);
             }),
