@@ -318,6 +318,9 @@ async fn uncontended_hand(
     }
 }
 
+/// One count of an uncontended run, read from its figures.
+type Count = fn(&Uncontended) -> u64;
+
 async fn uncontended(server: &RedisServer, table: &mut Vec<Row>) {
     println!(
         "## 1. Uncontended: {N} sequential acquire+drop, limit {UNCONTENDED_LIMIT}, \
@@ -384,34 +387,34 @@ async fn uncontended(server: &RedisServer, table: &mut Vec<Row>) {
         format!("{hand_us:.1}"),
         format!("{latency:.2}"),
     ));
-    let (ours_rt, hand_rt, ratios) = pick(&|u| per(u.round_trips, N));
-    table.push(row(
-        "uncontended: round trips per call",
-        format!("{ours_rt:.2}"),
-        format!("{hand_rt:.2}"),
-        format!("{:.2}", median(ratios)),
-    ));
-    let (ours_sent, hand_sent, ratios) = pick(&|u| per(u.sent, N));
-    table.push(row(
-        "uncontended: commands sent per call (EVALSHA, DECR)",
-        format!("{ours_sent:.2}"),
-        format!("{hand_sent:.2}"),
-        format!("{:.2}", median(ratios)),
-    ));
-    let (ours_exec, hand_exec, ratios) = pick(&|u| per(u.executed, N));
-    table.push(row(
-        "uncontended: commands executed per call, inside scripts too",
-        format!("{ours_exec:.1}"),
-        format!("{hand_exec:.1}"),
-        format!("{:.2}", median(ratios)),
-    ));
-    let (ours_server, hand_server, ratios) = pick(&|u| per(u.server_usec, N));
-    table.push(row(
-        "uncontended: server time per call, µs (commandstats usec)",
-        format!("{ours_server:.1}"),
-        format!("{hand_server:.1}"),
-        format!("{:.2}", median(ratios)),
-    ));
+    // The counts: per call, each side's median, and the median of the per-round ratios.
+    let counts: [(&str, Count, usize); 4] = [
+        ("uncontended: round trips per call", |u| u.round_trips, 2),
+        (
+            "uncontended: commands sent per call (EVALSHA, DECR)",
+            |u| u.sent,
+            2,
+        ),
+        (
+            "uncontended: commands executed per call, inside scripts too",
+            |u| u.executed,
+            1,
+        ),
+        (
+            "uncontended: server time per call, µs (commandstats usec)",
+            |u| u.server_usec,
+            1,
+        ),
+    ];
+    for (measure, count, decimals) in counts {
+        let (ours, hand, ratios) = pick(&|u| per(count(u), N));
+        table.push(row(
+            measure,
+            format!("{ours:.decimals$}"),
+            format!("{hand:.decimals$}"),
+            format!("{:.2}", median(ratios)),
+        ));
+    }
     let stats = fleet.stats();
     println!("fleet stats at the end: {stats:?}");
     println!();

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, RedisError, RedisResult};
+use ::redis::{Client, RedisError, RedisResult, ScriptInvocation};
 use futures_core::Stream;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -136,9 +136,11 @@ pub(super) enum Request {
         link: Arc<LinkState>,
         member: String,
     },
+    /// Store a new limit: the `generation`th of this process's `set_limit`s.
     SetLimit {
         link: Arc<LinkState>,
         limit: usize,
+        generation: u64,
     },
 }
 
@@ -573,8 +575,12 @@ fn dispatch(
             Request::Cancel { link, member } => {
                 tasks.spawn(cancel(shared, connection, link, member));
             }
-            Request::SetLimit { link, limit } => {
-                tasks.spawn(set_limit(shared, connection, link, limit));
+            Request::SetLimit {
+                link,
+                limit,
+                generation,
+            } => {
+                tasks.spawn(set_limit(shared, connection, link, limit, generation));
             }
         }
     }
@@ -670,7 +676,9 @@ async fn acquire(
                 if refuse {
                     shared.settle(&member, false, None);
                     // Its effect is unknown: make sure it holds nothing.
-                    let _ = cancel_once(&shared, &mut connection, &link, &member).await;
+                    let invocation = cancel_of(&shared, &link, &member);
+                    run_until_done(&shared, connection, &link, "cancel", &invocation, || false)
+                        .await;
                     return;
                 }
                 backoff.wait().await;
@@ -679,106 +687,97 @@ async fn acquire(
     }
 }
 
-async fn cancel_once(
+/// Runs `invocation` until the server answers, backing off between failures for as long
+/// as `keep_trying` says, and takes in the `{…, held, limit}` that ends its reply.
+async fn run_until_done(
     shared: &Shared,
-    connection: &mut ConnectionManager,
+    mut connection: ConnectionManager,
     link: &LinkState,
-    member: &str,
-) -> RedisResult<()> {
-    shared.round_trip();
-    let (_, held, limit): (i64, i64, i64) = SCRIPTS
-        .cancel
+    what: &str,
+    invocation: &ScriptInvocation<'_>,
+    keep_trying: impl Fn() -> bool,
+) {
+    let mut backoff = Backoff::new();
+    loop {
+        shared.round_trip();
+        match invocation.invoke_async::<Vec<i64>>(&mut connection).await {
+            Ok(reply) => {
+                if let [.., held, limit] = reply[..] {
+                    link.learn(counts(held, limit));
+                }
+                return;
+            }
+            Err(error) => {
+                shared.failed(what, &error);
+                if !keep_trying() {
+                    return;
+                }
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
+/// The `cancel` of `member`: idempotent, so it may be sent whatever happened before.
+fn cancel_of(shared: &Shared, link: &LinkState, member: &str) -> ScriptInvocation<'static> {
+    let mut invocation = SCRIPTS.cancel.prepare_invoke();
+    invocation
         .key(&link.keys.0[..])
         .arg(member)
-        .arg(&shared.channel_prefix)
-        .invoke_async(connection)
-        .await?;
-    link.learn(counts(held, limit));
-    Ok(())
+        .arg(&shared.channel_prefix);
+    invocation
 }
 
 async fn cancel(
     shared: Arc<Shared>,
-    mut connection: ConnectionManager,
+    connection: ConnectionManager,
     link: Arc<LinkState>,
     member: String,
 ) {
-    let mut backoff = Backoff::new();
     // Tried until done, or until the lease would have expired anyway.
     let deadline = Instant::now() + shared.config.lease;
-    while let Err(error) = cancel_once(&shared, &mut connection, &link, &member).await {
-        shared.failed("cancel", &error);
-        if Instant::now() >= deadline {
-            return;
-        }
-        backoff.wait().await;
-    }
+    let invocation = cancel_of(&shared, &link, &member);
+    run_until_done(&shared, connection, &link, "cancel", &invocation, || {
+        Instant::now() < deadline
+    })
+    .await;
 }
 
 async fn release(
     shared: Arc<Shared>,
-    mut connection: ConnectionManager,
+    connection: ConnectionManager,
     link: Arc<LinkState>,
     members: Vec<String>,
 ) {
-    let mut backoff = Backoff::new();
     let deadline = Instant::now() + shared.config.lease;
-    loop {
-        shared.round_trip();
-        let reply: RedisResult<(i64, i64, i64)> = SCRIPTS
-            .release
-            .key(&link.keys.0[..])
-            .arg(&shared.channel_prefix)
-            .arg(&members)
-            .invoke_async(&mut connection)
-            .await;
-        match reply {
-            Ok((_, held, limit)) => {
-                link.learn(counts(held, limit));
-                return;
-            }
-            Err(error) => {
-                shared.failed("release", &error);
-                if Instant::now() >= deadline {
-                    return;
-                }
-                backoff.wait().await;
-            }
-        }
-    }
+    let mut invocation = SCRIPTS.release.prepare_invoke();
+    invocation
+        .key(&link.keys.0[..])
+        .arg(&shared.channel_prefix)
+        .arg(&members);
+    run_until_done(&shared, connection, &link, "release", &invocation, || {
+        Instant::now() < deadline
+    })
+    .await;
 }
 
 async fn set_limit(
     shared: Arc<Shared>,
-    mut connection: ConnectionManager,
+    connection: ConnectionManager,
     link: Arc<LinkState>,
     limit: usize,
+    generation: u64,
 ) {
-    let mut backoff = Backoff::new();
-    loop {
-        shared.round_trip();
-        let reply: RedisResult<(i64, i64)> = SCRIPTS
-            .set_limit
-            .key(&link.keys.0[..])
-            .arg(limit)
-            .arg(&shared.channel_prefix)
-            .invoke_async(&mut connection)
-            .await;
-        match reply {
-            Ok((held, limit)) => {
-                link.learn(counts(held, limit));
-                return;
-            }
-            Err(error) => {
-                shared.failed("set_limit", &error);
-                // A newer limit supersedes this one.
-                if link.limit() != limit {
-                    return;
-                }
-                backoff.wait().await;
-            }
-        }
-    }
+    let mut invocation = SCRIPTS.set_limit.prepare_invoke();
+    invocation
+        .key(&link.keys.0[..])
+        .arg(limit)
+        .arg(&shared.channel_prefix);
+    // Until a newer `set_limit` of this process supersedes it.
+    run_until_done(&shared, connection, &link, "set_limit", &invocation, || {
+        link.limit_generation() == generation
+    })
+    .await;
 }
 
 /// One renewal's reply for one limiter: `{held, limit, lost, granted, gone}`.

@@ -41,6 +41,9 @@ pub(super) struct LinkState {
     leases: Mutex<Leases>,
     leases_lost: AtomicU64,
     requeued: AtomicU64,
+    /// How many `set_limit`s this process made: a failed one is tried again only while it
+    /// is the latest.
+    limit_generation: AtomicU64,
     /// The head of the local line holds it: see the module docs.
     door: Semaphore,
 }
@@ -63,6 +66,10 @@ impl LinkState {
 
     pub(super) fn limit(&self) -> usize {
         self.limit.load(Relaxed)
+    }
+
+    pub(super) fn limit_generation(&self) -> u64 {
+        self.limit_generation.load(SeqCst)
     }
 
     /// Every lease this process holds, for the renewal.
@@ -149,6 +156,7 @@ impl Link {
             leases: Mutex::new(Leases::default()),
             leases_lost: AtomicU64::new(0),
             requeued: AtomicU64::new(0),
+            limit_generation: AtomicU64::new(0),
             door: Semaphore::new(1),
         });
         let link = Self {
@@ -222,9 +230,11 @@ impl Backend for Link {
 
     fn set_limit(&self, limit: usize) {
         self.state.limit.store(limit, Relaxed);
+        let generation = self.state.limit_generation.fetch_add(1, SeqCst) + 1;
         self.fleet.send(Request::SetLimit {
             link: Arc::clone(&self.state),
             limit,
+            generation,
         });
     }
 
