@@ -162,22 +162,16 @@ impl Core {
 
     pub(crate) fn set_limit(&self, limit: usize) {
         let _serial = self.resize.lock().unwrap_or_else(PoisonError::into_inner);
-        #[cfg(feature = "redis")]
-        let gate = match self.backend() {
-            Some(backend) => {
-                backend.set_limit(limit);
-                None
-            }
-            None => Some(&self.gate),
-        };
-        #[cfg(not(feature = "redis"))]
-        let gate = Some(&self.gate);
-        if let Some(gate) = gate {
-            gate.set_limit(limit);
-        }
         if let Some(keys) = self.keys.get() {
             keys.set_limit(limit);
         }
+        // A shared limiter's own gate stays parked: the backend holds its limit.
+        #[cfg(feature = "redis")]
+        if let Some(backend) = self.backend() {
+            backend.set_limit(limit);
+            return;
+        }
+        self.gate.set_limit(limit);
     }
 
     /// Counts a call as in flight: from now until [`exit`](Self::exit).
