@@ -99,7 +99,7 @@ impl Server {
                 },
                 _ = shutdown.changed() => return,
             };
-            let mut handler = Handler {
+            let handler = Handler {
                 lines: BufReader::new(socket),
                 commands: Arc::clone(&self.commands),
                 db: Arc::clone(&self.db),
@@ -108,6 +108,11 @@ impl Server {
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
                 let _permit = permit; // the socket's slot, until the connection ends
+                // Moved in after the permit, so dropped before it: the socket is closed (and
+                // uncounted) before its slot goes to the next connection. Left a captured
+                // variable, it would be dropped after the block's locals, the permit
+                // among them, and a fifth socket could be counted open.
+                let mut handler = handler;
                 if let Err(error) = handler.serve(shutdown).await {
                     eprintln!("connection failed: {error}");
                 }
