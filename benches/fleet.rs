@@ -450,25 +450,16 @@ impl Contended {
 
 /// `processes` limiters of `limit` sharing `name` through their own fleet each, `tasks`
 /// tasks per process and `calls` calls per task, each holding its permit for `hold`.
-async fn shared_round(
-    server: &RedisServer,
-    fleets: &[Fleet],
-    name: &str,
-    limit: usize,
+/// `tasks` tasks per limiter, each making `calls` calls that hold a permit for `hold`: how
+/// long they all took, and the gauge of the permits held at once.
+async fn workload(
+    limiters: &[Arc<Limiter>],
     (tasks, calls, hold): (usize, usize, Duration),
-) -> Contended {
-    let mut limiters = Vec::new();
-    for fleet in fleets {
-        let limiter = Arc::new(Limiter::new(limit).with_owned_name(name));
-        fleet.share_arc(&limiter).await.expect("share");
-        limiters.push(limiter);
-    }
-    let mut probe = connection(&server.url()).await;
+) -> (Duration, Arc<Gauge>) {
     let gauge = Arc::new(Gauge::new());
-    let (stats, commands) = (sum_stats(fleets), CommandStats::read(server));
     let start = Instant::now();
     let mut handles = Vec::new();
-    for limiter in &limiters {
+    for limiter in limiters {
         for _ in 0..tasks {
             let (limiter, gauge) = (Arc::clone(limiter), Arc::clone(&gauge));
             handles.push(tokio::spawn(async move {
@@ -483,7 +474,25 @@ async fn shared_round(
     for handle in handles {
         handle.await.expect("a task panicked");
     }
-    let elapsed = start.elapsed();
+    (start.elapsed(), gauge)
+}
+
+async fn shared_round(
+    server: &RedisServer,
+    fleets: &[Fleet],
+    name: &str,
+    limit: usize,
+    (tasks, calls, hold): (usize, usize, Duration),
+) -> Contended {
+    let mut limiters = Vec::new();
+    for fleet in fleets {
+        let limiter = Arc::new(Limiter::new(limit).with_owned_name(name));
+        fleet.share_arc(&limiter).await.expect("share");
+        limiters.push(limiter);
+    }
+    let mut probe = connection(&server.url()).await;
+    let (stats, commands) = (sum_stats(fleets), CommandStats::read(server));
+    let (elapsed, gauge) = workload(&limiters, (tasks, calls, hold)).await;
     // Every release reaches the server before the commands are counted.
     wait_released(&mut probe, &meta_key(name)).await;
     let after = CommandStats::read(server);
@@ -732,24 +741,9 @@ async fn contended(server: &RedisServer, table: &mut Vec<Row>) {
 /// over its processes: `tasks` tasks of `calls` calls, each holding its permit for `hold`.
 async fn local_round(limit: usize, (tasks, calls, hold): (usize, usize, Duration)) -> Contended {
     let limiter = Arc::new(Limiter::new(limit).with_name("bench/local"));
-    let gauge = Arc::new(Gauge::new());
-    let start = Instant::now();
-    let mut handles = Vec::new();
-    for _ in 0..tasks {
-        let (limiter, gauge) = (Arc::clone(&limiter), Arc::clone(&gauge));
-        handles.push(tokio::spawn(async move {
-            for _ in 0..calls {
-                let _permit = limiter.acquire().await;
-                let _running = gauge.enter();
-                tokio::time::sleep(hold).await;
-            }
-        }));
-    }
-    for handle in handles {
-        handle.await.expect("a task panicked");
-    }
+    let (elapsed, gauge) = workload(&[limiter], (tasks, calls, hold)).await;
     Contended {
-        elapsed: start.elapsed(),
+        elapsed,
         calls: tasks * calls,
         peak: gauge.peak(),
         evalsha: 0,

@@ -69,6 +69,12 @@ async fn settled(server: &RedisServer, name: &str) {
     }
 }
 
+/// A task waiting for one permit of `limiter`; it gives the count it held.
+fn spawn_acquire(limiter: &Arc<Limiter>) -> tokio::task::JoinHandle<usize> {
+    let limiter = Arc::clone(limiter);
+    tokio::spawn(async move { limiter.acquire().await.permits() })
+}
+
 /// Calls of a script counted by the server (`INFO commandstats`), by command.
 fn calls(server: &RedisServer, command: &str) -> i64 {
     let info = server.command(&["INFO", "commandstats"]);
@@ -307,10 +313,7 @@ async fn the_limit_lives_in_redis() {
     // Each process knows the fleet's count as of its last round trip.
     assert_eq!(a.stats().fleet.unwrap().held, 2);
     // A waiter in the second process is admitted when the first raises the limit.
-    let waiter = tokio::spawn({
-        let b = Arc::clone(&b);
-        async move { b.acquire().await.permits() }
-    });
+    let waiter = spawn_acquire(&b);
     while zcard(&server, "stored", "queue") < 1 {
         sleep(Duration::from_millis(2)).await;
     }
@@ -336,10 +339,7 @@ async fn the_limit_lives_in_redis() {
     {
         sleep(Duration::from_millis(2)).await;
     }
-    let paused = tokio::spawn({
-        let b = Arc::clone(&b);
-        async move { b.acquire().await.permits() }
-    });
+    let paused = spawn_acquire(&b);
     sleep(Duration::from_millis(100)).await;
     assert!(!paused.is_finished());
     b.set_limit(4);
@@ -540,10 +540,7 @@ async fn a_lost_wake_up_is_found_by_the_recheck() {
     let b = named("missed", 1);
     waiter_fleet.share_arc(&b).await.unwrap();
     let held = a.acquire().await;
-    let waiter = tokio::spawn({
-        let b = Arc::clone(&b);
-        async move { b.acquire().await.permits() }
-    });
+    let waiter = spawn_acquire(&b);
     while zcard(&server, "missed", "queue") < 1 {
         sleep(Duration::from_millis(2)).await;
     }
@@ -660,10 +657,7 @@ async fn a_dead_processs_waiter_leaves_the_line() {
     server.command(&["ZADD", "limit-runtime:{dead-waiter}:queue", "0", dead]);
     let expiry = (now_ms + 200).to_string();
     server.command(&["ZADD", "limit-runtime:{dead-waiter}:qexp", &expiry, dead]);
-    let waiter = tokio::spawn({
-        let limiter = Arc::clone(&limiter);
-        async move { limiter.acquire().await.permits() }
-    });
+    let waiter = spawn_acquire(&limiter);
     while zcard(&server, "dead-waiter", "queue") < 2 {
         sleep(Duration::from_millis(2)).await;
     }
@@ -707,10 +701,7 @@ async fn while_the_server_is_down_refusable_calls_are_refused_and_others_wait() 
         "{refused:?}"
     );
     // A call that may not be refused waits for the server, counted as waiting.
-    let waiting = tokio::spawn({
-        let limiter = Arc::clone(&limiter);
-        async move { limiter.acquire().await.permits() }
-    });
+    let waiting = spawn_acquire(&limiter);
     sleep(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished());
     assert_eq!(limiter.waiting(), 1);
