@@ -13,6 +13,8 @@
 #   CONTENDED_CALLS    N1 and N2 for the contended modes (default "10000 60000")
 #   JOBS               valgrind runs at once (default: the number of CPUs; the counts do not
 #                      depend on it)
+#   FEATURES           the crate's features to build with, e.g. "redis" (default: none), to
+#                      see what a feature costs a limiter that does not use it
 #   CARGO_TARGET_DIR   honoured: the executable's path comes from cargo's JSON output
 # Prints a table (scenario, contender, mode, instructions per call, ratio to the hand-written
 # semaphore + in-flight counter + Notify) and `RESULT|metric|baseline|contender|ratio|target`
@@ -67,7 +69,8 @@ which valgrind >/dev/null || {
 }
 
 # Build once; cargo's diagnostics go to stderr, its JSON messages to the filter.
-binary=$(cargo bench --bench instructions --no-run --message-format=json-render-diagnostics |
+binary=$(cargo bench --bench instructions --no-run --message-format=json-render-diagnostics \
+  ${FEATURES:+--features "$FEATURES"} |
   python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
