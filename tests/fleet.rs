@@ -527,6 +527,42 @@ async fn drain_waits_for_this_process_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_waits_until_the_server_has_every_permit_back() {
+    let server = RedisServer::start();
+    let fleet = fleet(&server).await;
+    let limiter = named("flushed", 3);
+    fleet.share_arc(&limiter).await.unwrap();
+    // Nothing given back yet: nothing to wait for.
+    timeout(HANG, fleet.flush())
+        .await
+        .expect("an idle flush waited");
+    let permits = limiter.acquire_many(3).await;
+    let waiter = spawn_acquire(&limiter);
+    while zcard(&server, "flushed", "queue") == 0 {
+        sleep(Duration::from_millis(2)).await;
+    }
+    // The server stops answering; the waiter gives up and the holder ends.
+    server.stop_signal();
+    waiter.abort();
+    drop(permits);
+    let flushing = tokio::spawn(async move {
+        fleet.flush().await;
+        fleet
+    });
+    sleep(Duration::from_millis(300)).await;
+    assert!(
+        !flushing.is_finished(),
+        "flush returned before the server had them"
+    );
+    server.continue_signal();
+    let _fleet = timeout(HANG, flushing).await.expect("flush hung").unwrap();
+    // Read once, not polled for: when flush returns, the server has them.
+    assert_eq!(held_in_redis(&server, "flushed"), 0);
+    assert_eq!(zcard(&server, "flushed", "leases"), 0);
+    assert_eq!(zcard(&server, "flushed", "queue"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_wake_up_is_found_by_the_recheck() {
     let server = RedisServer::start();
     let holder = fleet(&server).await;

@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -130,11 +130,13 @@ pub(super) enum Request {
     Release {
         link: Arc<LinkState>,
         members: Vec<String>,
+        returning: Returning,
     },
     /// A call gave up: leave the line, or give back what it was granted meanwhile.
     Cancel {
         link: Arc<LinkState>,
         member: String,
+        returning: Returning,
     },
     /// Store a new limit: the `generation`th of this process's `set_limit`s.
     SetLimit {
@@ -173,6 +175,28 @@ pub(super) struct Shared {
     /// under way.
     links: Mutex<HashMap<String, Weak<LinkState>>>,
     pub(super) stats: Counters,
+    returns: Arc<Returns>,
+}
+
+/// The permits this process gave back (releases and cancellations) that are not yet done
+/// with: sent, or tried until their lease would have run out anyway. What
+/// [`Fleet::flush`](super::Fleet::flush) waits for.
+#[derive(Default)]
+struct Returns {
+    pending: AtomicUsize,
+    done: Notify,
+}
+
+/// One pending return, counted from when a call gives its permits back until the request
+/// that carries it is done with (or dropped, with the fleet's thread).
+pub(super) struct Returning(Arc<Returns>);
+
+impl Drop for Returning {
+    fn drop(&mut self) {
+        if self.0.pending.fetch_sub(1, SeqCst) == 1 {
+            self.0.done.notify_waiters();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -203,6 +227,26 @@ impl Shared {
     pub(super) fn member(&self, weight: usize) -> String {
         let n = self.next_member.fetch_add(1, Relaxed);
         format!("{}:{n}:{weight}:{}", self.id, self.config.lease_ms())
+    }
+
+    /// Counts a return (a `Release` or `Cancel` about to be sent) as pending.
+    pub(super) fn returning(&self) -> Returning {
+        self.returns.pending.fetch_add(1, SeqCst);
+        Returning(Arc::clone(&self.returns))
+    }
+
+    /// Waits until no return is pending.
+    pub(super) async fn returned(&self) {
+        loop {
+            let done = self.returns.done.notified();
+            let mut done = std::pin::pin!(done);
+            // Registered before the check, so a last return ending in between wakes it.
+            done.as_mut().enable();
+            if self.returns.pending.load(SeqCst) == 0 {
+                return;
+            }
+            done.await;
+        }
     }
 
     /// Registers a call waiting for `member`'s answer.
@@ -441,6 +485,7 @@ async fn connect(
         waiters: Mutex::new(HashMap::new()),
         links: Mutex::new(HashMap::new()),
         stats: Counters::default(),
+        returns: Arc::default(),
     });
     Ok((connection, pubsub, shared))
 }
@@ -528,26 +573,30 @@ fn dispatch(
     tasks: &mut JoinSet<()>,
     batch: Vec<Request>,
 ) {
-    let mut releases: Vec<(Arc<LinkState>, Vec<String>)> = Vec::new();
+    let mut releases: Vec<(Arc<LinkState>, Vec<String>, Vec<Returning>)> = Vec::new();
     let mut others = Vec::new();
     for request in batch {
         match request {
-            Request::Release { link, members } => {
-                match releases.iter_mut().find(|(l, _)| Arc::ptr_eq(l, &link)) {
-                    Some((_, all)) => all.extend(members),
-                    None => releases.push((link, members)),
+            Request::Release {
+                link,
+                members,
+                returning,
+            } => match releases.iter_mut().find(|(l, ..)| Arc::ptr_eq(l, &link)) {
+                Some((_, all, returns)) => {
+                    all.extend(members);
+                    returns.push(returning);
                 }
-            }
+                None => releases.push((link, members, vec![returning])),
+            },
             other => others.push(other),
         }
     }
-    for (link, members) in releases {
-        tasks.spawn(release(
-            Arc::clone(shared),
-            connection.clone(),
-            link,
-            members,
-        ));
+    for (link, members, returns) in releases {
+        let release = release(Arc::clone(shared), connection.clone(), link, members);
+        tasks.spawn(async move {
+            release.await;
+            drop(returns);
+        });
     }
     for request in others {
         let shared = Arc::clone(shared);
@@ -572,8 +621,15 @@ fn dispatch(
             } => {
                 tasks.spawn(acquire(shared, connection, link, member, weight, ask));
             }
-            Request::Cancel { link, member } => {
-                tasks.spawn(cancel(shared, connection, link, member));
+            Request::Cancel {
+                link,
+                member,
+                returning,
+            } => {
+                tasks.spawn(async move {
+                    cancel(shared, connection, link, member).await;
+                    drop(returning);
+                });
             }
             Request::SetLimit {
                 link,

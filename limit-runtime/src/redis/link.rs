@@ -214,6 +214,7 @@ impl Drop for Asking {
             self.fleet.send(Request::Cancel {
                 link: Arc::clone(&self.state),
                 member,
+                returning: self.fleet.shared.returning(),
             });
         }
     }
@@ -299,6 +300,7 @@ impl Backend for Link {
             self.fleet.send(Request::Release {
                 link: Arc::clone(&self.state),
                 members: vec![member],
+                returning: self.fleet.shared.returning(),
             });
         }
     }
@@ -321,6 +323,7 @@ impl Drop for Link {
             self.fleet.send(Request::Release {
                 link: Arc::clone(&self.state),
                 members,
+                returning: self.fleet.shared.returning(),
             });
         }
         self.fleet.shared.forget(&self.state);

@@ -205,6 +205,41 @@ impl Fleet {
         self.inner.shared.id
     }
 
+    /// Waits until every permit this process gave back through this fleet has reached the
+    /// server: the leases of calls that ended, and the places of calls that gave up waiting.
+    ///
+    /// A call's permit goes back a moment after the call ends, from the fleet's own thread.
+    /// A process that exits right after its last call (a batch job, after
+    /// [`drain`](crate::drain)) would leave its leases to expire, and the other processes
+    /// waiting for them for up to a lease (30 s by default): flush before exiting. It returns
+    /// at once when nothing is pending. A return that keeps failing (the server down) is
+    /// given up after one lease, when the server would free it anyway, and flush returns then.
+    ///
+    /// ```no_run
+    /// use limit_runtime::{Limiter, concurrency_limit, drain};
+    /// use limit_runtime::redis::Fleet;
+    ///
+    /// static EXPORTS: Limiter = Limiter::new(4).with_name("exports");
+    ///
+    /// #[concurrency_limit(limiter = EXPORTS)]
+    /// async fn export(n: u32) { /* … */ }
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), limit_runtime::redis::FleetError> {
+    /// let fleet = Fleet::connect("redis://127.0.0.1:6379/").await?;
+    /// fleet.share(&EXPORTS).await?;
+    /// for n in 0..100 {
+    ///     tokio::spawn(export(n));
+    /// }
+    /// drain().await; // every call has ended…
+    /// fleet.flush().await; // …and the server has every permit back
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn flush(&self) {
+        self.inner.shared.returned().await;
+    }
+
     /// What this fleet has sent to the server so far.
     ///
     /// ```no_run
