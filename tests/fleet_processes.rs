@@ -3,7 +3,7 @@
 //! re-run with `fleet_child --exact` and a role in `LIMIT_FLEET_CHILD`.
 //!
 //! A child speaks to its parent in stdout lines `fleet-child: <WORD> [details]` (`READY`,
-//! `HELD`, `BUSY`, `ACQUIRED`, `DONE`), and listens on stdin for `GO` where it must wait for
+//! `HELD`, `BUSY`, `ACQUIRED`, `LOST`, `DONE`), and listens on stdin for `GO` where it must wait for
 //! the others. The marker keeps its words apart from libtest's own output (with
 //! `--test-threads=1`, libtest writes `test fleet_child ... ` without a line break, so the
 //! child's first line may follow it).
@@ -20,7 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use limit_runtime::redis::Fleet;
-use limit_runtime::{Limiter, concurrency_limit};
+use limit_runtime::{Limiter, OwnedPermit, concurrency_limit};
 use limit_suite::HANG;
 use limit_suite::redis_server::RedisServer;
 use redis::aio::MultiplexedConnection;
@@ -226,6 +226,15 @@ impl Kid {
         }
     }
 
+    /// Sends it a signal (`STOP`, `CONT`) with kill(1).
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} {} failed", self.role);
+    }
+
     /// `SIGKILL`, and reap it.
     fn kill(&mut self) {
         let _ = self.child.kill();
@@ -373,6 +382,46 @@ fn killed_holder_frees_its_permits() {
     assert_eq!(server.command(&["ZCARD", &key("killed", "leases")]), "0");
 }
 
+/// A holder with a 1 s lease takes both permits of "paused" and is stopped (`SIGSTOP`) past
+/// its lease: a waiter of another process gets them once the lease ends on the server. When
+/// the holder is continued, its call still runs, and it is told: its renewal finds the lease
+/// gone (`SharedStats::leases_lost`), and its call's end gives back nothing it no longer has.
+#[test]
+fn paused_holder_loses_its_lease_and_is_told() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let env = [("REDIS_URL", url.as_str()), ("LIMIT_FLEET_NAME", "paused")];
+    let meta = key("paused", "meta");
+
+    let mut holder = Kid::spawn("paused", &env);
+    holder.expect("HELD", deadline());
+    let mut late = Kid::spawn("late", &env);
+    late.expect("READY", deadline());
+    holder.signal("STOP");
+    late.send("GO");
+    late.expect("BUSY", deadline());
+    // The stopped holder cannot renew: its lease ends, and the waiter takes both permits.
+    let acquired = late.expect("ACQUIRED", deadline());
+    assert!(acquired.ends_with("try_acquire=granted"), "{acquired}");
+    assert_eq!(server.command(&["HGET", &meta, "held"]), "2");
+
+    holder.signal("CONT");
+    holder.send("GO");
+    let lost = holder.expect("LOST", deadline());
+    assert_eq!(
+        lost, "leases_lost=1 running=2",
+        "the continued holder's view"
+    );
+    holder.expect("DONE", deadline());
+    holder.wait_success(deadline());
+    // Its call ended without taking the waiter's permits back from the count.
+    assert_eq!(server.command(&["HGET", &meta, "held"]), "2");
+    late.send("GO");
+    late.expect("DONE", deadline());
+    late.wait_success(deadline());
+    assert_eq!(server.command(&["HGET", &meta, "held"]), "0");
+}
+
 /// The parent holds the only permit of "fifo"; B, C and D join the server's line one after
 /// another (each queued before the next starts), and are admitted in that order once the
 /// parent lets go.
@@ -441,6 +490,7 @@ fn fleet_child() {
         match role.as_str() {
             "cap" => cap_child().await,
             "holder" => holder_child().await,
+            "paused" => paused_child().await,
             "late" => late_child().await,
             "fifo" => fifo_child().await,
             other => panic!("unknown role {other:?}"),
@@ -592,8 +642,8 @@ async fn cap_child() {
     ));
 }
 
-/// Takes both permits with a 1 s lease, and holds them until it is killed.
-async fn holder_child() {
+/// Shares a limiter of 2 with a 1 s lease (renewed every 300 ms) and takes both permits.
+async fn hold_both() -> (Fleet, Arc<Limiter>, OwnedPermit) {
     let url = env("REDIS_URL");
     let name = env("LIMIT_FLEET_NAME");
     let fleet = Fleet::builder(&url)
@@ -604,13 +654,39 @@ async fn holder_child() {
         .expect("connect");
     let limiter = Arc::new(Limiter::new(2).with_owned_name(name));
     fleet.share_arc(&limiter).await.expect("share");
-    let permit = tokio::time::timeout(HANG, limiter.acquire_many(2))
+    let permit = tokio::time::timeout(HANG, Arc::clone(&limiter).acquire_many_owned(2))
         .await
         .expect("both permits");
     say("HELD");
+    (fleet, limiter, permit)
+}
+
+/// Holds both permits until it is killed.
+async fn holder_child() {
+    let held = hold_both().await;
     // Until killed (the deadline only bounds a parent that forgot to).
     tokio::time::sleep(HANG).await;
+    drop(held);
+}
+
+/// Holds both permits; once stopped past its lease and continued (then told `GO`), says what
+/// it was told of the lost lease, and ends its call.
+async fn paused_child() {
+    let (fleet, limiter, permit) = hold_both().await;
+    wait_for_go();
+    let lost = || limiter.stats().fleet.expect("shared").leases_lost;
+    let end = tokio::time::Instant::now() + HANG;
+    while lost() == 0 && tokio::time::Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    say(&format!(
+        "LOST leases_lost={} running={}",
+        lost(),
+        limiter.running()
+    ));
     drop(permit);
+    fleet.flush().await;
+    say("DONE");
 }
 
 /// Waits for a permit the killed holder had, rechecking every 200 ms.
