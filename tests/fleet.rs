@@ -747,3 +747,45 @@ async fn while_the_server_is_down_refusable_calls_are_refused_and_others_wait() 
     assert_eq!(timeout(HANG, waiting).await.unwrap().unwrap(), 1);
     assert_eq!(limiter.limit(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_server_is_down_a_call_waits_no_longer_than_its_max_wait() {
+    let mut server = RedisServer::start();
+    // The default: calls wait for the server.
+    let fleet = Fleet::builder(&server.url())
+        .command_timeout(Duration::from_millis(500))
+        .build()
+        .await
+        .unwrap();
+    let limiter = named("down-wait", 2);
+    fleet.share_arc(&limiter).await.unwrap();
+    server.kill();
+    let bounded = {
+        let limiter = Arc::clone(&limiter);
+        tokio::spawn(async move {
+            limiter
+                .acquire_many_with_wait(1, Duration::from_millis(400))
+                .await
+        })
+    };
+    // It waits, counted as waiting…
+    while limiter.waiting() == 0 {
+        assert!(!bounded.is_finished(), "{:?}", bounded.await);
+        sleep(Duration::from_millis(5)).await;
+    }
+    // …until its max_wait, not past it (the deadline only catches a hang), and never panics.
+    let refused = timeout(HANG, bounded)
+        .await
+        .expect("a call hung past its max_wait while the server was down")
+        .expect("a call panicked while the server was down");
+    assert!(
+        matches!(refused, Err(LimitError::Timeout { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(limiter.waiting(), 0);
+    assert_eq!(limiter.stats().rejected, 1);
+    // The server back, the next call is admitted.
+    server.restart();
+    let admitted = timeout(HANG, limiter.acquire_many_with_wait(1, HANG)).await;
+    assert!(matches!(admitted, Ok(Ok(1))), "{admitted:?}");
+}
