@@ -8,7 +8,8 @@
 //!   `weight`) and adds 1 to the counter `concurrency_limit_fleet_leases_lost_total`
 //!   (label `limiter`), as `Stats::fleet.leases_lost` counts;
 //! - each failed round trip emits a `WARN` (fields `server`, `script`) and adds 1 to the
-//!   counter `concurrency_limit_fleet_errors_total`, as `FleetStats::errors` counts.
+//!   counter `concurrency_limit_fleet_errors_total`, as `FleetStats::errors` counts; no
+//!   event or label shows the password of the server's URL.
 //!
 //! A fleet's renewals and retries run on its own thread, so this binary installs a global
 //! subscriber and a global recorder (one process each); each test reads only the events of
@@ -34,6 +35,8 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 
 const LEASES_LOST: &str = "concurrency_limit_fleet_leases_lost_total";
 const ERRORS: &str = "concurrency_limit_fleet_errors_total";
+/// A password that no event or metric may show.
+const SECRET: &str = "hunter2-secret";
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -244,10 +247,11 @@ async fn a_lease_lost_while_its_call_runs_is_reported() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_failed_round_trip_is_reported_once() {
+async fn each_failed_round_trip_is_reported_once_without_the_password() {
     LazyLock::force(&OBSERVED);
-    let mut server = RedisServer::start();
-    let fleet = Fleet::builder(&server.url())
+    let mut server = RedisServer::start_with(&["--requirepass", SECRET]);
+    let port = server.port();
+    let fleet = Fleet::builder(&format!("redis://:{SECRET}@127.0.0.1:{port}/"))
         .renew_every(Duration::from_millis(100))
         .command_timeout(Duration::from_millis(300))
         .build()
@@ -256,8 +260,8 @@ async fn each_failed_round_trip_is_reported_once() {
     let limiter = named("observed-errors", 2);
     fleet.share_arc(&limiter).await.unwrap();
     assert_eq!(fleet.stats().errors, 0);
-    // The server's URL, as the events name it (it has no password to hide).
-    let url = server.url();
+    // The server's URL, as the events name it: without its password.
+    let url = format!("redis://***@127.0.0.1:{port}/");
     let ours = |seen: &Seen| seen.field("server") == url;
 
     server.kill();
@@ -286,4 +290,15 @@ async fn each_failed_round_trip_is_reported_once() {
     }
     // Only this test's fleet fails in this binary, so the unlabelled counter is its own.
     assert_eq!(counter(ERRORS, None), errors);
+    // No event and no metric label anywhere shows the password.
+    let shown = events(|seen| {
+        seen.message.contains(SECRET) || seen.fields.values().any(|value| value.contains(SECRET))
+    });
+    assert!(shown.is_empty(), "{shown:#?}");
+    let labelled = lock(&OBSERVED.counters)
+        .totals
+        .keys()
+        .filter(|(_, label)| label.as_deref().is_some_and(|label| label.contains(SECRET)))
+        .count();
+    assert_eq!(labelled, 0);
 }

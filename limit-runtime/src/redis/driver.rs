@@ -98,16 +98,54 @@ impl Config {
     }
 }
 
-/// `url` without the password (or the user name) it may carry.
+/// `url` without the credentials it may carry: its user and password (`user:pass@`), and a
+/// `pass` or `password` in its query (where redis-rs reads a unix socket's password).
+///
+/// A URL that does not parse (or has no `//`) is hidden more bluntly, since its parts cannot be told apart: a
+/// password with an unescaped `/`, `?` or `#` is why it does not parse, so everything up to
+/// its last `@` goes, and all of it if it has a query.
 pub(super) fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+    // Without `//`, what follows the scheme is an opaque path, where the parser finds no
+    // credentials to take out.
+    let parsed = url.contains("://").then(|| url::Url::parse(url).ok());
+    let Some(Some(mut parsed)) = parsed else {
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return if url.contains(['@', '?']) {
+                "***".to_owned()
+            } else {
+                url.to_owned()
+            };
+        };
+        return match rest.rfind('@') {
+            _ if rest.contains('?') => format!("{scheme}://***"),
+            Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+            None => url.to_owned(),
+        };
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
-        None => url.to_owned(),
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // Neither fails on a URL with a host, which one with credentials has.
+        let _ = parsed.set_password(None);
+        let _ = parsed.set_username("***");
     }
+    if parsed.query().is_some() {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(key, value)| {
+                let secret =
+                    key.eq_ignore_ascii_case("pass") || key.eq_ignore_ascii_case("password");
+                (
+                    key.into_owned(),
+                    if secret {
+                        "***".to_owned()
+                    } else {
+                        value.into_owned()
+                    },
+                )
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.into()
 }
 
 /// What a call wants of the fleet's thread.
@@ -1001,6 +1039,17 @@ mod tests {
         assert_eq!(redacted("rediss://:secret@host/"), "rediss://***@host/");
         assert_eq!(redacted("redis://host:6379/"), "redis://host:6379/");
         assert_eq!(redacted("not a url"), "not a url");
+        assert_eq!(
+            redacted("redis+unix:///run/redis.sock?db=1&pass=secret"),
+            "redis+unix:///run/redis.sock?db=1&pass=***"
+        );
+        // Does not parse (the password's `/`): all up to the last `@` goes.
+        assert_eq!(
+            redacted("redis://user:sec/ret@host:notaport/"),
+            "redis://***@host:notaport/"
+        );
+        assert_eq!(redacted("redis://u:se?cret@host:x/"), "redis://***");
+        assert_eq!(redacted("u:secret@host"), "***");
     }
 
     #[test]
