@@ -49,6 +49,19 @@ fn key(name: &str, part: &str) -> String {
     format!("{PREFIX}:{{{name}}}:{part}")
 }
 
+/// Members of the sorted set `key` whose expiry (their score) is still ahead, by the server's
+/// clock: a lapsed one stays in the set until a script sweeps it.
+fn unexpired(server: &RedisServer, key: &str) -> i64 {
+    let time = server.command(&["TIME"]);
+    let mut parts = time
+        .lines()
+        .map(|part| part.trim().parse::<i64>().expect("TIME"));
+    let (seconds, micros) = (parts.next().expect("s"), parts.next().expect("µs"));
+    let now_ms = seconds * 1000 + micros / 1000;
+    let count = server.command(&["ZCOUNT", key, &format!("({now_ms}"), "+inf"]);
+    count.trim().parse().expect("ZCOUNT")
+}
+
 fn deadline() -> Instant {
     Instant::now() + HANG
 }
@@ -382,6 +395,56 @@ fn killed_holder_frees_its_permits() {
     assert_eq!(server.command(&["ZCARD", &key("killed", "leases")]), "0");
 }
 
+/// A holder with a 1 s lease (renewed every 300 ms, and a recheck of 3 s) holds
+/// both permits of "dead-in-line" and has a third call waiting in the server's line. Alive,
+/// it keeps its lease and its place for longer than a lease. Killed, with a waiter of
+/// another process behind its place, the line moves on within the lease bound: its lease
+/// and its place both expire, and the waiter is admitted.
+#[test]
+fn a_killed_holders_place_in_line_expires() {
+    const LEASE: Duration = Duration::from_secs(1);
+    const RECHECK: Duration = Duration::from_millis(200);
+    let server = RedisServer::start();
+    let url = server.url();
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("LIMIT_FLEET_NAME", "dead-in-line"),
+        ("LIMIT_FLEET_RECHECK_MS", "3000"),
+    ];
+    let queue = key("dead-in-line", "queue");
+    let leases = key("dead-in-line", "leases");
+
+    let mut holder = Kid::spawn("holder_waiting", &env);
+    holder.expect("HELD", deadline());
+    wait_until("its third call is in the server's line", HANG, || {
+        server.command(&["ZCARD", &queue]) == "1"
+    });
+    // Its renewals run at least every 300 ms while it waits, not every recheck (3 s): after
+    // 1.5 leases its lease and its place still expire in the future, by the server's clock.
+    thread::sleep(LEASE + LEASE / 2);
+    assert_eq!(unexpired(&server, &leases), 1);
+    assert_eq!(unexpired(&server, &key("dead-in-line", "qexp")), 1);
+
+    let mut late = Kid::spawn("late", &env);
+    late.expect("READY", deadline());
+    holder.kill();
+    let killed = Instant::now();
+    late.send("GO");
+    late.expect("BUSY", deadline());
+    late.expect("ACQUIRED", deadline());
+    let kill_to_admit = killed.elapsed();
+    println!("a_killed_holders_place_in_line_expires: kill -> admitted {kill_to_admit:?}");
+    assert!(
+        kill_to_admit < LEASE + RECHECK + Duration::from_secs(2),
+        "admitted only {kill_to_admit:?} after the kill (lease {LEASE:?}, recheck {RECHECK:?})"
+    );
+    // The waiter was behind the dead call's place: that place has left the line.
+    assert_eq!(server.command(&["ZCARD", &queue]), "0");
+    late.send("GO");
+    late.expect("DONE", deadline());
+    late.wait_success(deadline());
+}
+
 /// A holder with a 1 s lease takes both permits of "paused" and is stopped (`SIGSTOP`) past
 /// its lease: a waiter of another process gets them once the lease ends on the server. When
 /// the holder is continued, its call still runs, and it is told: its renewal finds the lease
@@ -491,6 +554,7 @@ fn fleet_child() {
             "cap" => cap_child().await,
             "holder" => holder_child().await,
             "paused" => paused_child().await,
+            "holder_waiting" => holder_waiting_child().await,
             "late" => late_child().await,
             "fifo" => fifo_child().await,
             other => panic!("unknown role {other:?}"),
@@ -642,13 +706,18 @@ async fn cap_child() {
     ));
 }
 
-/// Shares a limiter of 2 with a 1 s lease (renewed every 300 ms) and takes both permits.
+/// Shares a limiter of 2 with a 1 s lease (renewed every 300 ms; a recheck of
+/// `LIMIT_FLEET_RECHECK_MS`, or 1 s) and takes both permits.
 async fn hold_both() -> (Fleet, Arc<Limiter>, OwnedPermit) {
     let url = env("REDIS_URL");
     let name = env("LIMIT_FLEET_NAME");
+    let recheck = std::env::var("LIMIT_FLEET_RECHECK_MS").map_or(Duration::from_secs(1), |ms| {
+        Duration::from_millis(ms.parse().expect("LIMIT_FLEET_RECHECK_MS"))
+    });
     let fleet = Fleet::builder(&url)
         .lease(Duration::from_secs(1))
         .renew_every(Duration::from_millis(300))
+        .recheck(recheck)
         .build()
         .await
         .expect("connect");
@@ -667,6 +736,13 @@ async fn holder_child() {
     // Until killed (the deadline only bounds a parent that forgot to).
     tokio::time::sleep(HANG).await;
     drop(held);
+}
+
+/// Holds both permits, and waits for a third until it is killed.
+async fn holder_waiting_child() {
+    let (_fleet, limiter, _permit) = hold_both().await;
+    // Until killed (the deadline only bounds a parent that forgot to).
+    let _ = tokio::time::timeout(HANG, limiter.acquire()).await;
 }
 
 /// Holds both permits; once stopped past its lease and continued (then told `GO`), says what

@@ -581,8 +581,12 @@ async fn run(
             () = resubscribed.notified() => true,
         };
         // A waiting process asks at every `recheck`; one that only holds, at every renewal.
+        // Never less often than the renewal: its leases (and its waiters' places) would
+        // expire under a `recheck` longer than the lease.
         let period = if shared.has_waiters() {
-            jitter.around(shared.config.recheck)
+            jitter
+                .around(shared.config.recheck)
+                .min(shared.config.renew_every)
         } else {
             shared.config.renew_every
         };

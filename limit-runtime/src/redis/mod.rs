@@ -331,7 +331,8 @@ impl FleetBuilder {
     }
 
     /// How often a process with waiting calls asks the server whether they were granted,
-    /// in case a wake-up message was lost (pub/sub delivers at most once).
+    /// in case a wake-up message was lost (pub/sub delivers at most once). Such a process
+    /// also renews at every `renew_every`, whichever comes first.
     pub fn recheck(mut self, every: Duration) -> Self {
         self.config.recheck = every;
         self
