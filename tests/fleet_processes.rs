@@ -62,6 +62,28 @@ fn unexpired(server: &RedisServer, key: &str) -> i64 {
     count.trim().parse().expect("ZCOUNT")
 }
 
+/// The lease of a holder child (`hold_both`), and the recheck of a `late` child.
+const LEASE: Duration = Duration::from_secs(1);
+const RECHECK: Duration = Duration::from_millis(200);
+
+/// Kills `holder` and tells `late` to go: `late` finds the dead holder's permits still
+/// taken, and is admitted within the lease bound (plus 2 s of slack for a loaded machine).
+/// Returns how long after the kill, and `late`'s details.
+fn kill_then_admitted(test: &str, holder: &mut Kid, late: &mut Kid) -> (Duration, String) {
+    holder.kill();
+    let killed = Instant::now();
+    late.send("GO");
+    late.expect("BUSY", deadline());
+    let acquired = late.expect("ACQUIRED", deadline());
+    let kill_to_admit = killed.elapsed();
+    println!("{test}: kill -> admitted {kill_to_admit:?} ({acquired})");
+    assert!(
+        kill_to_admit < LEASE + RECHECK + Duration::from_secs(2),
+        "admitted only {kill_to_admit:?} after the kill (lease {LEASE:?}, recheck {RECHECK:?})"
+    );
+    (kill_to_admit, acquired)
+}
+
 fn deadline() -> Instant {
     Instant::now() + HANG
 }
@@ -346,8 +368,6 @@ fn cap_across_three_processes() {
 /// another process (rechecking every 200 ms) gets one.
 #[test]
 fn killed_holder_frees_its_permits() {
-    const LEASE: Duration = Duration::from_secs(1);
-    const RECHECK: Duration = Duration::from_millis(200);
     let server = RedisServer::start();
     let url = server.url();
     let env = [("REDIS_URL", url.as_str()), ("LIMIT_FLEET_NAME", "killed")];
@@ -363,25 +383,12 @@ fn killed_holder_frees_its_permits() {
 
     let mut late = Kid::spawn("late", &env);
     late.expect("READY", deadline());
-    holder.kill();
-    let killed = Instant::now();
-    late.send("GO");
-    // Right after the kill the dead holder's permits still count.
-    late.expect("BUSY", deadline());
-    let acquired = late.expect("ACQUIRED", deadline());
-    let kill_to_admit = killed.elapsed();
-    println!(
-        "killed_holder_frees_its_permits: kill -> admitted {kill_to_admit:?} (the waiter's own \
-         wait: {acquired})"
-    );
+    let (kill_to_admit, acquired) =
+        kill_then_admitted("killed_holder_frees_its_permits", &mut holder, &mut late);
     assert!(
         kill_to_admit >= Duration::from_millis(500),
         "admitted {kill_to_admit:?} after the kill: the dead holder's lease (1 s, renewed every \
          300 ms) cannot have expired yet"
-    );
-    assert!(
-        kill_to_admit < LEASE + RECHECK + Duration::from_secs(2),
-        "admitted only {kill_to_admit:?} after the kill (lease {LEASE:?}, recheck {RECHECK:?})"
     );
     // It took the other permit with `try_acquire` too: both of the dead holder's are free.
     assert!(acquired.ends_with("try_acquire=granted"), "{acquired}");
@@ -402,8 +409,6 @@ fn killed_holder_frees_its_permits() {
 /// and its place both expire, and the waiter is admitted.
 #[test]
 fn a_killed_holders_place_in_line_expires() {
-    const LEASE: Duration = Duration::from_secs(1);
-    const RECHECK: Duration = Duration::from_millis(200);
     let server = RedisServer::start();
     let url = server.url();
     let env = [
@@ -427,16 +432,10 @@ fn a_killed_holders_place_in_line_expires() {
 
     let mut late = Kid::spawn("late", &env);
     late.expect("READY", deadline());
-    holder.kill();
-    let killed = Instant::now();
-    late.send("GO");
-    late.expect("BUSY", deadline());
-    late.expect("ACQUIRED", deadline());
-    let kill_to_admit = killed.elapsed();
-    println!("a_killed_holders_place_in_line_expires: kill -> admitted {kill_to_admit:?}");
-    assert!(
-        kill_to_admit < LEASE + RECHECK + Duration::from_secs(2),
-        "admitted only {kill_to_admit:?} after the kill (lease {LEASE:?}, recheck {RECHECK:?})"
+    kill_then_admitted(
+        "a_killed_holders_place_in_line_expires",
+        &mut holder,
+        &mut late,
     );
     // The waiter was behind the dead call's place: that place has left the line.
     assert_eq!(server.command(&["ZCARD", &queue]), "0");
@@ -715,7 +714,7 @@ async fn hold_both() -> (Fleet, Arc<Limiter>, OwnedPermit) {
         Duration::from_millis(ms.parse().expect("LIMIT_FLEET_RECHECK_MS"))
     });
     let fleet = Fleet::builder(&url)
-        .lease(Duration::from_secs(1))
+        .lease(LEASE)
         .renew_every(Duration::from_millis(300))
         .recheck(recheck)
         .build()
@@ -770,7 +769,7 @@ async fn late_child() {
     let url = env("REDIS_URL");
     let name = env("LIMIT_FLEET_NAME");
     let fleet = Fleet::builder(&url)
-        .recheck(Duration::from_millis(200))
+        .recheck(RECHECK)
         .build()
         .await
         .expect("connect");
