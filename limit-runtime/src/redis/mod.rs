@@ -4,6 +4,8 @@
 mod driver;
 mod link;
 mod scripts;
+#[cfg(feature = "redis-tls")]
+mod tls;
 
 use std::fmt;
 use std::sync::Arc;
@@ -98,6 +100,8 @@ impl Fleet {
         FleetBuilder {
             url: url.to_owned(),
             config: Config::default(),
+            #[cfg(feature = "redis-tls")]
+            tls: tls::Tls::default(),
         }
     }
 
@@ -304,14 +308,20 @@ pub enum OnUnreachable {
 pub struct FleetBuilder {
     url: String,
     config: Config,
+    /// The certificates of a `rediss://` server, with the `redis-tls` feature (`tls.rs`).
+    #[cfg(feature = "redis-tls")]
+    tls: tls::Tls,
 }
 
 impl fmt::Debug for FleetBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FleetBuilder")
+        let mut debug = f.debug_struct("FleetBuilder");
+        debug
             .field("url", &driver::redacted(&self.url))
-            .field("config", &self.config)
-            .finish()
+            .field("config", &self.config);
+        #[cfg(feature = "redis-tls")]
+        debug.field("tls", &self.tls);
+        debug.finish()
     }
 }
 
@@ -393,19 +403,34 @@ impl FleetBuilder {
     /// # }
     /// ```
     pub async fn build(self) -> Result<Fleet, FleetError> {
-        let Self { url, mut config } = self;
+        let mut config = self.config;
         config.check()?;
-        config.server = driver::redacted(&url);
-        let client =
-            ::redis::Client::open(url.as_str()).map_err(|error| FleetError::InvalidUrl {
-                url: driver::redacted(&url),
-                source: error.into(),
-            })?;
+        config.server = driver::redacted(&self.url);
+        #[cfg(feature = "redis-tls")]
+        let client = tls::open(&self.url, &self.tls)?;
+        #[cfg(not(feature = "redis-tls"))]
+        let client = open(&self.url)?;
         let inner = driver::start(client, config).await?;
         Ok(Fleet {
             inner: Arc::new(inner),
         })
     }
+}
+
+/// The client for a server's URL, without TLS: a `rediss://` URL needs the `redis-tls`
+/// feature, and is refused with a message that says so.
+#[cfg(not(feature = "redis-tls"))]
+fn open(url: &str) -> Result<::redis::Client, FleetError> {
+    let invalid = |source: Box<dyn std::error::Error + Send + Sync>| FleetError::InvalidUrl {
+        url: driver::redacted(url),
+        source,
+    };
+    if url.starts_with("rediss://") || url.starts_with("valkeys://") {
+        return Err(invalid(
+            "a TLS server (`rediss://`) needs limit-runtime's `redis-tls` feature".into(),
+        ));
+    }
+    ::redis::Client::open(url).map_err(|error| invalid(error.into()))
 }
 
 /// Why a [`Fleet`] could not connect, or could not share a limiter. Its messages never
