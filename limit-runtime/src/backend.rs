@@ -16,12 +16,21 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::fence::Fence;
 use crate::stats::SharedStats;
 
-/// A wait for permits: `Some(held)` once they are held (`held`: this process's permits of
-/// the limiter right after), `None` when the call is refused (see [`Ask`]). Dropping it
-/// gives up the wait, and the permits if they were granted meanwhile.
-pub(crate) type Admission = Pin<Box<dyn Future<Output = Option<usize>> + Send + 'static>>;
+/// A wait for permits: `Some` once they are held, `None` when the call is refused (see
+/// [`Ask`]). Dropping it gives up the wait, and the permits if they were granted meanwhile.
+pub(crate) type Admission = Pin<Box<dyn Future<Output = Option<Grant>> + Send + 'static>>;
+
+/// Permits a backend granted a call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Grant {
+    /// This process's permits of the limiter right after.
+    pub(crate) held: usize,
+    /// Their fencing token, if they are a lease (not for a local fallback's).
+    pub(crate) fence: Fence,
+}
 
 /// What a call asks of a backend, and so when it may be refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +59,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// or only if they are free now.
     fn admit(&self, weight: usize, ask: Ask) -> Admission;
     /// Takes `weight` permits if they are free now, blocking this thread for the answer.
-    fn try_admit(&self, weight: usize) -> Option<usize>;
+    fn try_admit(&self, weight: usize) -> Option<Grant>;
     /// Gives back `weight` permits that a call held; returns at once.
     fn release(&self, weight: usize);
     /// What `Stats::fleet` shows.

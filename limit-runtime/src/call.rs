@@ -31,9 +31,10 @@ use std::time::Duration;
 use tokio::sync::{AcquireError, SemaphorePermit};
 
 #[cfg(feature = "redis")]
-use crate::backend::{Admission, Ask, Backend};
+use crate::backend::{Admission, Ask, Backend, Grant};
 use crate::core::Core;
 use crate::error::LimitError;
+use crate::fence::Fence;
 use crate::gate::{Gate, Handed, handed};
 use crate::keyed::Slot;
 use crate::limiter::Limiter;
@@ -462,8 +463,8 @@ impl<H: Handle, K: Claim> std::fmt::Debug for Call<H, K> {
 
 /// What a wait in a backend's line (which cannot be refused) comes to: its permits.
 #[cfg(feature = "redis")]
-fn granted(held: Option<usize>) -> usize {
-    held.unwrap_or_else(|| {
+fn granted(grant: Option<Grant>) -> Grant {
+    grant.unwrap_or_else(|| {
         unreachable!("limit-runtime: a shared limiter refused a call that waits")
     })
 }
@@ -547,8 +548,8 @@ impl<H: Handle, K: Claim> Call<H, K> {
         async move {
             #[cfg(feature = "redis")]
             if let Some(admission) = queued.call.admission(Ask::Wait) {
-                let held = observe::in_wait_span!(wait, admission.await);
-                return Step::Admitted(queued.leave().admitted(granted(held), Some(wait)));
+                let grant = granted(observe::in_wait_span!(wait, admission.await));
+                return Step::Admitted(queued.leave().granted(grant, Some(wait)));
             }
             let permit = observe::in_wait_span!(wait, handed(queued.next_permit().await));
             match queued.admit_handed(permit, wait) {
@@ -643,7 +644,7 @@ impl<H: Handle, K: Claim> Call<H, K> {
                 unreachable!("limit-runtime: a shared call without its backend");
             };
             return match admission.await {
-                Some(held) => Ok(self.admitted(held, None)),
+                Some(grant) => Ok(self.granted(grant, None)),
                 None => Err(self.refuse(|limiter, limit| LimitError::NoPermit { limiter, limit })),
             };
         }
@@ -651,19 +652,19 @@ impl<H: Handle, K: Claim> Call<H, K> {
         let Some(admission) = queued.call.admission(Ask::WaitOrRefuse) else {
             unreachable!("limit-runtime: a shared call without its backend");
         };
-        let held = match policy.max_wait {
+        let grant = match policy.max_wait {
             None => observe::in_wait_span!(wait, admission.await),
             Some(max_wait) => {
-                let Ok(held) =
+                let Ok(grant) =
                     observe::in_wait_span!(wait, tokio::time::timeout(max_wait, admission).await)
                 else {
                     return Err(queued.timed_out(max_wait));
                 };
-                held
+                grant
             }
         };
-        match held {
-            Some(held) => Ok(queued.leave().admitted(held, Some(wait))),
+        match grant {
+            Some(grant) => Ok(queued.leave().granted(grant, Some(wait))),
             // The backend is unreachable, and refuses such calls meanwhile.
             None => Err(queued
                 .leave()
@@ -701,7 +702,10 @@ impl<H: Handle, K: Claim> Call<H, K> {
         let parts = self.take();
         // It has moved on: nothing is left in it to drop.
         std::mem::forget(self);
-        Admitted { parts }
+        Admitted {
+            parts,
+            fence: Fence::default(),
+        }
     }
 
     /// Takes a permit if one is free now.
@@ -721,7 +725,7 @@ impl<H: Handle, K: Claim> Call<H, K> {
             #[cfg(feature = "redis")]
             if let Some(backend) = self.remote() {
                 return match backend.try_admit(weight) {
-                    Some(held) => Ok(self.admitted(held, None)),
+                    Some(grant) => Ok(self.granted(grant, None)),
                     None => {
                         Err(self.refuse(|limiter, limit| LimitError::NoPermit { limiter, limit }))
                     }
@@ -749,7 +753,19 @@ impl<H: Handle, K: Claim> Call<H, K> {
         parts
             .core()
             .admitted(held, parts.keyed(), parts.weight(), wait);
-        Admitted { parts }
+        Admitted {
+            parts,
+            fence: Fence::default(),
+        }
+    }
+
+    /// [`admitted`](Self::admitted), for permits a backend granted: with their fencing
+    /// token, if they are a lease.
+    #[cfg(feature = "redis")]
+    fn granted(self, grant: Grant, wait: Option<WaitObservation>) -> Admitted<H, K> {
+        let mut admitted = self.admitted(grant.held, wait);
+        admitted.fence = grant.fence;
+        admitted
     }
 }
 
@@ -911,6 +927,7 @@ impl<H: Handle, K: Claim, P: Place> Queued<H, K, P> {
                 core.admitted(held, parts.keyed(), weight, Some(wait));
                 Ok(Admitted {
                     parts: self.call.take(),
+                    fence: Fence::default(),
                 })
             }
             Handed::Front => Err(wait),
@@ -994,6 +1011,17 @@ impl<H: Handle, K: Claim> AtFront<H, K> {
 #[must_use = "the place is given back as soon as this guard is dropped"]
 pub struct Admitted<H: Handle, K: Claim = Unkeyed> {
     parts: Parts<H, K>,
+    /// The permits' fencing token, if they are a fleet's lease (`()` without the `redis`
+    /// feature).
+    fence: Fence,
+}
+
+impl<H: Handle, K: Claim> Admitted<H, K> {
+    /// The call's fencing token, for the body's polls (`limited.rs`).
+    #[inline]
+    pub(crate) fn fence(&self) -> Fence {
+        self.fence
+    }
 }
 
 impl<H: Handle, K: Claim> Drop for Admitted<H, K> {
@@ -1012,6 +1040,7 @@ impl<H: Handle, K: Claim> std::fmt::Debug for Admitted<H, K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admitted")
             .field("limiter", self.parts.core().name())
+            .field("fence", &self.fence)
             .finish()
     }
 }
@@ -1064,6 +1093,26 @@ impl<'a> Permit<'a> {
     #[must_use]
     pub fn limiter(&self) -> &'a Limiter {
         self.0.parts.handle
+    }
+
+    /// The permit's [fencing token](crate::redis::FencingToken), if its limiter is shared by
+    /// a [`Fleet`](crate::redis::Fleet) and the permit is a lease there: `None` for a
+    /// limiter that is not shared, and for a permit that
+    /// [`OnUnreachable::Local`](crate::redis::OnUnreachable::Local) admitted without one.
+    /// Pass it to a downstream that checks tokens, so that it can refuse a write from a
+    /// holder whose lease has passed to someone else.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// static LOCAL: Limiter = Limiter::new(1);
+    /// assert_eq!(LOCAL.try_acquire().unwrap().fencing_token(), None); // not shared
+    /// ```
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    #[must_use]
+    pub fn fencing_token(&self) -> Option<crate::redis::FencingToken> {
+        self.0.fence
     }
 }
 
@@ -1130,6 +1179,25 @@ impl OwnedPermit {
     #[must_use]
     pub fn limiter(&self) -> &Arc<Limiter> {
         &self.0.parts.handle
+    }
+
+    /// The permit's [fencing token](crate::redis::FencingToken), if its limiter is shared by
+    /// a [`Fleet`](crate::redis::Fleet) and the permit is a lease there: `None` for a
+    /// limiter that is not shared, and for a permit that
+    /// [`OnUnreachable::Local`](crate::redis::OnUnreachable::Local) admitted without one.
+    /// Pass it to a downstream that checks tokens, so that it can refuse a write from a
+    /// holder whose lease has passed to someone else.
+    ///
+    /// ```
+    /// use limit_runtime::Limiter;
+    ///
+    /// assert_eq!(std::sync::Arc::new(Limiter::new(1)).try_acquire_owned().unwrap().fencing_token(), None); // not shared
+    /// ```
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    #[must_use]
+    pub fn fencing_token(&self) -> Option<crate::redis::FencingToken> {
+        self.0.fence
     }
 }
 

@@ -713,6 +713,8 @@ mod call;
 mod core;
 #[cfg(not(loom))]
 mod error;
+#[cfg(not(loom))]
+mod fence;
 mod gate;
 mod in_flight;
 #[cfg(not(loom))]

@@ -40,6 +40,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use crate::call::{Admitted, AtFront, Call, Claim, Handle, Refused, Step};
+use crate::fence::{Fence, polled};
 
 /// A call's guard, before admission: what [`Machine`] needs of `Call`. Not a public API.
 #[doc(hidden)]
@@ -73,6 +74,8 @@ impl<H: Handle, K: Claim> Entered for Call<H, K> {
 pub trait Outcome<P> {
     /// The outcome of a call admitted on the fast path.
     fn admitted(permit: P) -> Self;
+    /// The fencing token the body's polls run with (see `fence.rs`).
+    fn fence(&self) -> Fence;
 }
 
 impl<H: Handle, K: Claim> Outcome<Admitted<H, K>> for Admitted<H, K> {
@@ -80,12 +83,22 @@ impl<H: Handle, K: Claim> Outcome<Admitted<H, K>> for Admitted<H, K> {
     fn admitted(permit: Self) -> Self {
         permit
     }
+
+    #[inline]
+    fn fence(&self) -> Fence {
+        Admitted::fence(self)
+    }
 }
 
 impl<H: Handle, K: Claim> Outcome<Admitted<H, K>> for Result<Admitted<H, K>, Refused<H, K>> {
     #[inline]
     fn admitted(permit: Admitted<H, K>) -> Self {
         Ok(permit)
+    }
+
+    #[inline]
+    fn fence(&self) -> Fence {
+        self.as_ref().map(Admitted::fence).unwrap_or_default()
     }
 }
 
@@ -188,6 +201,7 @@ pin_project! {
         },
         Admitted {
             body: B,
+            fence: Fence,
         },
         Done,
     }
@@ -203,9 +217,12 @@ pin_project! {
             front: V,
             then: F,
         },
+        // With the fencing token its polls run with: see `fence.rs` (`()` without the `redis`
+        // feature).
         Running {
             #[pin]
             body: B,
+            fence: Fence,
         },
         Gone,
     }
@@ -278,10 +295,11 @@ where
             Stage::Done
         };
         let emptied = stage.as_mut().project_replace(empty);
-        let body = match next {
+        let (body, fence) = match next {
             Next::Outcome(outcome) => match emptied {
                 StageReplace::Waiting { then, .. } | StageReplace::AtFront { then, .. } => {
-                    then(outcome)
+                    let fence = outcome.fence();
+                    (then(outcome), fence)
                 }
                 _ => unreachable!("limit-runtime: the stage changed while it was polled"),
             },
@@ -296,19 +314,19 @@ where
                 return Self::poll_slow::<RUN>(stage, cx);
             }
             Next::Body => {
-                let StageReplace::Admitted { body } = emptied else {
+                let StageReplace::Admitted { body, fence } = emptied else {
                     unreachable!("limit-runtime: the stage changed while it was polled");
                 };
-                body
+                (body, fence)
             }
         };
         if RUN {
             let StageProj::Direct { slot } = stage.project() else {
                 unreachable!("limit-runtime: the stage was just emptied");
             };
-            slot.project_replace(Slot::Running { body });
+            slot.project_replace(Slot::Running { body, fence });
         } else {
-            stage.set(Stage::Admitted { body });
+            stage.set(Stage::Admitted { body, fence });
         }
         Poll::Ready(())
     }
@@ -361,10 +379,10 @@ where
         let StageProj::Direct { slot } = stage.project() else {
             unreachable!("limit-runtime: the call is running");
         };
-        let SlotProj::Running { body } = slot.project() else {
+        let SlotProj::Running { body, fence } = slot.project() else {
             unreachable!("limit-runtime: the call is running");
         };
-        body.poll(cx)
+        polled(*fence, || body.poll(cx))
     }
 }
 
@@ -407,8 +425,12 @@ where
             let SlotReplace::Fresh { call, then, .. } = slot.project_replace(Slot::Gone) else {
                 unreachable!("limit-runtime: the call was fresh");
             };
+            // Admitted on the fast path: by its own gate, so never a fleet's lease.
             let body = then(Outcome::admitted(call.into_admitted()));
-            stage.set(Stage::Admitted { body });
+            stage.set(Stage::Admitted {
+                body,
+                fence: Fence::default(),
+            });
             return Poll::Ready(());
         }
         Self::poll_slow::<false>(stage, cx)
@@ -416,7 +438,7 @@ where
 
     fn take_admitted(self: Pin<&mut Self>) -> Self {
         let stage = match self.project().stage.project_replace(Stage::Done) {
-            StageReplace::Admitted { body } => Stage::Admitted { body },
+            StageReplace::Admitted { body, fence } => Stage::Admitted { body, fence },
             _ => Stage::Done,
         };
         Self { stage }
@@ -427,7 +449,7 @@ where
         let mut stage = self.project().stage;
         match stage.as_mut().project() {
             StageProj::Direct { mut slot } => match slot.as_mut().project() {
-                SlotProj::Running { body } => return body.poll(cx),
+                SlotProj::Running { body, fence } => return polled(*fence, || body.poll(cx)),
                 SlotProj::Fresh { call, .. } => {
                     // The fast path: the call goes straight from fresh to running.
                     if std::task::ready!(call.poll_fast(cx)) {
@@ -436,12 +458,16 @@ where
                         else {
                             unreachable!("limit-runtime: the call was fresh");
                         };
+                        // Never a fleet's lease: see `poll_admission`.
                         let body = then(Outcome::admitted(call.into_admitted()));
-                        slot.as_mut().project_replace(Slot::Running { body });
-                        let SlotProj::Running { body } = slot.project() else {
+                        slot.as_mut().project_replace(Slot::Running {
+                            body,
+                            fence: Fence::default(),
+                        });
+                        let SlotProj::Running { body, fence } = slot.project() else {
                             unreachable!("limit-runtime: the call is running");
                         };
-                        return body.poll(cx);
+                        return polled(*fence, || body.poll(cx));
                     }
                     Self::join_line(stage.as_mut());
                 }

@@ -82,6 +82,14 @@ pub struct SharedStats {
     /// This process's waiters whose place in line expired while they waited (cut off from
     /// Redis for longer than a lease): each joined the line again, at its back.
     pub requeued: u64,
+    /// This process's leases that the server lost in a restart without its data, and that
+    /// this process registered again during the quiet period that follows (see the README's
+    /// "Across processes"): their calls ran on, counted.
+    pub reregistered: u64,
+    /// Calls admitted by this process alone while the server was unreachable, under
+    /// [`OnUnreachable::Local`](crate::redis::OnUnreachable::Local): each ran outside the
+    /// fleet's count.
+    pub local_admissions: u64,
 }
 
 /// One line for one limiter, as [`stragglers()`] writes it: its name, and its calls in

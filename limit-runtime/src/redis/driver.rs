@@ -22,16 +22,17 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, RedisError, RedisResult, ScriptInvocation};
+use ::redis::{Client, RedisError, RedisResult, Script, ScriptInvocation};
 use futures_core::Stream;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::link::LinkState;
-use super::scripts::{Keys, SCRIPTS, channel_prefix};
-use super::{FleetError, FleetStats, OnUnreachable};
+use super::link::{LinkState, LocalSlot};
+use super::scripts::{FLEET_ID, Keys, SCRIPTS, channel_prefix};
+use super::{FencingToken, FleetError, FleetStats, OnUnreachable};
 use crate::backend::Ask;
+use crate::fence::Fence;
 
 /// A [`FleetBuilder`](super::FleetBuilder)'s settings.
 #[derive(Clone, Debug)]
@@ -184,16 +185,29 @@ pub(super) enum Request {
     },
 }
 
-/// The fleet's answer to a `Join`: the limit stored in Redis, and the permits held there.
+/// The fleet's answer to a `Join`: the limit stored in Redis, the permits held there, and
+/// the limiter's epoch.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Joined {
     pub(super) held: usize,
     pub(super) limit: usize,
+    pub(super) epoch: u64,
 }
 
-/// A call waiting for the fleet's answer: told `true` once it holds its permits, `false`
-/// when they were not free and it asked not to wait.
-pub(super) type Settle = Box<dyn FnOnce(bool) + Send>;
+/// What a call that asked for permits is told.
+pub(super) enum Answer {
+    /// Not admitted: the permits were not free and it asked not to wait, or the server is
+    /// unreachable and its settings refuse such calls meanwhile.
+    Refused,
+    /// It holds a lease, with its fencing token.
+    Lease(Fence),
+    /// The server is unreachable, and the local fallback admitted it (`OnUnreachable::Local`).
+    Local(LocalSlot),
+}
+
+/// A call waiting for the fleet's [`Answer`]. An answer that finds nobody is dropped (and a
+/// local slot in it given back).
+pub(super) type Settle = Box<dyn FnOnce(Answer) + Send>;
 
 struct Waiter {
     link: Weak<LinkState>,
@@ -300,14 +314,14 @@ impl Shared {
 
     /// Tells `member`'s call its answer, having counted it in `counter` (first, so that the
     /// call finds it counted); false if it gave up (or was told already).
-    fn settle(&self, member: &str, granted: bool, counter: Option<&AtomicU64>) -> bool {
+    fn settle(&self, member: &str, answer: Answer, counter: Option<&AtomicU64>) -> bool {
         let Some(waiter) = lock(&self.waiters).remove(member) else {
             return false;
         };
         if let Some(counter) = counter {
             counter.fetch_add(1, Relaxed);
         }
-        (waiter.settle)(granted);
+        (waiter.settle)(answer);
         true
     }
 
@@ -499,9 +513,9 @@ async fn connect(
         source: "connect timed out".into(),
     })?
     .map_err(unreachable)?;
-    let id: u64 = ::redis::cmd("INCR")
-        .arg(format!("{}:fleets", config.prefix))
-        .query_async(&mut connection)
+    let id: u64 = FLEET_ID
+        .key(format!("{}:fleets", config.prefix))
+        .invoke_async(&mut connection)
         .await
         .map_err(unreachable)?;
     for script in SCRIPTS.all() {
@@ -698,10 +712,44 @@ impl Backoff {
     }
 }
 
-/// `{held, limit}` from a script, clamped to what a count can be.
-fn counts(held: i64, limit: i64) -> (usize, usize) {
+/// `{held, limit, epoch}` from the end of a script's reply, clamped to what they can be.
+fn counts(held: i64, limit: i64, epoch: i64) -> (usize, usize, u64) {
     let count = |n: i64| usize::try_from(n.max(0)).unwrap_or(usize::MAX);
-    (count(held), count(limit))
+    (count(held), count(limit), u64::try_from(epoch).unwrap_or(0))
+}
+
+/// An invocation of `script` on `keys`, with the arguments every script takes first (see
+/// `lua/preamble.lua`): the epoch this process knows, its lease (the quiet period after a
+/// restart), and the limit to store if the server has none. The script's own follow.
+fn invoke(
+    script: &'static Script,
+    shared: &Shared,
+    keys: &Keys,
+    epoch: u64,
+    restore: usize,
+) -> ScriptInvocation<'static> {
+    let mut invocation = script.prepare_invoke();
+    invocation
+        .key(&keys.0[..])
+        .arg(epoch)
+        .arg(shared.config.lease_ms())
+        .arg(restore);
+    invocation
+}
+
+/// [`invoke`] for a shared limiter: its epoch, and the fleet's limit as last learned, which
+/// a restart that lost the keys gets back.
+fn invoke_on(
+    script: &'static Script,
+    shared: &Shared,
+    link: &LinkState,
+) -> ScriptInvocation<'static> {
+    invoke(script, shared, &link.keys, link.epoch(), link.limit())
+}
+
+/// A fencing token from a script's numbers (a sequence of 0 is none).
+fn token(epoch: u64, sequence: i64) -> Fence {
+    FencingToken::from_parts(epoch, u64::try_from(sequence).unwrap_or(0))
 }
 
 async fn join(
@@ -711,18 +759,18 @@ async fn join(
     local_limit: usize,
 ) -> Result<Joined, FleetError> {
     shared.round_trip();
-    let (held, limit): (i64, i64) = SCRIPTS
-        .join
-        .key(&keys.0[..])
-        .arg(local_limit)
-        .arg(Config::millis(shared.config.key_ttl))
+    // A limiter this process has not shared before: it knows no epoch, and its code's limit
+    // is stored if none is.
+    let mut invocation = invoke(&SCRIPTS.join, shared, keys, 0, local_limit);
+    invocation.arg(Config::millis(shared.config.key_ttl));
+    let (held, limit, epoch): (i64, i64, i64) = invocation
         .invoke_async(&mut connection)
         .await
         .map_err(|error| FleetError::Redis {
             source: error.into(),
         })?;
-    let (held, limit) = counts(held, limit);
-    Ok(Joined { held, limit })
+    let (held, limit, epoch) = counts(held, limit, epoch);
+    Ok(Joined { held, limit, epoch })
 }
 
 async fn acquire(
@@ -738,26 +786,25 @@ async fn acquire(
     // gave up: its `cancel` follows (or went before) this on the same connection.
     while shared.is_waiting(&member) {
         shared.round_trip();
-        let reply: RedisResult<(i64, i64, i64)> = SCRIPTS
-            .acquire
-            .key(&link.keys.0[..])
+        let mut invocation = invoke_on(&SCRIPTS.acquire, &shared, &link);
+        invocation
             .arg(&member)
             .arg(weight)
             .arg(u8::from(ask != Ask::Now))
             .arg(shared.config.lease_ms())
-            .arg(link.local_limit)
-            .arg(&shared.channel_prefix)
-            .invoke_async(&mut connection)
-            .await;
+            .arg(&shared.channel_prefix);
+        let reply: RedisResult<(i64, i64, i64, i64, i64)> =
+            invocation.invoke_async(&mut connection).await;
         match reply {
-            Ok((status, held, limit)) => {
-                link.learn(counts(held, limit));
+            Ok((status, fence, held, limit, epoch)) => {
+                let counts = counts(held, limit, epoch);
+                link.learn(counts);
                 match status {
                     1 => {
-                        shared.settle(&member, true, None);
+                        shared.settle(&member, Answer::Lease(token(counts.2, fence)), None);
                     }
                     0 => {
-                        shared.settle(&member, false, None);
+                        shared.settle(&member, Answer::Refused, None);
                     }
                     // Queued: a grant will come through pub/sub, or a renewal will find it.
                     _ => {}
@@ -766,14 +813,22 @@ async fn acquire(
             }
             Err(error) => {
                 shared.failed("acquire", &error);
-                let refuse = match ask {
-                    Ask::Now => true,
-                    Ask::Wait => false,
-                    Ask::WaitOrRefuse => shared.config.on_unreachable == OnUnreachable::Refuse,
+                let answer = match (ask, shared.config.on_unreachable) {
+                    (_, OnUnreachable::Local(limit)) => {
+                        match LocalSlot::take(&link, weight, limit) {
+                            Some(slot) => Some(Answer::Local(slot)),
+                            None if ask == Ask::Now => Some(Answer::Refused),
+                            None => None,
+                        }
+                    }
+                    (Ask::Now, _) | (Ask::WaitOrRefuse, OnUnreachable::Refuse) => {
+                        Some(Answer::Refused)
+                    }
+                    _ => None,
                 };
-                if refuse {
-                    shared.settle(&member, false, None);
-                    // Its effect is unknown: make sure it holds nothing.
+                if let Some(answer) = answer {
+                    shared.settle(&member, answer, None);
+                    // Its effect is unknown: make sure it holds nothing on the server.
                     let invocation = cancel_of(&shared, &link, &member);
                     run_until_done(&shared, connection, &link, "cancel", &invocation, || false)
                         .await;
@@ -786,7 +841,7 @@ async fn acquire(
 }
 
 /// Runs `invocation` until the server answers, backing off between failures for as long
-/// as `keep_trying` says, and takes in the `{…, held, limit}` that ends its reply.
+/// as `keep_trying` says, and takes in the `{…, held, limit, epoch}` that ends its reply.
 async fn run_until_done(
     shared: &Shared,
     mut connection: ConnectionManager,
@@ -800,8 +855,8 @@ async fn run_until_done(
         shared.round_trip();
         match invocation.invoke_async::<Vec<i64>>(&mut connection).await {
             Ok(reply) => {
-                if let [.., held, limit] = reply[..] {
-                    link.learn(counts(held, limit));
+                if let [.., held, limit, epoch] = reply[..] {
+                    link.learn(counts(held, limit, epoch));
                 }
                 return;
             }
@@ -818,11 +873,8 @@ async fn run_until_done(
 
 /// The `cancel` of `member`: idempotent, so it may be sent whatever happened before.
 fn cancel_of(shared: &Shared, link: &LinkState, member: &str) -> ScriptInvocation<'static> {
-    let mut invocation = SCRIPTS.cancel.prepare_invoke();
-    invocation
-        .key(&link.keys.0[..])
-        .arg(member)
-        .arg(&shared.channel_prefix);
+    let mut invocation = invoke_on(&SCRIPTS.cancel, shared, link);
+    invocation.arg(member).arg(&shared.channel_prefix);
     invocation
 }
 
@@ -848,11 +900,8 @@ async fn release(
     members: Vec<String>,
 ) {
     let deadline = Instant::now() + shared.config.lease;
-    let mut invocation = SCRIPTS.release.prepare_invoke();
-    invocation
-        .key(&link.keys.0[..])
-        .arg(&shared.channel_prefix)
-        .arg(&members);
+    let mut invocation = invoke_on(&SCRIPTS.release, &shared, &link);
+    invocation.arg(&shared.channel_prefix).arg(&members);
     run_until_done(&shared, connection, &link, "release", &invocation, || {
         Instant::now() < deadline
     })
@@ -866,11 +915,8 @@ async fn set_limit(
     limit: usize,
     generation: u64,
 ) {
-    let mut invocation = SCRIPTS.set_limit.prepare_invoke();
-    invocation
-        .key(&link.keys.0[..])
-        .arg(limit)
-        .arg(&shared.channel_prefix);
+    let mut invocation = invoke_on(&SCRIPTS.set_limit, &shared, &link);
+    invocation.arg(limit).arg(&shared.channel_prefix);
     // Until a newer `set_limit` of this process supersedes it.
     run_until_done(&shared, connection, &link, "set_limit", &invocation, || {
         link.limit_generation() == generation
@@ -878,8 +924,9 @@ async fn set_limit(
     .await;
 }
 
-/// One renewal's reply for one limiter: `{held, limit, lost, granted, gone}`.
-type Renewed = (i64, i64, Vec<String>, Vec<String>, Vec<String>);
+/// One renewal's reply for one limiter: `{held, limit, epoch, lost, granted (member and
+/// fencing number, in turn), gone, registered again}`.
+type Renewed = (i64, i64, i64, Vec<String>, Vec<String>, Vec<String>, i64);
 
 /// Renews every lease and every waiter of every limiter of the fleet, in one pipelined
 /// round trip, and acts on what the server says: the limit and the count held, leases lost,
@@ -907,9 +954,8 @@ async fn renew_all(shared: Arc<Shared>, mut connection: ConnectionManager) {
     }
     let mut pipe = ::redis::pipe();
     for (link, leases, waiters) in &work {
-        let mut invocation = SCRIPTS.renew.prepare_invoke();
+        let mut invocation = invoke_on(&SCRIPTS.renew, &shared, link);
         invocation
-            .key(&link.keys.0[..])
             .arg(Config::millis(shared.config.lease))
             .arg(&shared.channel_prefix)
             .arg(Config::millis(shared.config.key_ttl))
@@ -934,16 +980,28 @@ async fn renew_all(shared: Arc<Shared>, mut connection: ConnectionManager) {
         Ok(replies) => replies,
         Err(error) => {
             shared.failed("renew", &error);
+            admit_locally(&shared, &connection, waiting);
             return;
         }
     };
-    for ((link, _, _), (held, limit, lost, granted, gone)) in work.into_iter().zip(replies) {
-        link.learn(counts(held, limit));
+    for ((link, _, _), (held, limit, epoch, lost, granted, gone, again)) in
+        work.into_iter().zip(replies)
+    {
+        let counts = counts(held, limit, epoch);
+        link.learn(counts);
+        link.reregistered(u64::try_from(again).unwrap_or(0));
         for member in lost {
             link.lose(&member);
         }
-        for member in granted {
-            shared.settle(&member, true, Some(&shared.stats.found_by_renewal));
+        for pair in granted.chunks(2) {
+            if let [member, fence] = pair {
+                let fence = token(counts.2, fence.parse().unwrap_or(0));
+                shared.settle(
+                    member,
+                    Answer::Lease(fence),
+                    Some(&shared.stats.found_by_renewal),
+                );
+            }
         }
         for member in gone {
             // Its place expired while it waited (the fleet was cut off): it joins the line
@@ -959,6 +1017,28 @@ async fn renew_all(shared: Arc<Shared>, mut connection: ConnectionManager) {
                 weight,
                 Ask::Wait,
             ));
+        }
+    }
+}
+
+/// The server could not be reached for a renewal: under `OnUnreachable::Local`, the calls
+/// waiting in its line (one per limiter: the head of each local line) are admitted locally
+/// while there is room, and their places cancelled, as a call that asks meanwhile is.
+fn admit_locally(
+    shared: &Arc<Shared>,
+    connection: &ConnectionManager,
+    waiting: Vec<(String, Weak<LinkState>)>,
+) {
+    let OnUnreachable::Local(limit) = shared.config.on_unreachable else {
+        return;
+    };
+    for (member, link) in waiting {
+        let Some(link) = link.upgrade() else { continue };
+        let Some(slot) = LocalSlot::take(&link, member_weight(&member), limit) else {
+            continue;
+        };
+        if shared.settle(&member, Answer::Local(slot), None) {
+            tokio::spawn(cancel(Arc::clone(shared), connection.clone(), link, member));
         }
     }
 }
@@ -1004,8 +1084,14 @@ async fn listen(
         while let Some(message) =
             std::future::poll_fn(|cx| Pin::new(&mut messages).poll_next(cx)).await
         {
-            if let Ok(member) = message.get_payload::<String>() {
-                shared.settle(&member, true, Some(&shared.stats.pushes));
+            // "member epoch sequence": the grant and its fencing token.
+            if let Ok(payload) = message.get_payload::<String>() {
+                let mut parts = payload.split(' ');
+                let member = parts.next().unwrap_or_default();
+                let mut number = || parts.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                let (epoch, sequence) = (number(), number());
+                let fence = FencingToken::from_parts(epoch, sequence);
+                shared.settle(member, Answer::Lease(fence), Some(&shared.stats.pushes));
             }
         }
     }

@@ -10,7 +10,13 @@
 //!
 //! **Leases are fungible inside a process.** A permit does not remember which lease it is:
 //! when a call of weight `w` ends, any lease of weight `w` this process holds is given back.
-//! So the permits stay the size they are for a local limiter.
+//! So the permits stay the size they are for a local limiter. (A call's fencing token is the
+//! one its grant carried, whichever lease of its weight its end gives back.)
+//!
+//! **Local admissions** (`OnUnreachable::Local`): while the server cannot be reached, a call
+//! may be admitted by this process alone, up to the fallback's limit, and holds no lease.
+//! Those permits are given back first when a call of their weight ends, so the process
+//! returns to the fleet's count as soon as it can.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -19,10 +25,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{Semaphore, oneshot};
 
-use super::driver::{Handle, Joined, Request, Settle};
+use super::driver::{Answer, Handle, Joined, Request, Settle};
 use super::scripts::Keys;
 use crate::Name;
-use crate::backend::{Admission, Ask, Backend};
+use crate::backend::{Admission, Ask, Backend, Grant};
 use crate::stats::SharedStats;
 
 /// What the fleet's thread and the link share: the link's state, without the way to the
@@ -38,9 +44,14 @@ pub(super) struct LinkState {
     fleet_held: AtomicUsize,
     /// Permits held by this process's calls.
     held: AtomicUsize,
+    /// The limiter's epoch on the server, as last learned (0 before the first reply): every
+    /// script is told it, to find a restart that lost the keys (see `lua/preamble.lua`).
+    epoch: AtomicU64,
     leases: Mutex<Leases>,
     leases_lost: AtomicU64,
     requeued: AtomicU64,
+    reregistered: AtomicU64,
+    local_admissions: AtomicU64,
     /// How many `set_limit`s this process made: a failed one is tried again only while it
     /// is the latest.
     limit_generation: AtomicU64,
@@ -55,13 +66,79 @@ struct Leases {
     /// Leases the server no longer has (expired while their calls ran), by weight: the next
     /// call of that weight to end has nothing to give back.
     lost: HashMap<usize, usize>,
+    /// Calls admitted locally while the server was unreachable, by weight, and the permits
+    /// they hold together.
+    local: HashMap<usize, usize>,
+    local_held: usize,
+}
+
+/// Permits taken from the local fallback for one call: given back when dropped, unless the
+/// call is admitted with them ([`keep`](Self::keep)). So an answer that finds its call gone
+/// (it gave up meanwhile) gives them back by being dropped.
+pub(super) struct LocalSlot {
+    link: Arc<LinkState>,
+    weight: usize,
+}
+
+impl LocalSlot {
+    /// `weight` permits of `link`'s local fallback of `limit`, if that many are free.
+    pub(super) fn take(link: &Arc<LinkState>, weight: usize, limit: usize) -> Option<Self> {
+        let mut leases = lock(&link.leases);
+        if leases.local_held + weight > limit {
+            return None;
+        }
+        leases.local_held += weight;
+        *leases.local.entry(weight).or_default() += 1;
+        Some(Self {
+            link: Arc::clone(link),
+            weight,
+        })
+    }
+
+    /// The call is admitted with these permits: they are given back when it ends.
+    fn keep(self) -> usize {
+        let held = self.link.held.fetch_add(self.weight, SeqCst) + self.weight;
+        self.link.local_admissions.fetch_add(1, Relaxed);
+        std::mem::forget(self);
+        held
+    }
+}
+
+impl Drop for LocalSlot {
+    fn drop(&mut self) {
+        lock(&self.link.leases).unhold_local(self.weight);
+    }
+}
+
+impl Leases {
+    /// Gives back one local admission of `weight`; false if there is none.
+    fn unhold_local(&mut self, weight: usize) -> bool {
+        match self.local.get_mut(&weight) {
+            Some(count) if *count > 0 => {
+                *count -= 1;
+                self.local_held -= weight;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 impl LinkState {
-    /// Takes in `{held, limit}` from a script's reply.
-    pub(super) fn learn(&self, (held, limit): (usize, usize)) {
+    /// Takes in `{held, limit, epoch}` from a script's reply.
+    pub(super) fn learn(&self, (held, limit, epoch): (usize, usize, u64)) {
         self.fleet_held.store(held, Relaxed);
         self.limit.store(limit, Relaxed);
+        self.epoch.store(epoch, Relaxed);
+    }
+
+    pub(super) fn epoch(&self) -> u64 {
+        self.epoch.load(Relaxed)
+    }
+
+    /// `count` leases of this process were registered again after a restart.
+    pub(super) fn reregistered(&self, count: u64) {
+        self.reregistered.fetch_add(count, Relaxed);
     }
 
     pub(super) fn limit(&self) -> usize {
@@ -103,6 +180,16 @@ impl LinkState {
         self.requeued.fetch_add(1, Relaxed);
     }
 
+    /// What a call of `weight` that asked as `member` was told comes to.
+    fn admitted(&self, member: String, weight: usize, answer: Answer) -> Option<Grant> {
+        let (held, fence) = match answer {
+            Answer::Refused => return None,
+            Answer::Lease(fence) => (self.hold(member, weight), fence),
+            Answer::Local(slot) => (slot.keep(), None),
+        };
+        Some(Grant { held, fence })
+    }
+
     /// A call now holds `member`'s `weight` permits; returns this process's permits held.
     fn hold(&self, member: String, weight: usize) -> usize {
         lock(&self.leases)
@@ -113,10 +200,14 @@ impl LinkState {
         self.held.fetch_add(weight, SeqCst) + weight
     }
 
-    /// A call of `weight` permits ended: the lease to give back, if the server still has one.
+    /// A call of `weight` permits ended: the lease to give back, if the server still has one
+    /// (and it is not one of the local fallback's admissions, given back first).
     fn unhold(&self, weight: usize) -> Option<String> {
         self.held.fetch_sub(weight, SeqCst);
         let mut leases = lock(&self.leases);
+        if leases.unhold_local(weight) {
+            return None;
+        }
         if let Some(lost) = leases.lost.get_mut(&weight)
             && *lost > 0
         {
@@ -153,9 +244,12 @@ impl Link {
             limit: AtomicUsize::new(joined.limit),
             fleet_held: AtomicUsize::new(joined.held),
             held: AtomicUsize::new(0),
+            epoch: AtomicU64::new(joined.epoch),
             leases: Mutex::new(Leases::default()),
             leases_lost: AtomicU64::new(0),
             requeued: AtomicU64::new(0),
+            reregistered: AtomicU64::new(0),
+            local_admissions: AtomicU64::new(0),
             limit_generation: AtomicU64::new(0),
             door: Semaphore::new(1),
         });
@@ -256,19 +350,19 @@ impl Backend for Link {
                 &state,
                 weight,
                 ask,
-                Box::new(move |granted| {
-                    let _ = settle.send(granted);
+                Box::new(move |answer| {
+                    let _ = settle.send(answer);
                 }),
             );
             // The thread ends only when no link is left, and this one lives.
-            let granted = answer.await.unwrap_or(false);
+            let answer = answer.await.unwrap_or(Answer::Refused);
             asking.answered();
             drop(door);
-            granted.then(|| state.hold(member, weight))
+            state.admitted(member, weight, answer)
         })
     }
 
-    fn try_admit(&self, weight: usize) -> Option<usize> {
+    fn try_admit(&self, weight: usize) -> Option<Grant> {
         // A call that may not wait does not overtake the local line.
         let door = self.state.door.try_acquire().ok()?;
         let (settle, answer) = std::sync::mpsc::sync_channel(1);
@@ -277,19 +371,18 @@ impl Backend for Link {
             &self.state,
             weight,
             Ask::Now,
-            Box::new(move |granted| {
-                let _ = settle.send(granted);
+            Box::new(move |answer| {
+                let _ = settle.send(answer);
             }),
         );
         // Blocks this thread for one round trip (at most two command timeouts, after which
         // the call gives up, and `asking` cancels whatever it was granted).
-        let answered = answer.recv_timeout(self.fleet.shared.config.command_timeout * 2);
-        let granted = answered == Ok(true);
-        if answered.is_ok() {
-            asking.answered();
-        }
+        let answer = answer
+            .recv_timeout(self.fleet.shared.config.command_timeout * 2)
+            .ok()?;
+        asking.answered();
         drop(door);
-        granted.then(|| self.state.hold(member, weight))
+        self.state.admitted(member, weight, answer)
     }
 
     fn release(&self, weight: usize) {
@@ -311,6 +404,8 @@ impl Backend for Link {
             local_limit: self.state.local_limit,
             leases_lost: self.state.leases_lost.load(Relaxed),
             requeued: self.state.requeued.load(Relaxed),
+            reregistered: self.state.reregistered.load(Relaxed),
+            local_admissions: self.state.local_admissions.load(Relaxed),
         }
     }
 }

@@ -14,6 +14,8 @@ use std::time::Duration;
 use crate::Limiter;
 use crate::core::Core;
 
+pub use crate::fence::{FencingToken, fencing_token};
+
 use driver::Config;
 use link::Link;
 
@@ -289,6 +291,29 @@ pub enum OnUnreachable {
     /// once with [`LimitError::NoPermit`](crate::LimitError::NoPermit); calls that may not
     /// be refused wait, as with `Wait`.
     Refuse,
+    /// **Breaks the fleet-wide limit while the server is unreachable.** Each process admits
+    /// up to this many permits of each shared limiter by itself, holding no lease (and no
+    /// fencing token); beyond them, calls wait as with `Wait` (and a `try_acquire` or
+    /// `max_wait = 0` call is refused). So while the server is away, a fleet of `p`
+    /// processes may run up to `p × n` calls, on top of the leases still held when it went.
+    /// For work that must go on without Redis and can bear that; counted in
+    /// [`SharedStats::local_admissions`](crate::SharedStats::local_admissions). Calls that ask
+    /// once the server answers again are in the fleet's count as before; those admitted
+    /// locally finish outside it. `Local(0)` is `Wait`.
+    ///
+    /// ```no_run
+    /// use limit_runtime::redis::{Fleet, OnUnreachable};
+    ///
+    /// # async fn run() -> Result<(), limit_runtime::redis::FleetError> {
+    /// // Up to 2 calls per process while Redis is down.
+    /// let fleet = Fleet::builder("redis://127.0.0.1:6379/")
+    ///     .on_unreachable(OnUnreachable::Local(2))
+    ///     .build()
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    Local(usize),
 }
 
 /// The settings of a [`Fleet`], from [`Fleet::builder`].

@@ -48,17 +48,36 @@ pub(super) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     set_limit: script!("set_limit.lua"),
 });
 
-/// The four keys of one limiter, `<prefix>:{<name>}:<part>`. They share the hash tag
-/// `{<name>}` (the first `{…}` of each, the same in all four), so a Redis Cluster keeps them
-/// in one slot, as a script that touches them all needs.
+/// The five keys of one limiter, `<prefix>:{<name>}:<part>` (what each holds: see
+/// `lua/preamble.lua`). They share the hash tag `{<name>}` (the first `{…}` of each, the same
+/// in all five), so a Redis Cluster keeps them in one slot, as a script that touches them all
+/// needs.
 #[derive(Debug)]
-pub(super) struct Keys(pub(super) [String; 4]);
+pub(super) struct Keys(pub(super) [String; 5]);
 
 impl Keys {
     pub(super) fn new(prefix: &str, name: &str) -> Self {
-        Self(["meta", "leases", "queue", "qexp"].map(|part| format!("{prefix}:{{{name}}}:{part}")))
+        Self(
+            ["meta", "leases", "queue", "qexp", "fences"]
+                .map(|part| format!("{prefix}:{{{name}}}:{part}")),
+        )
     }
 }
+
+/// A new fleet's id: `INCR <prefix>:fleets`, where the counter starts from the server's
+/// clock in microseconds when it is missing. So the ids given after a restart that lost the
+/// counter are larger than every id given before it (unless a million processes joined per
+/// second since the counter began), and a new process never takes the id, the members and
+/// the channel of one that still runs.
+pub(super) static FLEET_ID: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        "if redis.call('EXISTS', KEYS[1]) == 0 then \
+           local t = redis.call('TIME') \
+           redis.call('SET', KEYS[1], string.format('%d', t[1] * 1000000 + t[2])) \
+         end \
+         return redis.call('INCR', KEYS[1])",
+    )
+});
 
 /// The channel on which the scripts tell fleet `id` that a waiter of its was granted its
 /// permits (the scripts append the id to the prefix).

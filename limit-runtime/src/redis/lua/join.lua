@@ -1,6 +1,6 @@
--- ARGV: local_limit, key_ttl_ms. A process joins: the first sharer's limit is stored, and
--- every later one learns it. Returns {held, limit}.
-redis.call('HSETNX', meta, 'limit', ARGV[1])
-sweep(now_ms())
-touch(tonumber(ARGV[2]))
-return {tonumber(redis.call('HGET', meta, 'held') or '0'), tonumber(redis.call('HGET', meta, 'limit'))}
+-- ARGV[4]: key_ttl_ms. A process joins: the first sharer's limit (ARGV[3]) is stored, and
+-- every later one learns it. Returns {held, limit, epoch}.
+sweep(now)
+touch(tonumber(ARGV[4]))
+local held = tonumber(redis.call('HGET', meta, 'held') or '0')
+return {held, tonumber(redis.call('HGET', meta, 'limit')), epoch}

@@ -1,0 +1,172 @@
+//! The fencing token a call carries: [`FencingToken`] (public under `limit_runtime::redis`),
+//! kept by a call's guard (`call::Admitted`) and its future (`limited.rs`), and the
+//! thread-local that lets a body read its own with [`fencing_token()`].
+//!
+//! Without the `redis` feature a call's [`Fence`] is `()`: nothing is stored, and
+//! [`polled`] is the poll itself.
+
+#[cfg(feature = "redis")]
+use std::cell::Cell;
+#[cfg(feature = "redis")]
+use std::fmt;
+#[cfg(feature = "redis")]
+use std::num::NonZeroU64;
+
+/// What a call keeps of its admission for fencing: its token, if its permits are a fleet's
+/// lease.
+#[cfg(feature = "redis")]
+pub(crate) type Fence = Option<FencingToken>;
+/// What a call keeps of its admission for fencing: nothing, without the `redis` feature.
+#[cfg(not(feature = "redis"))]
+pub(crate) type Fence = ();
+
+/// A fleet permit's fencing token: `(epoch, sequence)`, ordered by epoch, then sequence.
+///
+/// Every grant of a shared limiter's permits takes the next sequence number of the
+/// limiter's current epoch, and a new epoch begins when the server has lost the limiter's
+/// keys (a restart without its data), later than every earlier one. So a token granted later
+/// is greater, and a downstream that remembers the greatest token it has accepted can reject
+/// a write carrying a smaller one: a holder that was paused past its lease, whose permits
+/// went to someone else meanwhile, is turned away there rather than trusted. A lease is
+/// only a promise about time; the token is what a downstream can check.
+///
+/// Read it with [`Permit::fencing_token`](crate::Permit::fencing_token) (or
+/// [`OwnedPermit::fencing_token`](crate::OwnedPermit::fencing_token)), or inside the body of
+/// an annotated function with [`fencing_token()`]. It shows as `epoch.sequence`.
+///
+/// ```
+/// use limit_runtime::redis::FencingToken;
+///
+/// let first = FencingToken::new(1_764_633_600_000, 41);
+/// let next = FencingToken::new(1_764_633_600_000, 42);
+/// let after_a_restart = FencingToken::new(1_764_640_000_000, 1);
+/// assert!(first < next && next < after_a_restart);
+/// assert_eq!(next.to_string(), "1764633600000.42");
+/// assert_eq!((next.epoch(), next.sequence()), (1_764_633_600_000, 42));
+/// ```
+#[cfg(feature = "redis")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FencingToken {
+    // Field order is the order of tokens: the derived `Ord` compares the epoch first.
+    epoch: u64,
+    sequence: NonZeroU64,
+}
+
+#[cfg(feature = "redis")]
+impl FencingToken {
+    /// The token `epoch.sequence`, as a downstream that stored one would make it again.
+    ///
+    /// # Panics
+    ///
+    /// If `sequence` is 0: the fleet numbers its grants from 1.
+    ///
+    /// ```
+    /// use limit_runtime::redis::FencingToken;
+    ///
+    /// assert_eq!(FencingToken::new(7, 3).to_string(), "7.3");
+    /// ```
+    #[must_use]
+    pub fn new(epoch: u64, sequence: u64) -> Self {
+        let sequence = NonZeroU64::new(sequence).expect("a fencing token's sequence starts at 1");
+        Self { epoch, sequence }
+    }
+
+    /// A token from the server's numbers; `None` for a sequence of 0 (none was given).
+    pub(crate) fn from_parts(epoch: u64, sequence: u64) -> Option<Self> {
+        Some(Self {
+            epoch,
+            sequence: NonZeroU64::new(sequence)?,
+        })
+    }
+
+    /// The epoch: when the server's copy of the limiter began, in milliseconds of the
+    /// server's clock since the Unix epoch (or one more than the epoch before it).
+    ///
+    /// ```
+    /// use limit_runtime::redis::FencingToken;
+    ///
+    /// assert_eq!(FencingToken::new(7, 3).epoch(), 7);
+    /// ```
+    #[must_use]
+    pub fn epoch(self) -> u64 {
+        self.epoch
+    }
+
+    /// The grant's number within its epoch, from 1.
+    ///
+    /// ```
+    /// use limit_runtime::redis::FencingToken;
+    ///
+    /// assert_eq!(FencingToken::new(7, 3).sequence(), 3);
+    /// ```
+    #[must_use]
+    pub fn sequence(self) -> u64 {
+        self.sequence.get()
+    }
+}
+
+#[cfg(feature = "redis")]
+impl fmt::Display for FencingToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.epoch, self.sequence)
+    }
+}
+
+#[cfg(feature = "redis")]
+thread_local! {
+    /// The token of the call whose body this thread is polling.
+    static CURRENT: Cell<Option<FencingToken>> = const { Cell::new(None) };
+}
+
+/// The fencing token of the call whose body is running, inside the body of a
+/// `#[concurrency_limit]` function whose limiter is shared by a
+/// [`Fleet`](crate::redis::Fleet). `None` elsewhere: outside such a body, for a limiter that
+/// is not shared, for a call admitted by [`OnUnreachable::Local`](crate::redis::OnUnreachable::Local)
+/// (it holds no lease), and inside a task the body spawned (the token belongs to the
+/// body's own polls).
+///
+/// ```
+/// use limit_runtime::concurrency_limit;
+/// use limit_runtime::redis::fencing_token;
+///
+/// #[concurrency_limit(2, name = "ledger-writes")]
+/// async fn write(entry: &str) -> Option<String> {
+///     // With the limiter shared, the write would carry the token, and the ledger would
+///     // refuse a token smaller than the last it accepted.
+///     fencing_token().map(|token| format!("{entry} @ {token}"))
+/// }
+///
+/// # futures::executor::block_on(async {
+/// assert_eq!(write("credit 5").await, None); // not shared: no token
+/// assert_eq!(fencing_token(), None); // outside a body
+/// # });
+/// ```
+#[cfg(feature = "redis")]
+#[must_use]
+pub fn fencing_token() -> Option<FencingToken> {
+    CURRENT.with(Cell::get)
+}
+
+/// Runs `poll` (a poll of a call's body) with the call's token as the thread's current one,
+/// and puts back the one before, even if `poll` panics (a body polled inside another's).
+#[cfg(feature = "redis")]
+#[inline]
+pub(crate) fn polled<R>(fence: Fence, poll: impl FnOnce() -> R) -> R {
+    struct Restore(Option<FencingToken>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CURRENT.with(|current| current.set(self.0));
+        }
+    }
+    // Set for a call without a token too, so that a body polled inside a shared call's body
+    // (a `join!` of two calls) sees its own `None`, not the outer call's token.
+    let _restore = Restore(CURRENT.with(|current| current.replace(fence)));
+    poll()
+}
+
+/// Runs `poll`: without the `redis` feature, no call has a token.
+#[cfg(not(feature = "redis"))]
+#[inline(always)]
+pub(crate) fn polled<R>(_fence: Fence, poll: impl FnOnce() -> R) -> R {
+    poll()
+}
