@@ -534,6 +534,92 @@ fn fifo_across_processes() {
     assert_eq!(server.command(&["ZCARD", &queue]), "0");
 }
 
+/// Two processes hold all 5 permits of "restart" (3 calls and 2), a third waits in the
+/// server's line, and the server is killed and started again without its data. The processes
+/// that knew the limiter find its epoch gone: the fleet admits nothing new for one lease,
+/// while the holders register their leases again. A probe on a second server (which keeps
+/// its count) sees at most 5 calls inside their permits at any time; the leases on the new
+/// server equal the calls running; and the waiter, admitted once a holder lets go, carries a
+/// fencing token of the new epoch, above every token granted before the restart.
+#[test]
+fn an_empty_restart_admits_nothing_new_until_the_holders_are_back() {
+    let mut server = RedisServer::start();
+    let probe = RedisServer::start();
+    let (url, probe_url) = (server.url(), probe.url());
+    let env = |calls: &'static str| {
+        [
+            ("REDIS_URL", url.clone()),
+            ("PROBE_URL", probe_url.clone()),
+            ("LIMIT_FLEET_NAME", "restart".to_owned()),
+            ("LIMIT_FLEET_CALLS", calls.to_owned()),
+        ]
+    };
+    let spawn = |role: &str, calls: &'static str| {
+        let env = env(calls);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Kid::spawn(role, &env)
+    };
+    let (meta, leases) = (key("restart", "meta"), key("restart", "leases"));
+
+    let mut three = spawn("restart_holder", "3");
+    let before_three = field(&three.expect("HELD", deadline()), "max_sequence");
+    three.expect("EPOCH", deadline());
+    let mut two = spawn("restart_holder", "2");
+    let before_two = field(&two.expect("HELD", deadline()), "max_sequence");
+    let old_epoch = field(&two.expect("EPOCH", deadline()), "epoch");
+    assert_eq!(server.command(&["HGET", &meta, "held"]), "5");
+    let mut late = spawn("restart_late", "1");
+    late.expect("READY", deadline());
+    late.send("GO");
+    late.expect("BUSY", deadline());
+    wait_until("the third process waits in the server's line", HANG, || {
+        server.command(&["ZCARD", &key("restart", "queue")]) == "1"
+    });
+
+    server.restart();
+    // The holders find the restart at their next renewal (every 300 ms), and register their
+    // 5 leases again during the quiet period.
+    wait_until("the holders' leases are registered again", HANG, || {
+        server.command(&["ZCARD", &leases]) == "5"
+    });
+    assert_eq!(server.command(&["HGET", &meta, "held"]), "5");
+    assert_eq!(server.command(&["HGET", &meta, "limit"]), "5");
+    let new_epoch: i64 = server.command(&["HGET", &meta, "epoch"]).parse().unwrap();
+    assert!(new_epoch > old_epoch, "epoch {old_epoch} -> {new_epoch}");
+    // Past the quiet period (one 1 s lease), nothing was freed: still 5 leases, 5 calls.
+    thread::sleep(LEASE + LEASE / 2);
+    assert_eq!(server.command(&["ZCARD", &leases]), "5");
+    assert_eq!(server.command(&["HGET", &meta, "held"]), "5");
+
+    three.send("GO");
+    assert_eq!(three.expect("DONE", deadline()), "reregistered=3 lost=0");
+    three.wait_success(deadline());
+    let acquired = late.expect("ACQUIRED", deadline());
+    let (epoch, sequence) = (field(&acquired, "epoch"), field(&acquired, "sequence"));
+    assert_eq!(epoch, new_epoch, "the waiter's token is of the new epoch");
+    assert!(epoch > old_epoch && sequence >= 1, "{acquired}");
+    println!(
+        "tokens before the restart: {old_epoch}.{before_three}, {old_epoch}.{before_two}; \
+         after: {epoch}.{sequence}"
+    );
+    two.send("GO");
+    assert_eq!(two.expect("DONE", deadline()), "reregistered=2 lost=0");
+    two.wait_success(deadline());
+    late.send("GO");
+    late.expect("DONE", deadline());
+    late.wait_success(deadline());
+
+    let probe_max: i64 = probe.command(&["GET", PROBE_MAX]).parse().unwrap();
+    assert!(
+        probe_max <= CAP_LIMIT,
+        "{probe_max} calls ran at once across the fleet, above its limit of {CAP_LIMIT}"
+    );
+    assert_eq!(probe_max, CAP_LIMIT);
+    assert_eq!(probe.command(&["GET", PROBE_RUNNING]), "0");
+    assert_eq!(server.command(&["HGET", &meta, "held"]), "0");
+    assert_eq!(server.command(&["ZCARD", &leases]), "0");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The children's side.
 
@@ -556,6 +642,8 @@ fn fleet_child() {
             "holder_waiting" => holder_waiting_child().await,
             "late" => late_child().await,
             "fifo" => fifo_child().await,
+            "restart_holder" => restart_holder_child().await,
+            "restart_late" => restart_late_child().await,
             other => panic!("unknown role {other:?}"),
         }
     });
@@ -619,6 +707,13 @@ struct Probe {
 
 impl Probe {
     async fn inside(&self, hold: Duration) {
+        self.enter().await;
+        tokio::time::sleep(hold).await;
+        self.exit().await;
+    }
+
+    /// Counts a call in, and keeps the high-water mark.
+    async fn enter(&self) {
         let mut connection = self.connection.clone();
         let running: i64 = self
             .enter
@@ -628,7 +723,11 @@ impl Probe {
             .await
             .expect("the probe's EVAL");
         self.max.fetch_max(running, Ordering::SeqCst);
-        tokio::time::sleep(hold).await;
+    }
+
+    /// Counts a call out.
+    async fn exit(&self) {
+        let mut connection = self.connection.clone();
         let _: i64 = redis::cmd("DECR")
             .arg(PROBE_RUNNING)
             .query_async(&mut connection)
@@ -821,4 +920,87 @@ async fn fifo_child() {
     drop(permit);
     until_released(&mut connection, &fleet, &name).await;
     say(&format!("DONE {tag}"));
+}
+
+/// The fleet and limiter (5 permits, a 1 s lease renewed every 300 ms, a recheck of 200 ms)
+/// of the restart test, and a probe on `PROBE_URL`.
+async fn restart_fleet() -> (Fleet, Arc<Limiter>, Probe) {
+    let fleet = Fleet::builder(&env("REDIS_URL"))
+        .lease(LEASE)
+        .renew_every(Duration::from_millis(300))
+        .recheck(RECHECK)
+        .build()
+        .await
+        .expect("connect");
+    let limiter = Arc::new(Limiter::new(5).with_owned_name(env("LIMIT_FLEET_NAME")));
+    fleet.share_arc(&limiter).await.expect("share");
+    let probe = Probe {
+        connection: probe_connection(&env("PROBE_URL")).await,
+        enter: Arc::new(redis::Script::new(PROBE_ENTER)),
+        max: Arc::new(AtomicI64::new(0)),
+    };
+    (fleet, limiter, probe)
+}
+
+/// Takes `LIMIT_FLEET_CALLS` permits, one by one, each counted in by the probe; once told
+/// `GO` (after the restart), counts them out, gives them back, and says how many of its
+/// leases it registered again.
+async fn restart_holder_child() {
+    let (fleet, limiter, probe) = restart_fleet().await;
+    let calls: usize = env("LIMIT_FLEET_CALLS").parse().expect("LIMIT_FLEET_CALLS");
+    let mut permits = Vec::new();
+    for _ in 0..calls {
+        let permit = tokio::time::timeout(HANG, Arc::clone(&limiter).acquire_owned())
+            .await
+            .expect("a permit");
+        probe.enter().await;
+        permits.push(permit);
+    }
+    let tokens: Vec<_> = permits
+        .iter()
+        .map(|permit| permit.fencing_token().expect("a lease has a token"))
+        .collect();
+    let max = tokens.iter().max().expect("a token");
+    // Within one epoch, each grant's sequence is one more than the last.
+    assert!(tokens.windows(2).all(|pair| pair[0] < pair[1]), "{tokens:?}");
+    say(&format!("HELD max_sequence={}", max.sequence()));
+    say(&format!("EPOCH epoch={}", max.epoch()));
+    wait_for_go();
+    for permit in permits {
+        probe.exit().await;
+        drop(permit);
+    }
+    fleet.flush().await;
+    let stats = limiter.stats().fleet.expect("shared");
+    say(&format!(
+        "DONE reregistered={} lost={}",
+        stats.reregistered, stats.leases_lost
+    ));
+}
+
+/// Waits for one permit (in the server's line across the restart); once admitted, counts
+/// itself in with the probe and says its fencing token.
+async fn restart_late_child() {
+    let (fleet, limiter, probe) = restart_fleet().await;
+    say("READY");
+    wait_for_go();
+    match limiter.try_acquire() {
+        Ok(_) => say("NOT BUSY: try_acquire got a permit the holders have"),
+        Err(_) => say("BUSY"),
+    }
+    let permit = tokio::time::timeout(HANG, limiter.acquire())
+        .await
+        .expect("a permit within the deadline");
+    probe.enter().await;
+    let token = permit.fencing_token().expect("a lease has a token");
+    say(&format!(
+        "ACQUIRED epoch={} sequence={}",
+        token.epoch(),
+        token.sequence()
+    ));
+    wait_for_go();
+    probe.exit().await;
+    drop(permit);
+    fleet.flush().await;
+    say("DONE");
 }
