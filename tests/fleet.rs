@@ -719,6 +719,9 @@ async fn while_the_server_is_down_refusable_calls_are_refused_and_others_wait() 
     let fleet = Fleet::builder(&server.url())
         .on_unreachable(OnUnreachable::Refuse)
         .command_timeout(Duration::from_millis(500))
+        // The restart loses the keys: the fleet then admits nothing new for one lease.
+        .lease(Duration::from_secs(1))
+        .renew_every(Duration::from_millis(300))
         .build()
         .await
         .unwrap();
@@ -742,7 +745,8 @@ async fn while_the_server_is_down_refusable_calls_are_refused_and_others_wait() 
     assert!(!waiting.is_finished());
     assert_eq!(limiter.waiting(), 1);
     assert!(fleet.stats().errors > 0);
-    // Back (empty): the scripts are loaded again, the limit stored again, and it is admitted.
+    // Back (empty): the scripts are loaded again, the limit stored again, and after the quiet
+    // period it is admitted.
     server.restart();
     assert_eq!(timeout(HANG, waiting).await.unwrap().unwrap(), 1);
     assert_eq!(limiter.limit(), 2);
@@ -754,6 +758,9 @@ async fn while_the_server_is_down_a_call_waits_no_longer_than_its_max_wait() {
     // The default: calls wait for the server.
     let fleet = Fleet::builder(&server.url())
         .command_timeout(Duration::from_millis(500))
+        // The restart loses the keys: the fleet then admits nothing new for one lease.
+        .lease(Duration::from_secs(1))
+        .renew_every(Duration::from_millis(300))
         .build()
         .await
         .unwrap();
@@ -788,4 +795,64 @@ async fn while_the_server_is_down_a_call_waits_no_longer_than_its_max_wait() {
     server.restart();
     let admitted = timeout(HANG, limiter.acquire_many_with_wait(1, HANG)).await;
     assert!(matches!(admitted, Ok(Ok(1))), "{admitted:?}");
+}
+
+/// `OnUnreachable::Local(1)`: while the server is down, one call at a time is admitted by
+/// this process alone (no lease, no fencing token, counted in `local_admissions`); a second
+/// waits (or with `try_acquire`, is refused), and is admitted locally when the first ends.
+/// Once the server is back, calls are in the fleet's count again, with tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_fallback_admits_its_limit_while_the_server_is_down() {
+    let mut server = RedisServer::start();
+    let fleet = Fleet::builder(&server.url())
+        .on_unreachable(OnUnreachable::Local(1))
+        .command_timeout(Duration::from_millis(500))
+        .lease(Duration::from_secs(1))
+        .renew_every(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let limiter = named("fallback", 3);
+    fleet.share_arc(&limiter).await.unwrap();
+    let before = timeout(HANG, limiter.acquire()).await.unwrap();
+    assert!(before.fencing_token().is_some());
+    drop(before);
+    settled(&server, "fallback").await;
+    server.kill();
+
+    let local = timeout(HANG, limiter.acquire())
+        .await
+        .expect("the fallback admits a call while the server is down");
+    assert_eq!(
+        local.fencing_token(),
+        None,
+        "a local admission holds no lease"
+    );
+    let shared = || limiter.stats().fleet.expect("shared");
+    assert_eq!(shared().local_admissions, 1);
+    // The fallback's one permit is taken: a call that may not wait is refused…
+    assert!(matches!(
+        limiter.try_acquire(),
+        Err(LimitError::NoPermit { .. })
+    ));
+    // …and one that may waits, counted as waiting, until the local call ends.
+    let waiting = spawn_acquire(&limiter);
+    while limiter.waiting() == 0 {
+        sleep(Duration::from_millis(5)).await;
+    }
+    sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "admitted past the fallback's limit");
+    drop(local);
+    assert_eq!(timeout(HANG, waiting).await.unwrap().unwrap(), 1);
+    assert_eq!(shared().local_admissions, 2);
+    assert_eq!(limiter.running(), 0);
+
+    // Back (empty), after the quiet period: calls are the fleet's again, with tokens.
+    server.restart();
+    let permit = timeout(HANG, limiter.acquire()).await.unwrap();
+    assert!(permit.fencing_token().is_some());
+    assert_eq!(held_in_redis(&server, "fallback"), 1);
+    assert_eq!(shared().local_admissions, 2);
+    drop(permit);
+    settled(&server, "fallback").await;
 }

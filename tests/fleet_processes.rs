@@ -962,7 +962,10 @@ async fn restart_holder_child() {
         .collect();
     let max = tokens.iter().max().expect("a token");
     // Within one epoch, each grant's sequence is one more than the last.
-    assert!(tokens.windows(2).all(|pair| pair[0] < pair[1]), "{tokens:?}");
+    assert!(
+        tokens.windows(2).all(|pair| pair[0] < pair[1]),
+        "{tokens:?}"
+    );
     say(&format!("HELD max_sequence={}", max.sequence()));
     say(&format!("EPOCH epoch={}", max.epoch()));
     wait_for_go();
