@@ -7,8 +7,15 @@
 //! - a lease the server no longer has while its call runs emits a `WARN` (fields `limiter`,
 //!   `weight`) and adds 1 to the counter `concurrency_limit_fleet_leases_lost_total`
 //!   (label `limiter`), as `Stats::fleet.leases_lost` counts;
+//! - leases registered again after the server lost the limiter's keys emit a `WARN` (fields
+//!   `limiter`, `count`) and add `count` to `concurrency_limit_fleet_leases_reregistered_total`
+//!   (label `limiter`), as `Stats::fleet.reregistered` counts;
+//! - a call admitted by the local fallback while the server is down emits a `WARN` (fields
+//!   `limiter`, `weight`) and adds 1 to `concurrency_limit_fleet_local_admissions_total`
+//!   (label `limiter`), as `Stats::fleet.local_admissions` counts;
 //! - each failed round trip emits a `WARN` (fields `server`, `script`) and adds 1 to the
-//!   counter `concurrency_limit_fleet_errors_total`, as `FleetStats::errors` counts; no
+//!   counter `concurrency_limit_fleet_errors_total` (label `server`), as `FleetStats::errors`
+//!   counts; no
 //!   event or label shows the password of the server's URL.
 //!
 //! A fleet's renewals and retries run on its own thread, so this binary installs a global
@@ -22,7 +29,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use limit_runtime::Limiter;
-use limit_runtime::redis::Fleet;
+use limit_runtime::redis::{Fleet, OnUnreachable};
 use limit_suite::HANG;
 use limit_suite::redis_server::RedisServer;
 use metrics_util::MetricKind;
@@ -35,6 +42,8 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 
 const LEASES_LOST: &str = "concurrency_limit_fleet_leases_lost_total";
 const ERRORS: &str = "concurrency_limit_fleet_errors_total";
+const REREGISTERED: &str = "concurrency_limit_fleet_leases_reregistered_total";
+const LOCAL: &str = "concurrency_limit_fleet_local_admissions_total";
 /// A password that no event or metric may show.
 const SECRET: &str = "hunter2-secret";
 
@@ -95,11 +104,11 @@ impl<S: Subscriber> Layer<S> for Record {
     }
 }
 
-/// Counters by name and `limiter` label, added up over every snapshot (a snapshot of a
-/// `DebuggingRecorder` consumes what it reports).
+/// Counters by name and labels (`key=value`, sorted), added up over every snapshot (a
+/// snapshot of a `DebuggingRecorder` consumes what it reports).
 struct Counters {
     snapshotter: Snapshotter,
-    totals: HashMap<(String, Option<String>), u64>,
+    totals: HashMap<(String, Vec<(String, String)>), u64>,
 }
 
 struct Observed {
@@ -136,24 +145,38 @@ fn events(matches: impl Fn(&Seen) -> bool) -> Vec<Seen> {
 
 /// The counter `name` (with the `limiter` label `limiter`, if given) so far.
 fn counter(name: &str, limiter: Option<&str>) -> u64 {
+    labelled(name, "limiter", limiter)
+}
+
+/// The counter `name` so far, over its series whose label `label` is `value` (or that have
+/// no such label, for `None`).
+fn labelled(name: &str, label: &str, value: Option<&str>) -> u64 {
     let mut counters = lock(&OBSERVED.counters);
-    for (key, _, _, value) in counters.snapshotter.snapshot().into_vec() {
+    for (key, _, _, added) in counters.snapshotter.snapshot().into_vec() {
         let (kind, key) = key.into_parts();
-        let DebugValue::Counter(added) = value else {
+        let DebugValue::Counter(added) = added else {
             continue;
         };
         assert_eq!(kind, MetricKind::Counter);
-        let label = key
+        let mut labels: Vec<(String, String)> = key
             .labels()
-            .find(|label| label.key() == "limiter")
-            .map(|label| label.value().to_owned());
+            .map(|label| (label.key().to_owned(), label.value().to_owned()))
+            .collect();
+        labels.sort();
         *counters
             .totals
-            .entry((key.name().to_owned(), label))
+            .entry((key.name().to_owned(), labels))
             .or_default() += added;
     }
-    let wanted = (name.to_owned(), limiter.map(str::to_owned));
-    counters.totals.get(&wanted).copied().unwrap_or(0)
+    counters
+        .totals
+        .iter()
+        .filter(|((series, labels), _)| {
+            let found = labels.iter().find(|(key, _)| key == label);
+            series == name && found.map(|(_, value)| value.as_str()) == value
+        })
+        .map(|(_, total)| total)
+        .sum()
 }
 
 async fn until(what: &str, done: impl Fn() -> bool) {
@@ -288,8 +311,7 @@ async fn each_failed_round_trip_is_reported_once_without_the_password() {
         );
         assert!(!event.field("script").is_empty(), "{event:#?}");
     }
-    // Only this test's fleet fails in this binary, so the unlabelled counter is its own.
-    assert_eq!(counter(ERRORS, None), errors);
+    assert_eq!(labelled(ERRORS, "server", Some(&url)), errors);
     // No event and no metric label anywhere shows the password.
     let shown = events(|seen| {
         seen.message.contains(SECRET) || seen.fields.values().any(|value| value.contains(SECRET))
@@ -298,7 +320,73 @@ async fn each_failed_round_trip_is_reported_once_without_the_password() {
     let labelled = lock(&OBSERVED.counters)
         .totals
         .keys()
-        .filter(|(_, label)| label.as_deref().is_some_and(|label| label.contains(SECRET)))
+        .filter(|(_, labels)| labels.iter().any(|(_, value)| value.contains(SECRET)))
         .count();
     assert_eq!(labelled, 0);
+}
+
+/// The `WARN` events of `limiter` whose message starts with `start`.
+fn warnings(limiter: &str, start: &str) -> Vec<Seen> {
+    events(|seen| {
+        seen.level == tracing::Level::WARN
+            && seen.field("limiter") == limiter
+            && seen.message.starts_with(start)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_registered_again_after_the_keys_are_lost_are_reported() {
+    LazyLock::force(&OBSERVED);
+    let server = RedisServer::start();
+    let fleet = Fleet::builder(&server.url())
+        .lease(Duration::from_secs(1))
+        .renew_every(Duration::from_millis(100))
+        .build()
+        .await
+        .unwrap();
+    let limiter = named("observed-restart", 4);
+    fleet.share_arc(&limiter).await.unwrap();
+    let three = limiter.acquire_many(3).await;
+    let one = limiter.acquire().await;
+    // The keys go, as in a restart without the data.
+    assert_eq!(server.command(&["FLUSHALL"]).trim(), "OK");
+    until("the renewal registers both leases again", || {
+        limiter.stats().fleet.unwrap().reregistered == 2
+    })
+    .await;
+    let seen = warnings(
+        "observed-restart",
+        "the Redis server lost the limiter's keys",
+    );
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0].field("count"), "2");
+    assert_eq!(counter(REREGISTERED, Some("observed-restart")), 2);
+    let meta = "limit-runtime:{observed-restart}:meta";
+    assert_eq!(server.command(&["HGET", meta, "held"]).trim(), "4");
+    assert_eq!(limiter.stats().fleet.unwrap().leases_lost, 0);
+    drop((three, one));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_admission_is_reported() {
+    LazyLock::force(&OBSERVED);
+    let mut server = RedisServer::start();
+    let fleet = Fleet::builder(&server.url())
+        .on_unreachable(OnUnreachable::Local(2))
+        .command_timeout(Duration::from_millis(300))
+        .build()
+        .await
+        .unwrap();
+    let limiter = named("observed-local", 4);
+    fleet.share_arc(&limiter).await.unwrap();
+    server.kill();
+    let permit = tokio::time::timeout(HANG, limiter.acquire_many(2))
+        .await
+        .expect("admitted locally");
+    let seen = warnings("observed-local", "admitted without the fleet");
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    assert_eq!(seen[0].field("weight"), "2");
+    assert_eq!(counter(LOCAL, Some("observed-local")), 1);
+    assert_eq!(limiter.stats().fleet.unwrap().local_admissions, 1);
+    drop(permit);
 }

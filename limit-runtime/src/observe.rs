@@ -298,8 +298,58 @@ pub(crate) fn fleet_lease_lost(limiter: &crate::Name, weight: usize) {
         .increment(1);
 }
 
+/// The server had lost a shared limiter's keys (a restart without its data), and this
+/// process registered `count` leases of its running calls again, during the quiet period.
+/// `WARN`, and the counter `concurrency_limit_fleet_leases_reregistered_total`.
+#[cfg(feature = "redis")]
+#[cfg_attr(
+    not(any(feature = "tracing", feature = "metrics")),
+    expect(unused_variables)
+)]
+pub(crate) fn fleet_reregistered(limiter: &crate::Name, count: u64) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        target: TARGET,
+        limiter = limiter.as_str(),
+        count,
+        "the Redis server lost the limiter's keys (a restart without its data): this \
+         process's leases are registered again, and the fleet admits nothing new for a lease"
+    );
+    #[cfg(feature = "metrics")]
+    metrics::counter!(
+        "concurrency_limit_fleet_leases_reregistered_total",
+        "limiter" => limiter.to_string()
+    )
+    .increment(count);
+}
+
+/// A call of a shared limiter was admitted by this process alone, the server being
+/// unreachable (`OnUnreachable::Local`). `WARN`, and the counter
+/// `concurrency_limit_fleet_local_admissions_total`.
+#[cfg(feature = "redis")]
+#[cfg_attr(
+    not(any(feature = "tracing", feature = "metrics")),
+    expect(unused_variables)
+)]
+pub(crate) fn fleet_local_admission(limiter: &crate::Name, weight: usize) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        target: TARGET,
+        limiter = limiter.as_str(),
+        weight,
+        "admitted without the fleet (the Redis server is unreachable): this call runs outside \
+         the fleet's limit"
+    );
+    #[cfg(feature = "metrics")]
+    metrics::counter!(
+        "concurrency_limit_fleet_local_admissions_total",
+        "limiter" => limiter.to_string()
+    )
+    .increment(1);
+}
+
 /// A round trip to the fleet's server failed; it is tried again. `WARN`, and the counter
-/// `concurrency_limit_fleet_errors_total`.
+/// `concurrency_limit_fleet_errors_total` (label `server`, without its password).
 #[cfg(feature = "redis")]
 #[cfg_attr(
     not(any(feature = "tracing", feature = "metrics")),
@@ -309,7 +359,8 @@ pub(crate) fn fleet_error(server: &str, what: &str, error: &dyn std::error::Erro
     #[cfg(feature = "tracing")]
     tracing::warn!(target: TARGET, server, script = what, "Redis round trip failed: {error}");
     #[cfg(feature = "metrics")]
-    metrics::counter!("concurrency_limit_fleet_errors_total").increment(1);
+    metrics::counter!("concurrency_limit_fleet_errors_total", "server" => server.to_owned())
+        .increment(1);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -99,6 +99,7 @@ impl LocalSlot {
     fn keep(self) -> usize {
         let held = self.link.held.fetch_add(self.weight, SeqCst) + self.weight;
         self.link.local_admissions.fetch_add(1, Relaxed);
+        crate::observe::fleet_local_admission(&self.link.name, self.weight);
         std::mem::forget(self);
         held
     }
@@ -138,7 +139,10 @@ impl LinkState {
 
     /// `count` leases of this process were registered again after a restart.
     pub(super) fn reregistered(&self, count: u64) {
-        self.reregistered.fetch_add(count, Relaxed);
+        if count > 0 {
+            self.reregistered.fetch_add(count, Relaxed);
+            crate::observe::fleet_reregistered(&self.name, count);
+        }
     }
 
     pub(super) fn limit(&self) -> usize {
