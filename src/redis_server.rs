@@ -3,7 +3,9 @@
 //! Each [`RedisServer`] is a child process of the test, on a loopback port of its own, with
 //! no persistence and a fresh directory, so tests stay isolated and a test can kill, restart
 //! or pause (`SIGSTOP`) its own server. Only std is used: the child is spoken to over a raw
-//! [`TcpStream`], and signals go through the `kill` command.
+//! [`TcpStream`], and signals go through the `kill` command. A TLS server
+//! ([`RedisServer::start_tls`], with the `redis-tls` feature) is spoken to through rustls
+//! over that same blocking stream.
 //!
 //! A missing `redis-server` is a failure, never a skip: a green run must not hide that the
 //! fleet tests did not run.
@@ -54,6 +56,10 @@ pub struct RedisServer {
     child: Child,
     /// Whether `child` has been waited for (after [`RedisServer::kill`]).
     reaped: bool,
+    /// The certificates of a server that speaks only TLS, and the fixture's own client
+    /// configuration for it.
+    #[cfg(feature = "redis-tls")]
+    tls: Option<tls::Server>,
 }
 
 impl RedisServer {
@@ -94,6 +100,12 @@ impl RedisServer {
     /// As [`start`](RedisServer::start) does.
     #[must_use]
     pub fn start_with(args: &[&str]) -> RedisServer {
+        RedisServer::start_listening(args, &Listen::Plain)
+    }
+
+    /// Starts the server, listening as `listen` says: the body of
+    /// [`start_with`](RedisServer::start_with) and [`start_tls_with`](RedisServer::start_tls_with).
+    fn start_listening(args: &[&str], listen: &Listen) -> RedisServer {
         let binary = locate_binary(std::env::var_os("REDIS_SERVER"), std::env::var_os("PATH"))
             .unwrap_or_else(|message| panic!("{message}"));
         let args: Vec<String> = args.iter().map(|&arg| arg.to_owned()).collect();
@@ -101,7 +113,7 @@ impl RedisServer {
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
-            let mut server = match spawn(&binary, &args, port, &dir) {
+            let mut server = match spawn(&binary, &args, port, &dir, listen) {
                 Ok(child) => RedisServer {
                     binary: binary.clone(),
                     args: args.clone(),
@@ -109,6 +121,11 @@ impl RedisServer {
                     dir: dir.clone(),
                     child,
                     reaped: false,
+                    #[cfg(feature = "redis-tls")]
+                    tls: match listen {
+                        Listen::Plain => None,
+                        Listen::Tls(server) => Some(server.clone()),
+                    },
                 },
                 Err(error) => {
                     let _ = fs::remove_dir_all(&dir);
@@ -139,7 +156,8 @@ impl RedisServer {
         );
     }
 
-    /// The URL of the server, `redis://127.0.0.1:<port>/`, for `redis::Client::open`.
+    /// The URL of the server, `redis://127.0.0.1:<port>/`, for `redis::Client::open`
+    /// (`rediss://127.0.0.1:<port>/` for a [TLS server](RedisServer::start_tls)).
     ///
     /// ```no_run
     /// let server = limit_suite::redis_server::RedisServer::start();
@@ -147,6 +165,10 @@ impl RedisServer {
     /// ```
     #[must_use]
     pub fn url(&self) -> String {
+        #[cfg(feature = "redis-tls")]
+        if self.tls.is_some() {
+            return format!("rediss://127.0.0.1:{}/", self.port);
+        }
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
@@ -219,7 +241,13 @@ impl RedisServer {
         let deadline = Instant::now() + START_DEADLINE;
         let mut last_exit = None;
         while Instant::now() < deadline {
-            match spawn(&self.binary, &self.args, self.port, &self.dir) {
+            match spawn(
+                &self.binary,
+                &self.args,
+                self.port,
+                &self.dir,
+                &self.listen(),
+            ) {
                 Ok(child) => {
                     self.child = child;
                     self.reaped = false;
@@ -278,7 +306,10 @@ impl RedisServer {
     }
 
     /// Sends one command on a new connection and returns the reply as text, blocking (no
-    /// runtime, no `redis` crate), for probes such as `INFO commandstats` or `DBSIZE`.
+    /// runtime, no `redis` crate), for probes such as `INFO commandstats` or `DBSIZE`. To a
+    /// [TLS server](RedisServer::start_tls), it speaks TLS, trusting the server's
+    /// certificate authority (and presenting the fixture's client certificate, when the
+    /// server requires one).
     ///
     /// The reply is: a simple string or a bulk string as its text (`"PONG"`, `INFO`'s lines
     /// with their `\r\n`), an integer in decimal (`"0"`), an error with its leading `-`
@@ -313,12 +344,33 @@ impl RedisServer {
     /// Sends `args` on a new connection (after `AUTH password` when given) and reads one
     /// reply per command sent, returning the last.
     fn try_command(&self, args: &[&str], timeout: Duration) -> std::io::Result<String> {
+        let mut stream = self.connect(timeout)?;
+        stream.write_all(&encode(args))?;
+        stream.flush()?;
+        read_reply(&mut BufReader::new(stream))
+    }
+
+    /// A new connection to the server, with `timeout` for each read and write: TLS over TCP
+    /// for a TLS server, plain TCP otherwise.
+    fn connect(&self, timeout: Duration) -> std::io::Result<Box<dyn Stream>> {
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        let mut stream = TcpStream::connect_timeout(&address, timeout)?;
+        let stream = TcpStream::connect_timeout(&address, timeout)?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
-        stream.write_all(&encode(args))?;
-        read_reply(&mut BufReader::new(stream))
+        #[cfg(feature = "redis-tls")]
+        if let Some(tls) = &self.tls {
+            return tls.client(stream);
+        }
+        Ok(Box::new(stream))
+    }
+
+    /// How the server listens, for a restart.
+    fn listen(&self) -> Listen {
+        #[cfg(feature = "redis-tls")]
+        if let Some(tls) = &self.tls {
+            return Listen::Tls(tls.clone());
+        }
+        Listen::Plain
     }
 
     /// Waits until the server answers `PING` (or `-NOAUTH`) and is this child, not another
@@ -384,12 +436,10 @@ impl RedisServer {
         args: &[&str],
         timeout: Duration,
     ) -> std::io::Result<String> {
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        let mut stream = TcpStream::connect_timeout(&address, timeout)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
+        let mut stream = self.connect(timeout)?;
         stream.write_all(&encode(&["AUTH", password]))?;
         stream.write_all(&encode(args))?;
+        stream.flush()?;
         let mut reader = BufReader::new(stream);
         let auth = read_reply(&mut reader)?;
         if auth != "OK" {
@@ -425,6 +475,195 @@ impl RedisServer {
     }
 }
 
+#[cfg(feature = "redis-tls")]
+impl RedisServer {
+    /// Starts a `redis-server` that speaks only TLS, on a free loopback port (`--port 0
+    /// --tls-port <port>`), with the certificates of `files`, and returns once it answers
+    /// `PING` over TLS. Its [`url`](RedisServer::url) is `rediss://127.0.0.1:<port>/`, and
+    /// [`command`](RedisServer::command) speaks TLS to it.
+    ///
+    /// ```no_run
+    /// use limit_suite::redis_server::{RedisServer, TlsFiles};
+    ///
+    /// # fn pem() -> String { String::new() }
+    /// let server = RedisServer::start_tls(&TlsFiles {
+    ///     ca: pem(),
+    ///     certificate: pem(),
+    ///     key: pem(),
+    ///     client_identity: None,
+    /// });
+    /// assert!(server.url().starts_with("rediss://127.0.0.1:"));
+    /// assert_eq!(server.command(&["PING"]), "PONG");
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](RedisServer::start) does, and when a certificate or key of `files` is
+    /// not PEM that rustls accepts.
+    #[must_use]
+    pub fn start_tls(files: &TlsFiles) -> RedisServer {
+        RedisServer::start_tls_with(files, &[])
+    }
+
+    /// [`start_tls`](RedisServer::start_tls) with extra arguments for `redis-server`, as
+    /// [`start_with`](RedisServer::start_with) takes them.
+    ///
+    /// ```no_run
+    /// use limit_suite::redis_server::{RedisServer, TlsFiles};
+    ///
+    /// # fn files() -> TlsFiles { unimplemented!() }
+    /// let server = RedisServer::start_tls_with(&files(), &["--requirepass", "secret"]);
+    /// assert!(server.command(&["PING"]).starts_with("-NOAUTH"));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`start_tls`](RedisServer::start_tls) does.
+    #[must_use]
+    pub fn start_tls_with(files: &TlsFiles, args: &[&str]) -> RedisServer {
+        RedisServer::start_listening(args, &Listen::Tls(tls::Server::new(files)))
+    }
+}
+
+#[cfg(feature = "redis-tls")]
+pub use tls::TlsFiles;
+
+/// The TLS side of the fixture: the server's certificate files, and a blocking rustls
+/// client for the fixture's own connections.
+#[cfg(feature = "redis-tls")]
+mod tls {
+    use std::fmt;
+    use std::fs;
+    use std::net::{Ipv4Addr, TcpStream};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+    use super::Stream;
+
+    /// The certificates of a TLS server, in PEM, for
+    /// [`RedisServer::start_tls`](super::RedisServer::start_tls). A test makes them (with
+    /// rcgen, say); the fixture writes them into the server's directory.
+    #[derive(Clone)]
+    pub struct TlsFiles {
+        /// The certificate authority that signed `certificate`: what the fixture's own
+        /// connections trust, and what the server checks clients' certificates against
+        /// (`--tls-ca-cert-file`).
+        pub ca: String,
+        /// The server's certificate, which must name `127.0.0.1` (`--tls-cert-file`).
+        pub certificate: String,
+        /// Its private key (`--tls-key-file`).
+        pub key: String,
+        /// `Some((certificate, key))`, signed by `ca`: the server requires a certificate of
+        /// every client (`--tls-auth-clients yes`), and the fixture's own connections
+        /// present this one. `None`: clients present none (`--tls-auth-clients no`).
+        pub client_identity: Option<(String, String)>,
+    }
+
+    impl fmt::Debug for TlsFiles {
+        /// Without the keys, as a test's failure message may print a server.
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("TlsFiles")
+                .field("client_identity", &self.client_identity.is_some())
+                .finish_non_exhaustive()
+        }
+    }
+
+    /// What a TLS server is started with, kept for its restarts and the fixture's
+    /// connections.
+    #[derive(Clone, Debug)]
+    pub(super) struct Server {
+        files: TlsFiles,
+        client: Client,
+    }
+
+    #[derive(Clone)]
+    struct Client(Arc<ClientConfig>);
+
+    impl fmt::Debug for Client {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("ClientConfig")
+        }
+    }
+
+    impl Server {
+        pub(super) fn new(files: &TlsFiles) -> Self {
+            let certificates = |what: &str, pem: &str| -> Vec<CertificateDer<'static>> {
+                let certificates = CertificateDer::pem_slice_iter(pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .unwrap_or_else(|error| panic!("the {what} is not PEM: {error}"));
+                assert!(!certificates.is_empty(), "the {what} holds no certificate");
+                certificates
+            };
+            let mut roots = RootCertStore::empty();
+            for certificate in certificates("CA certificate", &files.ca) {
+                roots
+                    .add(certificate)
+                    .unwrap_or_else(|error| panic!("the CA certificate is unusable: {error}"));
+            }
+            // The provider is passed, not installed: the fixture must not be what gives the
+            // process a default provider, which the library under test sees to.
+            let builder = ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(roots);
+            let config = match &files.client_identity {
+                None => builder.with_no_client_auth(),
+                Some((certificate, key)) => {
+                    let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
+                        .unwrap_or_else(|error| panic!("the client key is not PEM: {error}"));
+                    builder
+                        .with_client_auth_cert(certificates("client certificate", certificate), key)
+                        .unwrap_or_else(|error| panic!("the client identity is unusable: {error}"))
+                }
+            };
+            Server {
+                files: files.clone(),
+                client: Client(Arc::new(config)),
+            }
+        }
+
+        /// Writes the server's files into `dir`, and returns the arguments that name them.
+        pub(super) fn arguments(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+            let mut arguments = Vec::new();
+            for (option, name, pem) in [
+                ("--tls-ca-cert-file", "ca.crt", &self.files.ca),
+                ("--tls-cert-file", "server.crt", &self.files.certificate),
+                ("--tls-key-file", "server.key", &self.files.key),
+            ] {
+                let path = dir.join(name);
+                fs::write(&path, pem)?;
+                arguments.push(option.to_owned());
+                arguments.push(path.display().to_string());
+            }
+            arguments.push("--tls-auth-clients".to_owned());
+            arguments.push(
+                if self.files.client_identity.is_some() {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_owned(),
+            );
+            Ok(arguments)
+        }
+
+        /// A TLS client over `stream`, for `127.0.0.1`. The handshake happens at the first
+        /// write or read, under the stream's timeouts.
+        pub(super) fn client(&self, stream: TcpStream) -> std::io::Result<Box<dyn Stream>> {
+            let name = ServerName::IpAddress(Ipv4Addr::LOCALHOST.into());
+            let connection = ClientConnection::new(Arc::clone(&self.client.0), name)
+                .map_err(std::io::Error::other)?;
+            Ok(Box::new(StreamOwned::new(connection, stream)))
+        }
+    }
+}
+
 impl Drop for RedisServer {
     /// Kills the server (`SIGKILL`, which also ends a paused one), waits for it, and removes
     /// its directory.
@@ -436,6 +675,18 @@ impl Drop for RedisServer {
 
 /// How a start attempt ended when the child exited before it answered.
 struct Exited(String);
+
+/// A connection to the server: a `TcpStream`, or a TLS stream over one.
+trait Stream: Read + Write {}
+
+impl<S: Read + Write> Stream for S {}
+
+/// How a server listens: on its port in plain TCP, or there in TLS alone (`--port 0`).
+enum Listen {
+    Plain,
+    #[cfg(feature = "redis-tls")]
+    Tls(tls::Server),
+}
 
 /// Finds `redis-server`: `$REDIS_SERVER` when set, else `PATH`, else the Debian locations.
 fn locate_binary(env: Option<OsString>, path: Option<OsString>) -> Result<PathBuf, String> {
@@ -498,15 +749,29 @@ fn fresh_dir() -> PathBuf {
 }
 
 /// Spawns `redis-server` on `port`, with its output appended to the log in `dir`.
-fn spawn(binary: &Path, args: &[String], port: u16, dir: &Path) -> std::io::Result<Child> {
+fn spawn(
+    binary: &Path,
+    args: &[String],
+    port: u16,
+    dir: &Path,
+    listen: &Listen,
+) -> std::io::Result<Child> {
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join(LOG_FILE))?;
     let log_err = log.try_clone()?;
     let port = port.to_string();
-    Command::new(binary)
-        .args(["--port", port.as_str(), "--bind", "127.0.0.1"])
+    let mut command = Command::new(binary);
+    match listen {
+        Listen::Plain => command.args(["--port", port.as_str()]),
+        #[cfg(feature = "redis-tls")]
+        Listen::Tls(server) => command
+            .args(["--port", "0", "--tls-port", port.as_str()])
+            .args(server.arguments(dir)?),
+    };
+    command
+        .args(["--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(dir)
