@@ -855,4 +855,13 @@ async fn the_local_fallback_admits_its_limit_while_the_server_is_down() {
     assert_eq!(shared().local_admissions, 2);
     drop(permit);
     settled(&server, "fallback").await;
+    // The restart lost the fleets' id counter: a process that connects now still gets an
+    // id (and so members and a channel) of its own, larger than every id before it.
+    let newcomer = Fleet::connect(&server.url()).await.unwrap();
+    assert!(
+        newcomer.id() > fleet.id(),
+        "{} after {}",
+        newcomer.id(),
+        fleet.id()
+    );
 }

@@ -93,8 +93,8 @@ async fn each_grant_carries_the_next_token_of_its_epoch() {
 static WRITES: Limiter = Limiter::new(2).with_name("fenced-writes");
 static LOCAL: Limiter = Limiter::new(2).with_name("not-shared");
 
-/// What a body sees: its own call's token; a call of a limiter that is not shared, polled
-/// inside it, sees none; and so does a task it spawns.
+/// What a body sees: its own call's token; a call of a limiter that is not shared, awaited
+/// inside it, sees the same (the innermost shared call's); a task it spawns sees none.
 #[concurrency_limit(limiter = WRITES)]
 async fn write() -> (
     Option<FencingToken>,
@@ -123,14 +123,16 @@ async fn a_body_reads_its_own_calls_token() {
     let e = epoch(&server, "fenced-writes");
     assert_eq!(fencing_token(), None, "outside a body");
     let first = timeout(HANG, write()).await.unwrap();
-    assert_eq!(first, (Some(FencingToken::new(e, 1)), None, None));
+    let one = Some(FencingToken::new(e, 1));
+    assert_eq!(first, (one, one, None));
     // Two calls at once: each body sees its own token, 2 and 3 in the order admitted.
     let (second, third) = tokio::join!(write(), write());
     let mut both = [second.0.unwrap(), third.0.unwrap()];
     both.sort();
     assert_eq!(both, [FencingToken::new(e, 2), FencingToken::new(e, 3)]);
     assert_eq!(fencing_token(), None, "put back after each poll");
-    // A limiter that is not shared has no token, in a body or on a permit.
+    // A limiter that is not shared has no token, in a body (outside a shared one) or on a
+    // permit.
     assert_eq!(unshared().await, None);
     assert_eq!(LOCAL.try_acquire().unwrap().fencing_token(), None);
 }

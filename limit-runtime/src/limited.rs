@@ -40,7 +40,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 
 use crate::call::{Admitted, AtFront, Call, Claim, Handle, Refused, Step};
-use crate::fence::{Fence, polled};
+use crate::fence::{Fence, Fenced, fenced};
 
 /// A call's guard, before admission: what [`Machine`] needs of `Call`. Not a public API.
 #[doc(hidden)]
@@ -200,8 +200,7 @@ pin_project! {
             then: F,
         },
         Admitted {
-            body: B,
-            fence: Fence,
+            body: Fenced<B>,
         },
         Done,
     }
@@ -217,12 +216,11 @@ pin_project! {
             front: V,
             then: F,
         },
-        // With the fencing token its polls run with: see `fence.rs` (`()` without the `redis`
-        // feature).
+        // With the fencing token its polls run with: see `fence.rs` (the body alone without
+        // the `redis` feature).
         Running {
             #[pin]
-            body: B,
-            fence: Fence,
+            body: Fenced<B>,
         },
         Gone,
     }
@@ -295,11 +293,11 @@ where
             Stage::Done
         };
         let emptied = stage.as_mut().project_replace(empty);
-        let (body, fence) = match next {
+        let body = match next {
             Next::Outcome(outcome) => match emptied {
                 StageReplace::Waiting { then, .. } | StageReplace::AtFront { then, .. } => {
                     let fence = outcome.fence();
-                    (then(outcome), fence)
+                    fenced(then(outcome), fence)
                 }
                 _ => unreachable!("limit-runtime: the stage changed while it was polled"),
             },
@@ -314,19 +312,19 @@ where
                 return Self::poll_slow::<RUN>(stage, cx);
             }
             Next::Body => {
-                let StageReplace::Admitted { body, fence } = emptied else {
+                let StageReplace::Admitted { body } = emptied else {
                     unreachable!("limit-runtime: the stage changed while it was polled");
                 };
-                (body, fence)
+                body
             }
         };
         if RUN {
             let StageProj::Direct { slot } = stage.project() else {
                 unreachable!("limit-runtime: the stage was just emptied");
             };
-            slot.project_replace(Slot::Running { body, fence });
+            slot.project_replace(Slot::Running { body });
         } else {
-            stage.set(Stage::Admitted { body, fence });
+            stage.set(Stage::Admitted { body });
         }
         Poll::Ready(())
     }
@@ -379,10 +377,10 @@ where
         let StageProj::Direct { slot } = stage.project() else {
             unreachable!("limit-runtime: the call is running");
         };
-        let SlotProj::Running { body, fence } = slot.project() else {
+        let SlotProj::Running { body } = slot.project() else {
             unreachable!("limit-runtime: the call is running");
         };
-        polled(*fence, || body.poll(cx))
+        body.poll(cx)
     }
 }
 
@@ -426,11 +424,11 @@ where
                 unreachable!("limit-runtime: the call was fresh");
             };
             // Admitted on the fast path: by its own gate, so never a fleet's lease.
-            let body = then(Outcome::admitted(call.into_admitted()));
-            stage.set(Stage::Admitted {
-                body,
-                fence: Fence::default(),
-            });
+            let body = fenced(
+                then(Outcome::admitted(call.into_admitted())),
+                Fence::default(),
+            );
+            stage.set(Stage::Admitted { body });
             return Poll::Ready(());
         }
         Self::poll_slow::<false>(stage, cx)
@@ -438,7 +436,7 @@ where
 
     fn take_admitted(self: Pin<&mut Self>) -> Self {
         let stage = match self.project().stage.project_replace(Stage::Done) {
-            StageReplace::Admitted { body, fence } => Stage::Admitted { body, fence },
+            StageReplace::Admitted { body } => Stage::Admitted { body },
             _ => Stage::Done,
         };
         Self { stage }
@@ -449,7 +447,7 @@ where
         let mut stage = self.project().stage;
         match stage.as_mut().project() {
             StageProj::Direct { mut slot } => match slot.as_mut().project() {
-                SlotProj::Running { body, fence } => return polled(*fence, || body.poll(cx)),
+                SlotProj::Running { body } => return body.poll(cx),
                 SlotProj::Fresh { call, .. } => {
                     // The fast path: the call goes straight from fresh to running.
                     if std::task::ready!(call.poll_fast(cx)) {
@@ -459,15 +457,15 @@ where
                             unreachable!("limit-runtime: the call was fresh");
                         };
                         // Never a fleet's lease: see `poll_admission`.
-                        let body = then(Outcome::admitted(call.into_admitted()));
-                        slot.as_mut().project_replace(Slot::Running {
-                            body,
-                            fence: Fence::default(),
-                        });
-                        let SlotProj::Running { body, fence } = slot.project() else {
+                        let body = fenced(
+                            then(Outcome::admitted(call.into_admitted())),
+                            Fence::default(),
+                        );
+                        slot.as_mut().project_replace(Slot::Running { body });
+                        let SlotProj::Running { body } = slot.project() else {
                             unreachable!("limit-runtime: the call is running");
                         };
-                        return polled(*fence, || body.poll(cx));
+                        return body.poll(cx);
                     }
                     Self::join_line(stage.as_mut());
                 }
