@@ -1011,7 +1011,7 @@ impl<H: Handle, K: Claim> AtFront<H, K> {
 #[must_use = "the place is given back as soon as this guard is dropped"]
 pub struct Admitted<H: Handle, K: Claim = Unkeyed> {
     parts: Parts<H, K>,
-    /// The permits' fencing token, if they are a fleet's lease (`()` without the `redis`
+    /// The permits' fencing token, if they are a fleet's lease (nothing without the `redis`
     /// feature).
     fence: Fence,
 }

@@ -4,8 +4,8 @@
 //!
 //! A running body is [`Fenced`]: with the `redis` feature, the body's future beside its
 //! token, set as the thread's current token around each of its polls; without it, the body's
-//! future itself, and a call's [`Fence`] is `()`. So a build without the feature runs the
-//! very code it ran before tokens existed (a `()` field beside the body, in the call's
+//! future itself, and a call's [`Fence`] is empty. So a build without the feature runs the
+//! very code it ran before tokens existed (an empty field beside the body, in the call's
 //! pinned state, measurably cost the uncontended path 5 instructions).
 
 #[cfg(feature = "redis")]
@@ -24,10 +24,19 @@ use std::task::{Context, Poll};
 /// What a call keeps of its admission for fencing: its token, if its permits are a fleet's
 /// lease.
 #[cfg(feature = "redis")]
-pub(crate) type Fence = Option<FencingToken>;
+pub type Fence = Option<FencingToken>;
 /// What a call keeps of its admission for fencing: nothing, without the `redis` feature.
 #[cfg(not(feature = "redis"))]
-pub(crate) type Fence = ();
+pub type Fence = NoFence;
+
+/// No token: a call's [`Fence`] without the `redis` feature. A type of its own rather than
+/// `()`, so that code written for both builds passes it around as a value.
+/// Not a public API: public only because the hidden `Outcome` trait of the expansion's
+/// machinery returns it.
+#[cfg(not(feature = "redis"))]
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoFence;
 
 /// A fleet permit's fencing token: `(epoch, sequence)`, ordered by epoch, then sequence.
 ///
@@ -184,7 +193,7 @@ pub(crate) fn fenced<B>(body: B, fence: Fence) -> Fenced<B> {
 
 /// The body `body` of a call admitted with `fence`: without the `redis` feature, itself.
 #[cfg(not(feature = "redis"))]
-#[inline(always)]
+#[inline]
 pub(crate) fn fenced<B>(body: B, _fence: Fence) -> Fenced<B> {
     body
 }
