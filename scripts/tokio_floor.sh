@@ -21,8 +21,10 @@ cp -r limit-macro limit-runtime README.md "$scratch"/
   sed -n '/^\[workspace\.lints/,/^\[package\]/p' Cargo.toml | sed '$d'
 } >"$scratch/Cargo.toml"
 # The floor is the default build's: the `redis` feature's client (redis-rs 1.8) needs tokio
-# 1.51, so its optional dependencies and feature are left out of the scratch copy.
-sed -i -e '/^redis = /d' -e '/^futures-core = /d' "$scratch/limit-runtime/Cargo.toml"
+# 1.51, so its optional dependencies and the features that use them (`redis`, `redis-tls`)
+# are left out of the scratch copy.
+sed -i -e '/^redis = /d' -e '/^redis-tls = /d' -e '/^futures-core = /d' -e '/^rustls = /d' \
+  "$scratch/limit-runtime/Cargo.toml"
 cp Cargo.lock "$scratch/Cargo.lock"
 cd "$scratch"
 cargo update -p tokio --precise "$floor"

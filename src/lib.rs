@@ -1,8 +1,8 @@
 //! Support code shared by this workspace's integration tests and examples. Not published.
 //!
 //! It depends only on what the root package's `[dependencies]` give it (limit-runtime and
-//! tokio's `sync` feature), so nothing here needs a tokio runtime or `tokio_test`: the
-//! helpers that poll do it by hand.
+//! tokio's `sync` feature, and with `redis-tls` rustls, for the TLS test server's fixture),
+//! so nothing here needs a tokio runtime or `tokio_test`: the helpers that poll do it by hand.
 
 use std::fmt::Debug;
 use std::pin::pin;

@@ -328,6 +328,8 @@ pub enum OnUnreachable {
 /// | [`connect_timeout`](Self::connect_timeout) | 5 s | how long [`build`](Self::build) waits for the server |
 /// | [`command_timeout`](Self::command_timeout) | 2 s | how long a round trip may take before it counts as failed |
 /// | [`on_unreachable`](Self::on_unreachable) | [`OnUnreachable::Wait`] | what calls do while the server is unreachable |
+/// | `tls_root_certificate` (`redis-tls` feature) | the system's roots | the authorities a `rediss://` server's certificate must come from |
+/// | `tls_client_identity` (`redis-tls` feature) | none | the certificate and key this process shows a server that asks for one |
 #[derive(Clone)]
 #[must_use = "a builder does nothing until `build().await`"]
 pub struct FleetBuilder {
