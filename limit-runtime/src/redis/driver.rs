@@ -580,6 +580,7 @@ async fn run(
     let mut tasks = JoinSet::new();
     let mut jitter = Jitter::new(shared.id);
     let mut next_tick = Instant::now() + shared.config.renew_every;
+    let mut renewed = Instant::now();
     loop {
         let renew = tokio::select! {
             request = inbox.recv() => {
@@ -591,7 +592,11 @@ async fn run(
                 dispatch(&shared, &connection, &mut tasks, batch);
                 false
             }
-            () = tokio::time::sleep_until(next_tick) => true,
+            // A tick set for a waiter that has been answered since (admitted at once, say)
+            // renews nothing early: a process without waiters renews every `renew_every`.
+            () = tokio::time::sleep_until(next_tick) => {
+                shared.has_waiters() || renewed.elapsed() >= shared.config.renew_every
+            }
             () = resubscribed.notified() => true,
         };
         // A waiting process asks at every `recheck`; one that only holds, at every renewal.
@@ -606,7 +611,10 @@ async fn run(
         };
         if renew {
             tasks.spawn(renew_all(Arc::clone(&shared), connection.clone()));
-            next_tick = Instant::now() + period;
+            renewed = Instant::now();
+            next_tick = renewed + period;
+        } else if Instant::now() >= next_tick {
+            next_tick = renewed + period;
         } else {
             next_tick = next_tick.min(Instant::now() + period);
         }
