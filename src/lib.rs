@@ -1,8 +1,9 @@
 //! Support code shared by this workspace's integration tests and examples. Not published.
 //!
-//! It depends only on what the root package's `[dependencies]` give it (limit-runtime and
-//! tokio's `sync` feature, and with `redis-tls` rustls, for the TLS test server's fixture),
-//! so nothing here needs a tokio runtime or `tokio_test`: the helpers that poll do it by hand.
+//! It depends only on what the root package's `[dependencies]` give it (limit-runtime,
+//! tokio, and with `redis-tls` rustls, for the TLS test server's fixture). Only the
+//! simulator (`sim`) runs on a tokio runtime, on its paused clock; the other helpers poll by
+//! hand, with no runtime or `tokio_test`.
 
 use std::fmt::Debug;
 use std::pin::pin;
@@ -352,3 +353,5 @@ pub fn panic_of(f: impl FnOnce()) -> (String, String) {
 
 #[cfg(feature = "redis")]
 pub mod redis_server;
+/// The adaptive-limit simulator (`benches/adaptive.rs`).
+pub mod sim;
