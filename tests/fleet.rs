@@ -38,6 +38,20 @@ async fn sharing(
     all
 }
 
+/// A fleet for a server that a test kills and restarts: round trips time out after 500 ms,
+/// and the lease is 1 s, since a restart loses the keys and the fleet then admits nothing new
+/// for one lease.
+async fn restartable(server: &RedisServer, on_unreachable: OnUnreachable) -> Fleet {
+    Fleet::builder(&server.url())
+        .on_unreachable(on_unreachable)
+        .command_timeout(Duration::from_millis(500))
+        .lease(Duration::from_secs(1))
+        .renew_every(Duration::from_millis(300))
+        .build()
+        .await
+        .expect("connect")
+}
+
 fn int(reply: &str) -> i64 {
     reply.trim().parse().unwrap_or(0)
 }
@@ -716,15 +730,7 @@ async fn a_dead_processs_waiter_leaves_the_line() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_server_is_down_refusable_calls_are_refused_and_others_wait() {
     let mut server = RedisServer::start();
-    let fleet = Fleet::builder(&server.url())
-        .on_unreachable(OnUnreachable::Refuse)
-        .command_timeout(Duration::from_millis(500))
-        // The restart loses the keys: the fleet then admits nothing new for one lease.
-        .lease(Duration::from_secs(1))
-        .renew_every(Duration::from_millis(300))
-        .build()
-        .await
-        .unwrap();
+    let fleet = restartable(&server, OnUnreachable::Refuse).await;
     let limiter = named("down", 2);
     fleet.share_arc(&limiter).await.unwrap();
     server.kill();
@@ -756,14 +762,7 @@ async fn while_the_server_is_down_refusable_calls_are_refused_and_others_wait() 
 async fn while_the_server_is_down_a_call_waits_no_longer_than_its_max_wait() {
     let mut server = RedisServer::start();
     // The default: calls wait for the server.
-    let fleet = Fleet::builder(&server.url())
-        .command_timeout(Duration::from_millis(500))
-        // The restart loses the keys: the fleet then admits nothing new for one lease.
-        .lease(Duration::from_secs(1))
-        .renew_every(Duration::from_millis(300))
-        .build()
-        .await
-        .unwrap();
+    let fleet = restartable(&server, OnUnreachable::Wait).await;
     let limiter = named("down-wait", 2);
     fleet.share_arc(&limiter).await.unwrap();
     server.kill();
@@ -804,14 +803,7 @@ async fn while_the_server_is_down_a_call_waits_no_longer_than_its_max_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_fallback_admits_its_limit_while_the_server_is_down() {
     let mut server = RedisServer::start();
-    let fleet = Fleet::builder(&server.url())
-        .on_unreachable(OnUnreachable::Local(1))
-        .command_timeout(Duration::from_millis(500))
-        .lease(Duration::from_secs(1))
-        .renew_every(Duration::from_millis(300))
-        .build()
-        .await
-        .unwrap();
+    let fleet = restartable(&server, OnUnreachable::Local(1)).await;
     let limiter = named("fallback", 3);
     fleet.share_arc(&limiter).await.unwrap();
     let before = timeout(HANG, limiter.acquire()).await.unwrap();
