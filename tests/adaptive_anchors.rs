@@ -62,6 +62,8 @@ fn vegas_steps() {
     // The first sample is learnt as rtt_noload = 100 ms, not judged.
     assert_eq!(vegas.on_sample(ms(100), ok(ms(100), 20)), None);
     assert_eq!(vegas.rtt_noload(), Some(ms(100)));
+    // 115 ms at 20: queue = ⌈20·(15/115)⌉ = ⌈2.61⌉ = 3, not below alpha 3: unchanged.
+    assert_eq!(vegas.on_sample(ms(215), ok(ms(115), 20)), None);
     // 125 ms at 20: queue = ⌈20·(1 − 100/125)⌉ = 4, within [alpha 3, beta 6]: unchanged.
     assert_eq!(vegas.on_sample(ms(225), ok(ms(125), 20)), None);
     // 100 ms at 20: queue 0 ≤ threshold 1: 20 + beta 6 = 26.
@@ -88,6 +90,28 @@ fn vegas_ignores_samples_far_below_the_limit() {
     assert_eq!(vegas.on_sample(ms(200), ok(ms(100), 9)), None);
     // 10·2 = 20 ≥ 20: queue 0 → 20 + 6.
     assert_eq!(vegas.on_sample(ms(300), ok(ms(100), 10)), Some(26));
+}
+
+/// Vegas' probe: every `jitter·probe_multiplier·limit` samples (jitter uniform in [0.5, 1)),
+/// the sample is taken as the new rtt_noload, even if higher, so a lasting rise of the base
+/// latency is learnt. With a multiplier of 1 at limit 20, that is between the 10th and the
+/// 19th sample.
+#[test]
+fn vegas_probes_a_new_rtt_noload() {
+    let mut vegas = Vegas::new(VegasConfig {
+        probe_multiplier: 1,
+        ..VegasConfig::default()
+    });
+    vegas.on_sample(ms(100), ok(ms(100), 1));
+    assert_eq!(vegas.rtt_noload(), Some(ms(100)));
+    // 150 ms samples with 1 in flight (too few to move the limit) until the probe.
+    let mut count = 1;
+    while vegas.rtt_noload() == Some(ms(100)) && count < 30 {
+        count += 1;
+        assert_eq!(vegas.on_sample(ms(100 * count), ok(ms(150), 1)), None);
+    }
+    assert_eq!(vegas.rtt_noload(), Some(ms(150)));
+    assert!((10..20).contains(&count), "probed at sample {count}");
 }
 
 /// Vegas' thresholds grow with log10 of the limit (2 from 100 to 999), and smoothing mixes
@@ -164,14 +188,15 @@ fn gradient2_app_limited() {
 fn gradient2_long_window() {
     let config = Gradient2Config::default();
     let mut g = Gradient2::new(config.clone());
-    // App-limited samples (inflight 1) move only the long RTT.
+    // App-limited samples (inflight 1) move only the long RTT: 10, 20, …, 100 ms, whose
+    // mean is 55 ms.
     for i in 1..=10 {
-        g.on_sample(ms(100 * i), ok(ms(100), 1));
+        g.on_sample(ms(100 * i), ok(ms(10 * i), 1));
     }
-    assert_eq!(g.long_rtt(), ms(100));
-    // 700 ms: 100 + (700 − 100)·2/601 = 101.996672… ms.
+    assert_eq!(g.long_rtt(), ms(55));
+    // 700 ms: 55 + (700 − 55)·2/601 = 57.146422… ms.
     g.on_sample(ms(2000), ok(ms(700), 1));
-    assert_eq!(g.long_rtt(), Duration::from_nanos(101_996_672));
+    assert_eq!(g.long_rtt(), Duration::from_nanos(57_146_422));
 
     let mut g = Gradient2::new(config);
     for i in 1..=10 {
@@ -417,6 +442,8 @@ fn vector_increases_only_at_the_limit() {
     assert_eq!(arc.on_sample(ms(300), ok(ms(90), 1)), None);
     let (mean, _) = arc.past_rtt().expect("seeded");
     assert_eq!(mean, ms(96));
+    // Not fast: 98 ms > 96 ms, though reached; and under 96 + 2.5·4.9 = 108.2 ms: unchanged.
+    assert_eq!(arc.clone().on_sample(ms(400), ok(ms(98), 2)), None);
     // A call started at 310 ms, in the window, with 2 in flight: reached; 90 ≤ 96 ms: 3.
     // Past mean 93.6 ms; the window ends at 493.6 ms.
     assert_eq!(arc.on_sample(ms(400), ok(ms(90), 2)), Some(3));

@@ -41,7 +41,7 @@ fn int(estimate: f64) -> usize {
 /// The alpha, beta, threshold, increase and decrease functions are the defaults and not
 /// parameters here: alpha = 3·log10(limit), beta = 6·log10(limit), threshold = log10(limit),
 /// increase = limit + log10(limit), decrease = limit − log10(limit), with
-/// log10 = [`Log10RootIntFunction`](log10_root).
+/// log10 = `Log10RootIntFunction` (`max(1, ⌊log10(limit)⌋)`).
 #[derive(Clone, Debug)]
 pub struct VegasConfig {
     /// The starting limit (default 20).
