@@ -353,5 +353,4 @@ pub fn panic_of(f: impl FnOnce()) -> (String, String) {
 
 #[cfg(feature = "redis")]
 pub mod redis_server;
-/// The adaptive-limit simulator (`benches/adaptive.rs`).
 pub mod sim;

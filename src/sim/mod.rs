@@ -30,6 +30,12 @@ pub trait Controller {
     fn name(&self) -> String;
     /// The limit it starts from.
     fn initial_limit(&self) -> usize;
+    /// A call was admitted at `now`, with `inflight` calls in flight, itself included. For
+    /// controllers that note the moment the limit is reached (Vector's), not only the calls
+    /// that have ended; the others ignore it.
+    fn on_admit(&mut self, now: Duration, inflight: usize) {
+        let _ = (now, inflight);
+    }
     /// A call ended at `now`. Returns the new limit if it changes.
     fn on_sample(&mut self, now: Duration, sample: Sample) -> Option<usize>;
     /// Called at every `tick` of the harness (see [`Controller::tick`]), for controllers
