@@ -426,31 +426,39 @@ fn envoy_remeasures_after_five_windows_at_the_minimum() {
 }
 
 /// Vector's ARC: the first response seeds the past RTT; then each window of one past-mean RTT
-/// ends with a response, and +1 only if the limit was reached in it, there was no
-/// back-pressure and its mean RTT ≤ the past mean.
+/// ends with a response, and +1 only if the limit was reached in it (a call admitted with
+/// the limit in flight), there was no back-pressure and its mean RTT ≤ the past mean.
 #[test]
 fn vector_increases_only_at_the_limit() {
     let mut arc = VectorArc::new(VectorConfig::default());
     // Seeds the past RTT at 100 ms; the window ends at 200 ms.
+    arc.on_admit(ms(0), 1);
     assert_eq!(arc.on_sample(ms(100), ok(ms(100), 1)), None);
-    // 1 in flight at limit 1: reached; mean 100 ms ≤ past 100 ms: 2. Past stays 100 ms with
-    // no variance; the window ends at 300 ms.
+    // Admitted with 1 in flight at limit 1: reached; mean 100 ms ≤ past 100 ms: 2. Past stays
+    // 100 ms with no variance; the window ends at 300 ms.
+    arc.on_admit(ms(100), 1);
     assert_eq!(arc.on_sample(ms(200), ok(ms(100), 1)), Some(2));
-    // 90 ms, fast, but 1 in flight < 2: not reached; and 90 < 100 + 2.5·0: unchanged. Past
-    // mean = 100 + 0.4·(90 − 100) = 96 ms, variance = 0.6·(10 ms · 4 ms) = 24 ms² (deviation
-    // 4.9 ms); the window ends at 396 ms.
+    // 90 ms, fast, but admitted with 1 in flight < 2: not reached; and 90 < 100 + 2.5·0:
+    // unchanged. Past mean = 100 + 0.4·(90 − 100) = 96 ms, variance = 0.6·(10 ms · 4 ms)
+    // = 24 ms² (deviation 4.9 ms); the window ends at 396 ms.
+    arc.on_admit(ms(210), 1);
     assert_eq!(arc.on_sample(ms(300), ok(ms(90), 1)), None);
     let (mean, _) = arc.past_rtt().expect("seeded");
     assert_eq!(mean, ms(96));
     // Not fast: 98 ms > 96 ms, though reached; and under 96 + 2.5·4.9 = 108.2 ms: unchanged.
-    assert_eq!(arc.clone().on_sample(ms(400), ok(ms(98), 2)), None);
-    // A call started at 310 ms, in the window, with 2 in flight: reached; 90 ≤ 96 ms: 3.
-    // Past mean 93.6 ms; the window ends at 493.6 ms.
+    let mut slow = arc.clone();
+    slow.on_admit(ms(302), 2);
+    assert_eq!(slow.on_sample(ms(400), ok(ms(98), 2)), None);
+    // Admitted at 310 ms, in the window, with 2 in flight: reached; 90 ≤ 96 ms: 3. Past mean
+    // 93.6 ms; the window ends at 493.6 ms.
+    arc.on_admit(ms(310), 2);
     assert_eq!(arc.on_sample(ms(400), ok(ms(90), 2)), Some(3));
-    // A call with 3 in flight that started at 390 ms, before this window (from 400 ms), does
-    // not count as reaching the limit; nor does one with 1 in flight. Mean (60 + 90)/2
-    // = 75 ms ≤ 93.6 ms, but not reached; and under 93.6 ms + 2.5·deviation: unchanged.
+    // A call admitted at the limit before this window (from 400 ms) raised the last window's
+    // flag, not this one's; one admitted in it with 1 in flight does not reach 3. Mean
+    // (60 + 90)/2 = 75 ms ≤ 93.6 ms, but not reached; and under 93.6 ms + 2.5·deviation:
+    // unchanged.
     assert_eq!(arc.on_sample(ms(450), ok(ms(60), 3)), None);
+    arc.on_admit(ms(410), 1);
     assert_eq!(arc.on_sample(ms(500), ok(ms(90), 1)), None);
 }
 
@@ -467,6 +475,7 @@ fn vector_decreases_on_a_drop_and_on_a_slow_window() {
     assert_eq!(arc.on_sample(ms(150), refused(ms(50), 10)), None);
     // At 200 ms: reached and fast, but back-pressure: ⌊10·0.9⌋ = 9. The window's RTT is the
     // mean of 100 and 100 ms (the seed stays in the first window; the drop does not count).
+    arc.on_admit(ms(100), 10);
     assert_eq!(arc.on_sample(ms(200), ok(ms(100), 10)), Some(9));
     assert_eq!(arc.past_rtt(), Some((ms(100), Duration::ZERO)));
     // 120 ms ≥ 100 + 2.5·0: ⌊9·0.9⌋ = ⌊8.1⌋ = 8.

@@ -17,11 +17,8 @@
 //! the past mean and variance, an EWMA with weight `ewma_alpha`.
 //!
 //! "Reached the limit" is a flag that Vector raises when a request is *started* with the
-//! in-flight count at the limit. The [`Controller`] seam shows a call only when it ends, so
-//! here the flag is raised by a call that ends in the window, was started in it (so the limit
-//! has not changed since) and saw the limit in flight. A call started at the limit that is
-//! still in flight when the window ends raises Vector's flag but not this one, so this can
-//! grow more slowly than Vector; an admission hook on the seam would close the gap.
+//! in-flight count at the limit: here at [`Controller::on_admit`], which the harness calls at
+//! each admission.
 
 use std::time::Duration;
 
@@ -71,8 +68,6 @@ pub struct VectorArc {
     past: Option<MeanVariance>,
     /// The current window ends with the first response at or after this.
     next_update: Duration,
-    /// When the current window began (the last update).
-    window_start: Duration,
     /// The plain mean of this window's successful RTTs (seconds), and their count.
     current_mean: f64,
     current_count: usize,
@@ -88,7 +83,6 @@ impl VectorArc {
             limit: config.initial_concurrency,
             past: None,
             next_update: Duration::ZERO,
-            window_start: Duration::ZERO,
             current_mean: 0.0,
             current_count: 0,
             had_back_pressure: false,
@@ -158,10 +152,13 @@ impl Controller for VectorArc {
         self.config.initial_concurrency
     }
 
-    fn on_sample(&mut self, now: Duration, sample: Sample) -> Option<usize> {
-        if now.saturating_sub(sample.rtt) >= self.window_start && sample.inflight >= self.limit {
+    fn on_admit(&mut self, _now: Duration, inflight: usize) {
+        if inflight >= self.limit {
             self.reached_limit = true;
         }
+    }
+
+    fn on_sample(&mut self, now: Duration, sample: Sample) -> Option<usize> {
         if sample.dropped {
             // Back-pressure; its RTT is not a measurement of the service.
             self.had_back_pressure = true;
@@ -189,7 +186,6 @@ impl Controller for VectorArc {
             self.past = Some(past);
         }
         self.next_update = now + Duration::from_secs_f64(past.mean);
-        self.window_start = now;
         self.current_mean = 0.0;
         self.current_count = 0;
         self.had_back_pressure = false;
