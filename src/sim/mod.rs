@@ -11,6 +11,13 @@
 use std::time::Duration;
 
 pub mod anchors;
+pub mod downstream;
+pub mod harness;
+pub mod load;
+pub mod metrics;
+pub mod rng;
+pub mod scenarios;
+pub mod table;
 
 /// One call that ended, as a controller sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
