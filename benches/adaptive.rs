@@ -245,7 +245,7 @@ fn plot(
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&|y| format!("{y:.0}"))
         .x_desc("time (s)")
-        .y_desc("limit")
+        .y_desc(format!("limit (cut at {ceiling:.0})"))
         .draw()?;
     let capacity_line: Vec<(f64, f64)> = oracle
         .limit_series
@@ -261,16 +261,22 @@ fn plot(
         .draw_series(LineSeries::new(capacity_line, BLACK.stroke_width(3)))?
         .label("capacity")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(3)));
-    for &(m, color) in &lines {
+    for (i, &(m, color)) in lines.iter().enumerate() {
         let points = m
             .limit_series
             .iter()
             .map(|&(t, l)| (t, (l as f64).min(ceiling)));
+        let label = if i == 0 {
+            format!("{} (oracle)", m.contender)
+        } else {
+            m.contender.clone()
+        };
+        // Thin lines: an oscillating limit is a band, and the bands overlap.
         chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-            .label(m.contender.clone())
+            .draw_series(LineSeries::new(points, color.stroke_width(1)))?
+            .label(label)
             .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
             });
     }
     chart
@@ -292,7 +298,9 @@ fn plot(
     latency
         .configure_mesh()
         .light_line_style(WHITE)
+        .y_labels(5)
         .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y}"))
         .x_desc("time (s)")
         .y_desc("p99 latency per bucket (RTTs, log)")
         .draw()?;

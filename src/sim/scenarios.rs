@@ -227,7 +227,11 @@ pub fn burst() -> Scenario {
         load: LoadSpec::poisson(120.0, MAX_WAIT).burst(secs(20), secs(30), 10.0),
         duration: secs(60),
         converge: vec![(secs(20), secs(30))],
-        steady: vec![(secs(10), secs(20)), (secs(45), secs(60))],
+        steady: vec![
+            (secs(10), secs(20)),
+            (secs(25), secs(30)),
+            (secs(45), secs(60)),
+        ],
         seed: 6,
     }
 }
