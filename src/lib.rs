@@ -351,6 +351,24 @@ pub fn panic_of(f: impl FnOnce()) -> (String, String) {
     SEEN.lock().unwrap().take().expect("the hook saw the panic")
 }
 
+/// Every text an error shows: its `Display` and `Debug` (both forms), and those of every
+/// error in its `source()` chain. For tests that check what an error never shows (a
+/// password, a key).
+pub fn every_text_of(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut texts = vec![
+        error.to_string(),
+        format!("{error:?}"),
+        format!("{error:#?}"),
+    ];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        texts.push(cause.to_string());
+        texts.push(format!("{cause:?}"));
+        source = cause.source();
+    }
+    texts
+}
+
 #[cfg(feature = "redis")]
 pub mod redis_server;
 pub mod sim;

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use limit_runtime::redis::{Fleet, FleetError};
 use limit_runtime::{LimitError, Limiter};
-use limit_suite::HANG;
 use limit_suite::redis_server::RedisServer;
+use limit_suite::{HANG, every_text_of};
 use redis::aio::MultiplexedConnection;
 use tokio::time::{sleep, timeout};
 
@@ -80,23 +80,6 @@ async fn probe(url: &str) -> MultiplexedConnection {
         .get_multiplexed_async_connection()
         .await
         .expect("the probe connects")
-}
-
-/// Every text an error shows: its `Display` and `Debug` (both forms), and those of every
-/// error in its `source()` chain.
-fn every_text_of(error: &FleetError) -> Vec<String> {
-    let mut texts = vec![
-        error.to_string(),
-        format!("{error:?}"),
-        format!("{error:#?}"),
-    ];
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        texts.push(cause.to_string());
-        texts.push(format!("{cause:?}"));
-        source = cause.source();
-    }
-    texts
 }
 
 #[track_caller]

@@ -14,8 +14,8 @@ mod with_tls {
 
     use limit_runtime::redis::{Fleet, FleetBuilder, FleetError};
     use limit_runtime::{LimitError, Limiter};
-    use limit_suite::HANG;
     use limit_suite::redis_server::{RedisServer, TlsFiles};
+    use limit_suite::{HANG, every_text_of};
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
         KeyPair, KeyUsagePurpose,
@@ -93,23 +93,6 @@ mod with_tls {
 
     fn queued_in_redis(server: &RedisServer, name: &str) -> i64 {
         int(&server.command(&["ZCARD", &format!("limit-runtime:{{{name}}}:queue")]))
-    }
-
-    /// Every text an error shows: its `Display` and `Debug` (both forms), and those of
-    /// every error in its `source()` chain.
-    fn every_text_of(error: &FleetError) -> Vec<String> {
-        let mut texts = vec![
-            error.to_string(),
-            format!("{error:?}"),
-            format!("{error:#?}"),
-        ];
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            texts.push(cause.to_string());
-            texts.push(format!("{cause:?}"));
-            source = cause.source();
-        }
-        texts
     }
 
     /// `build` fails with `FleetError::Unreachable` because the handshake failed, for the
