@@ -255,9 +255,12 @@ async fn call(shared: Rc<Shared>, id: usize) {
     shared.apply(now, new);
 }
 
-/// The anchors the bench runs beside the fixed limits: one fresh instance of each, at its
-/// published defaults ([`super::anchors::all`]).
+/// The adaptive contenders the bench runs beside the fixed limits: one fresh instance of
+/// each anchor at its published defaults ([`super::anchors::all`]), then this crate's own
+/// controller at its defaults ([`super::candidate::Candidate`]).
 #[must_use]
 pub fn anchors() -> Vec<Box<dyn Controller>> {
-    super::anchors::all()
+    let mut all = super::anchors::all();
+    all.push(Box::new(super::candidate::Candidate::default()));
+    all
 }

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 pub mod anchors;
+pub mod candidate;
 pub mod downstream;
 pub mod harness;
 pub mod load;

@@ -1,0 +1,317 @@
+//! This crate's own adaptive controller, as a simulator contender (`"limit-runtime"` in the
+//! table). The runtime version (issue 17) will be a port of this one; `design/adaptive/
+//! controller.md` explains the algorithm, its parameters and its scores.
+//!
+//! In a paragraph: the samples are gathered in *rounds* of about one RTT (as TCP acts once
+//! per round trip), counting only the calls admitted since the limit last moved, so that a
+//! decision never judges the queue that the previous limit built. A round's mean RTT is
+//! compared with a *baseline*, the unloaded RTT. While the ratio stays near 1 and the limit
+//! is in use, the limit doubles each round (TCP slow start, RFC 5681), so 1 reaches 100 in
+//! about 7 rounds; afterwards it moves by a damped gradient towards `limit · tolerance /
+//! ratio` (Netflix `Gradient2`'s form, with the baseline as its reference instead of a
+//! long average that follows the queue). A round with a drop (an output marked as overload)
+//! backs off multiplicatively (AIMD). The baseline only goes down with the rounds; it goes up
+//! only through a short *probe*: every `probe_interval` the limit dips to `probe_factor`
+//! of itself until one round of calls admitted under the dip has been measured, and that
+//! round's mean becomes the baseline (BBR's ProbeRTT, Cardwell et al. 2016, with a shallow
+//! dip instead of 4 packets, so that it costs a few percent for a round, not Envoy's pin to 3).
+//!
+//! State is a handful of numbers (no window of samples is kept: sums and counts), each
+//! sample costs an addition and a compare, and time comes only from `now` and the samples'
+//! RTTs.
+
+use std::time::Duration;
+
+use super::{Controller, Sample};
+
+/// The candidate's parameters. [`Default`] and [`CandidateConfig::new`] give the documented
+/// defaults, which follow from the bounds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CandidateConfig {
+    /// The limit it starts from (default: 10, or the nearest bound when 10 is outside
+    /// `[min, max]`: `max = 4` starts at 4).
+    pub initial: usize,
+    /// The lowest limit (default 1).
+    pub min: usize,
+    /// The highest limit (default 1000).
+    pub max: usize,
+    /// The ratio of a round's mean RTT to the baseline that the limit settles at: the
+    /// queueing it accepts (default 1.3; see `design/adaptive/controller.md` for why not 1).
+    pub tolerance: f64,
+    /// Below this ratio a round counts as unqueued: in slow start the limit doubles
+    /// (default 1.1).
+    pub slow_start_exit: f64,
+    /// The weight of a gradient step (default 0.5: half-way to the gradient's target per
+    /// round, which damps jitter without slowing a large correction much).
+    pub smoothing: f64,
+    /// The factor of a backoff after a round with drops (default 0.8).
+    pub backoff: f64,
+    /// How often the baseline is re-measured (default 10 s, BBR's ProbeRTT interval).
+    pub probe_interval: Duration,
+    /// The limit during a probe, as a fraction of the limit (default 0.7: below
+    /// `1 / tolerance`, so a queue that the tolerance allows drains).
+    pub probe_factor: f64,
+    /// The shortest round (default 1 ms), so that a burst of fast calls is not judged on one.
+    pub min_round: Duration,
+}
+
+impl CandidateConfig {
+    /// The defaults within `[min, max]`.
+    ///
+    /// # Panics
+    ///
+    /// If `min` is 0 or above `max` (the attribute reports these as errors).
+    #[must_use]
+    pub fn new(min: usize, max: usize) -> Self {
+        assert!(min >= 1 && min <= max, "1 <= min <= max");
+        Self {
+            initial: 10usize.clamp(min, max),
+            min,
+            max,
+            tolerance: 1.3,
+            slow_start_exit: 1.1,
+            smoothing: 0.5,
+            backoff: 0.8,
+            probe_interval: Duration::from_secs(10),
+            probe_factor: 0.7,
+            min_round: Duration::from_millis(1),
+        }
+    }
+
+    /// The same, starting at `initial`.
+    ///
+    /// # Panics
+    ///
+    /// If `initial` is outside `[min, max]` (an error, not a clamp).
+    #[must_use]
+    pub fn initial(mut self, initial: usize) -> Self {
+        assert!(
+            (self.min..=self.max).contains(&initial),
+            "initial within [min, max]"
+        );
+        self.initial = initial;
+        self
+    }
+}
+
+impl Default for CandidateConfig {
+    fn default() -> Self {
+        Self::new(1, 1000)
+    }
+}
+
+/// Which part of its cycle the controller is in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Phase {
+    /// Doubling each round until the RTT rises.
+    SlowStart,
+    /// The damped gradient.
+    Gradient,
+    /// The baseline is being re-measured; the limit to go back to.
+    Probe { restore: f64 },
+}
+
+/// This crate's controller (see the module's documentation).
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    config: CandidateConfig,
+    /// The limit, kept as a float so that small steps add up.
+    limit: f64,
+    /// The limit last reported (the rounded `limit`).
+    reported: usize,
+    /// The unloaded RTT, in seconds; 0 until the first sample.
+    baseline: f64,
+    /// The mean RTT of the last round, in seconds: the next round's length.
+    srtt: f64,
+    phase: Phase,
+    /// When the current round began.
+    round_start: f64,
+    /// The current round's sums: RTTs (seconds), calls, drops, largest in-flight.
+    sum: f64,
+    count: u32,
+    drops: u32,
+    peak: usize,
+    /// When the baseline was last measured by a probe.
+    probed: f64,
+}
+
+impl Candidate {
+    /// A controller with `config`.
+    #[must_use]
+    pub fn new(config: CandidateConfig) -> Self {
+        let limit = config.initial as f64;
+        Self {
+            reported: config.initial,
+            limit,
+            baseline: 0.0,
+            srtt: 0.0,
+            phase: Phase::SlowStart,
+            round_start: 0.0,
+            sum: 0.0,
+            count: 0,
+            drops: 0,
+            peak: 0,
+            probed: 0.0,
+            config,
+        }
+    }
+
+    /// The baseline (unloaded RTT) it estimates, once it has a sample.
+    #[must_use]
+    pub fn baseline(&self) -> Option<Duration> {
+        (self.baseline > 0.0).then(|| Duration::from_secs_f64(self.baseline))
+    }
+
+    /// The limit now.
+    #[must_use]
+    pub fn limit(&self) -> usize {
+        self.reported
+    }
+
+    /// Whether it is still in slow start.
+    #[must_use]
+    pub fn in_slow_start(&self) -> bool {
+        self.phase == Phase::SlowStart
+    }
+
+    /// Sets the limit (clamped to the bounds) from `now` on, and starts a new round.
+    fn set(&mut self, now: f64, limit: f64) -> Option<usize> {
+        let (min, max) = (self.config.min as f64, self.config.max as f64);
+        self.limit = limit.clamp(min, max);
+        self.new_round(now);
+        let rounded = (self.limit.round() as usize).clamp(self.config.min, self.config.max);
+        if rounded == self.reported {
+            return None;
+        }
+        self.reported = rounded;
+        Some(rounded)
+    }
+
+    fn new_round(&mut self, now: f64) {
+        self.round_start = now;
+        self.sum = 0.0;
+        self.count = 0;
+        self.drops = 0;
+        self.peak = 0;
+    }
+
+    /// Closes a round whose mean RTT is `mean`: the decision.
+    fn decide(&mut self, now: f64, mean: f64) -> Option<usize> {
+        let config = &self.config;
+        if let Phase::Probe { restore } = self.phase {
+            // The round was admitted under the dip: its mean is the unloaded RTT.
+            self.baseline = mean;
+            self.probed = now;
+            self.phase = Phase::Gradient;
+            return self.set(now, restore);
+        }
+        if self.drops > 0 {
+            // A downstream that says "overloaded" is believed at once (AIMD's backoff).
+            self.phase = Phase::Gradient;
+            let limit = self.limit * config.backoff;
+            return self.set(now, limit);
+        }
+        if self.baseline == 0.0 {
+            self.baseline = mean;
+        }
+        let ratio = mean / self.baseline;
+        if ratio < config.slow_start_exit {
+            // An unqueued round: the baseline follows it, both ways, weighted by its
+            // calls, so that one fast call on a jittery link does not become the baseline
+            // (a minimum would: Vegas' failure there), and a queued round (above the
+            // threshold) never raises it (Gradient2's creep).
+            let weight = 0.5 * (f64::from(self.count) / 32.0).min(1.0);
+            self.baseline += weight * (mean - self.baseline);
+        }
+        // The limit is in use: a round whose calls never reached it says nothing about a
+        // higher one (RFC 7661's rule for an application-limited sender).
+        let in_use = self.peak as f64 >= 0.9 * self.limit - 1.0;
+        if now - self.probed >= config.probe_interval.as_secs_f64() {
+            self.phase = Phase::Probe {
+                restore: self.limit,
+            };
+            let dip = (self.limit * config.probe_factor).floor();
+            return self.set(now, dip);
+        }
+        if self.phase == Phase::SlowStart {
+            if ratio < config.slow_start_exit {
+                return if in_use {
+                    let limit = 2.0 * self.limit;
+                    self.set(now, limit)
+                } else {
+                    self.new_round(now);
+                    None
+                };
+            }
+            self.phase = Phase::Gradient;
+        }
+        let target = self.limit * config.tolerance / ratio;
+        if target > self.limit && !in_use {
+            self.new_round(now);
+            return None;
+        }
+        // Up by at most half per round, down by at most half: a single odd round cannot
+        // throw the limit far.
+        let target = target.clamp(0.5 * self.limit, 1.5 * self.limit);
+        let limit = self.limit + config.smoothing * (target - self.limit);
+        self.set(now, limit)
+    }
+}
+
+impl Default for Candidate {
+    fn default() -> Self {
+        Self::new(CandidateConfig::default())
+    }
+}
+
+impl Controller for Candidate {
+    fn name(&self) -> String {
+        "limit-runtime".to_owned()
+    }
+
+    fn initial_limit(&self) -> usize {
+        self.config.initial
+    }
+
+    fn on_sample(&mut self, now: Duration, sample: Sample) -> Option<usize> {
+        let now_s = now.as_secs_f64();
+        let rtt = sample.rtt.as_secs_f64();
+        if self.srtt == 0.0 {
+            if rtt <= 0.0 {
+                return None;
+            }
+            // The first call back is the fastest of the first ones, not a baseline: it only
+            // sets the first round's length; the first round's mean is the baseline.
+            self.srtt = rtt;
+            self.probed = now_s;
+        }
+        // A call admitted above the limit now shows the queue of an older, higher limit:
+        // judging it again would cut twice for one queue. (Not "admitted since the limit
+        // moved": that keeps only the calls fast enough to be back, and a slow service
+        // behind the same limiter would never be seen.)
+        let fresh = sample.inflight <= self.reported;
+        if fresh {
+            self.sum += rtt;
+            self.count += 1;
+            self.drops += u32::from(sample.dropped);
+            self.peak = self.peak.max(sample.inflight);
+        }
+        // A round lasts one smoothed RTT and sees at least half a limit of calls back (a
+        // probe's, one and a half RTTs and a whole dip's worth): after a jump of the limit
+        // the first calls back are the fastest of those it let in, and a round cut short
+        // would take their mean for the RTT (on a jittery link, a baseline that is too low).
+        let probing = matches!(self.phase, Phase::Probe { .. });
+        let (rounds, calls) = if probing {
+            (1.5, self.reported)
+        } else {
+            (1.0, self.reported.div_ceil(2))
+        };
+        let length = (rounds * self.srtt).max(self.config.min_round.as_secs_f64());
+        if (self.count as usize) < calls.max(1) || now_s - self.round_start < length {
+            return None;
+        }
+        let mean = self.sum / f64::from(self.count);
+        self.srtt = mean;
+        self.decide(now_s, mean)
+    }
+}
