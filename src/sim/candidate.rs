@@ -1,34 +1,40 @@
 //! This crate's own adaptive controller, as a simulator contender (`"limit-runtime"` in the
-//! table). The runtime version (issue 17) will be a port of this one; `design/adaptive/
-//! controller.md` explains the algorithm, its parameters and its scores.
+//! table). The runtime version (issue 17) will be a port of this one;
+//! `design/adaptive/controller.md` explains the algorithm, its parameters and its scores.
 //!
-//! In a paragraph: the samples are gathered in *rounds* of about one RTT (as TCP acts once
-//! per round trip), counting only the calls admitted since the limit last moved, so that a
-//! decision never judges the queue that the previous limit built. A round's mean RTT is
-//! compared with a *baseline*, the unloaded RTT. While the ratio stays near 1 and the limit
-//! is in use, the limit doubles each round (TCP slow start, RFC 5681), so 1 reaches 100 in
-//! about 7 rounds; afterwards it moves by a damped gradient towards `limit · tolerance /
-//! ratio` (Netflix `Gradient2`'s form, with the baseline as its reference instead of a
-//! long average that follows the queue). A round with a drop (an output marked as overload)
-//! backs off multiplicatively (AIMD). The baseline only goes down with the rounds; it goes up
-//! only through a short *probe*: every `probe_interval` the limit dips to `probe_factor`
-//! of itself until one round of calls admitted under the dip has been measured, and that
-//! round's mean becomes the baseline (BBR's ProbeRTT, Cardwell et al. 2016, with a shallow
-//! dip instead of 4 packets, so that it costs a few percent for a round, not Envoy's pin to 3).
+//! In a paragraph: the samples are gathered in *rounds* of about one RTT (TCP acts once per
+//! round trip), and a round counts only the calls admitted under the limit in force, so that
+//! a decision never judges again the queue that an older, higher limit built. A round's mean
+//! RTT is compared with a *baseline*, the unloaded RTT. While the ratio stays near 1 and the
+//! limit is in use, the limit doubles each round (TCP slow start, RFC 5681): 1 reaches 100
+//! in 7 rounds. Afterwards it moves by a damped gradient towards `limit · tolerance / ratio`
+//! (Netflix `Gradient2`'s form, but against the baseline rather than a long average of the
+//! RTT, which follows the queue it judges). A round with a drop (an output marked as
+//! overload) backs off multiplicatively (AIMD). The baseline goes down with faster rounds,
+//! weighted by their calls; it goes up only in slow start and through a short *probe*: every
+//! `probe_interval` the limit dips to `probe_factor` of itself until a round of calls
+//! admitted under the dip is back, and that round's mean becomes the baseline, by at most
+//! [`PROBE_RISE`] per probe (BBR's ProbeRTT, Cardwell et al., "BBR: Congestion-Based
+//! Congestion Control", ACM Queue 2016; a dip to half for about two RTTs, not Envoy's pin to
+//! 3 and slow climb back).
 //!
-//! State is a handful of numbers (no window of samples is kept: sums and counts), each
-//! sample costs an addition and a compare, and time comes only from `now` and the samples'
-//! RTTs.
+//! State is a dozen numbers (sums and counts, no window of samples), a sample costs a few
+//! additions and compares, a round (one per RTT) a division and a few multiplications, and
+//! time comes only from `now` and the samples' RTTs.
 
 use std::time::Duration;
 
 use super::{Controller, Sample};
 
+/// The most one probe may raise the baseline by: a drift is slow, and a queue that a dip did
+/// not drain is not a baseline.
+pub const PROBE_RISE: f64 = 1.25;
+
 /// The candidate's parameters. [`Default`] and [`CandidateConfig::new`] give the documented
 /// defaults, which follow from the bounds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CandidateConfig {
-    /// The limit it starts from (default: 10, or the nearest bound when 10 is outside
+    /// The limit it starts from (default: 4, or the nearest bound when 4 is outside
     /// `[min, max]`: `max = 4` starts at 4).
     pub initial: usize,
     /// The lowest limit (default 1).
@@ -36,20 +42,22 @@ pub struct CandidateConfig {
     /// The highest limit (default 1000).
     pub max: usize,
     /// The ratio of a round's mean RTT to the baseline that the limit settles at: the
-    /// queueing it accepts (default 1.3; see `design/adaptive/controller.md` for why not 1).
+    /// queueing it accepts (default 1.3; not 1, because a shallow knee still serves more
+    /// calls at 1.3, see `design/adaptive/controller.md`).
     pub tolerance: f64,
-    /// Below this ratio a round counts as unqueued: in slow start the limit doubles
+    /// Below this ratio a slow-start round counts as unqueued, and the limit doubles
     /// (default 1.1).
     pub slow_start_exit: f64,
-    /// The weight of a gradient step (default 0.5: half-way to the gradient's target per
+    /// The weight of a gradient step (default 0.5: half-way to the gradient's target each
     /// round, which damps jitter without slowing a large correction much).
     pub smoothing: f64,
     /// The factor of a backoff after a round with drops (default 0.8).
     pub backoff: f64,
     /// How often the baseline is re-measured (default 10 s, BBR's ProbeRTT interval).
     pub probe_interval: Duration,
-    /// The limit during a probe, as a fraction of the limit (default 0.7: below
-    /// `1 / tolerance`, so a queue that the tolerance allows drains).
+    /// The limit during a probe, as a fraction of the limit (default 0.5: well below
+    /// `1 / tolerance`, so that the queue the tolerance allows drains, and so does one that
+    /// a baseline too high allowed).
     pub probe_factor: f64,
     /// The shortest round (default 1 ms), so that a burst of fast calls is not judged on one.
     pub min_round: Duration,
@@ -65,7 +73,7 @@ impl CandidateConfig {
     pub fn new(min: usize, max: usize) -> Self {
         assert!(min >= 1 && min <= max, "1 <= min <= max");
         Self {
-            initial: 10usize.clamp(min, max),
+            initial: 4usize.clamp(min, max),
             min,
             max,
             tolerance: 1.3,
@@ -73,7 +81,7 @@ impl CandidateConfig {
             smoothing: 0.5,
             backoff: 0.8,
             probe_interval: Duration::from_secs(10),
-            probe_factor: 0.7,
+            probe_factor: 0.5,
             min_round: Duration::from_millis(1),
         }
     }
@@ -119,9 +127,10 @@ pub struct Candidate {
     limit: f64,
     /// The limit last reported (the rounded `limit`).
     reported: usize,
-    /// The unloaded RTT, in seconds; 0 until the first sample.
+    /// The unloaded RTT, in seconds; 0 until the first round.
     baseline: f64,
-    /// The mean RTT of the last round, in seconds: the next round's length.
+    /// The mean RTT of the last round, in seconds (the first call's until then): the next
+    /// round's length.
     srtt: f64,
     phase: Phase,
     /// When the current round began.
@@ -131,18 +140,20 @@ pub struct Candidate {
     count: u32,
     drops: u32,
     peak: usize,
-    /// When the baseline was last measured by a probe.
+    /// When the baseline was last measured by a probe (or when the next probe is due,
+    /// less `probe_interval`).
     probed: f64,
+    /// Whether the last slow-start round was high (above `slow_start_exit`).
+    high: bool,
 }
 
 impl Candidate {
     /// A controller with `config`.
     #[must_use]
     pub fn new(config: CandidateConfig) -> Self {
-        let limit = config.initial as f64;
         Self {
             reported: config.initial,
-            limit,
+            limit: config.initial as f64,
             baseline: 0.0,
             srtt: 0.0,
             phase: Phase::SlowStart,
@@ -152,11 +163,12 @@ impl Candidate {
             drops: 0,
             peak: 0,
             probed: 0.0,
+            high: false,
             config,
         }
     }
 
-    /// The baseline (unloaded RTT) it estimates, once it has a sample.
+    /// The baseline (unloaded RTT) it estimates, once it has one.
     #[must_use]
     pub fn baseline(&self) -> Option<Duration> {
         (self.baseline > 0.0).then(|| Duration::from_secs_f64(self.baseline))
@@ -174,7 +186,13 @@ impl Candidate {
         self.phase == Phase::SlowStart
     }
 
-    /// Sets the limit (clamped to the bounds) from `now` on, and starts a new round.
+    /// Whether it is re-measuring its baseline.
+    #[must_use]
+    pub fn probing(&self) -> bool {
+        matches!(self.phase, Phase::Probe { .. })
+    }
+
+    /// Sets the limit (clamped to the bounds) and starts a new round.
     fn set(&mut self, now: f64, limit: f64) -> Option<usize> {
         let (min, max) = (self.config.min as f64, self.config.max as f64);
         self.limit = limit.clamp(min, max);
@@ -199,11 +217,22 @@ impl Candidate {
     fn decide(&mut self, now: f64, mean: f64) -> Option<usize> {
         let config = &self.config;
         if let Phase::Probe { restore } = self.phase {
-            // The round was admitted under the dip: its mean is the unloaded RTT.
-            self.baseline = mean;
             self.probed = now;
             self.phase = Phase::Gradient;
-            return self.set(now, restore);
+            if mean <= PROBE_RISE * self.baseline {
+                // The round was admitted under the dip: its mean is the unloaded RTT.
+                self.baseline = mean;
+                return self.set(now, restore);
+            }
+            // Higher than a drift explains: the downstream got slower or lost servers just
+            // now, and the dip did not drain it. The baseline rises by PROBE_RISE at most, so
+            // that a queue never teaches it much; the limit stays at the dip for the gradient
+            // to go on from; and another probe comes ten rounds on, once a passing queue has
+            // drained.
+            self.baseline *= PROBE_RISE;
+            self.probed = now - config.probe_interval.as_secs_f64() + 10.0 * self.srtt;
+            self.new_round(now);
+            return None;
         }
         if self.drops > 0 {
             // A downstream that says "overloaded" is believed at once (AIMD's backoff).
@@ -215,11 +244,12 @@ impl Candidate {
             self.baseline = mean;
         }
         let ratio = mean / self.baseline;
-        if ratio < config.slow_start_exit {
-            // An unqueued round: the baseline follows it, both ways, weighted by its
-            // calls, so that one fast call on a jittery link does not become the baseline
-            // (a minimum would: Vegas' failure there), and a queued round (above the
-            // threshold) never raises it (Gradient2's creep).
+        let slow_start = self.phase == Phase::SlowStart;
+        if ratio < 1.0 || (slow_start && ratio < config.slow_start_exit) {
+            // A faster round lowers the baseline, weighted by its calls, so that one fast
+            // call on a jittery link does not become the baseline (a minimum would: Vegas'
+            // failure there). Only slow start's unqueued rounds, and the probes, raise it: a
+            // queued round that raised it would be Gradient2's creep.
             let weight = 0.5 * (f64::from(self.count) / 32.0).min(1.0);
             self.baseline += weight * (mean - self.baseline);
         }
@@ -227,32 +257,53 @@ impl Candidate {
         // higher one (RFC 7661's rule for an application-limited sender).
         let in_use = self.peak as f64 >= 0.9 * self.limit - 1.0;
         if now - self.probed >= config.probe_interval.as_secs_f64() {
+            // Half the limit, and at most three quarters of what the last round says the
+            // downstream serves (its calls over its ratio, by Little's law), so that a dip
+            // from far above the capacity (a limit that started there) drains it too. After
+            // it, back to the limit, or to what the gradient would settle at if that is lower.
+            let serves = self.limit / ratio.max(1.0);
             self.phase = Phase::Probe {
-                restore: self.limit,
+                restore: self.limit.min(config.tolerance * serves),
             };
-            let dip = (self.limit * config.probe_factor).floor();
+            let dip = (self.limit * config.probe_factor)
+                .min(0.75 * serves)
+                .floor();
             return self.set(now, dip);
         }
-        if self.phase == Phase::SlowStart {
+        if slow_start {
             if ratio < config.slow_start_exit {
-                return if in_use {
-                    let limit = 2.0 * self.limit;
-                    self.set(now, limit)
-                } else {
+                self.high = false;
+                if !in_use {
                     self.new_round(now);
-                    None
-                };
+                    return None;
+                }
+                let limit = 2.0 * self.limit;
+                return self.set(now, limit);
             }
+            if !self.high {
+                // One high round may be noise (the first rounds are small, and a few calls
+                // on a jittery link vary by 15%): hold the limit, and leave slow start only
+                // if the next round is high too (HyStart's caution, RFC 9406, in its
+                // simplest form).
+                self.high = true;
+                self.new_round(now);
+                return None;
+            }
+            // Slow start ends in a queue of its own making, and if the limit started above
+            // the capacity, its first rounds were queued too and the baseline is too high:
+            // the first probe comes two rounds on (BBR drains after its startup for the
+            // same reason).
             self.phase = Phase::Gradient;
+            self.probed = now - config.probe_interval.as_secs_f64() + 2.0 * self.srtt;
         }
         let target = self.limit * config.tolerance / ratio;
         if target > self.limit && !in_use {
             self.new_round(now);
             return None;
         }
-        // Up by at most half per round, down by at most half: a single odd round cannot
-        // throw the limit far.
+        // Up or down by at most half per round: one odd round cannot throw the limit far.
         let target = target.clamp(0.5 * self.limit, 1.5 * self.limit);
+        // Half-way: damps the jitter of the RTT.
         let limit = self.limit + config.smoothing * (target - self.limit);
         self.set(now, limit)
     }
@@ -287,24 +338,23 @@ impl Controller for Candidate {
         }
         // A call admitted above the limit now shows the queue of an older, higher limit:
         // judging it again would cut twice for one queue. (Not "admitted since the limit
-        // moved": that keeps only the calls fast enough to be back, and a slow service
-        // behind the same limiter would never be seen.)
-        let fresh = sample.inflight <= self.reported;
-        if fresh {
+        // moved": that keeps only the calls fast enough to be back already, and a slow
+        // service behind the same limiter would never be seen.)
+        if sample.inflight <= self.reported {
             self.sum += rtt;
             self.count += 1;
             self.drops += u32::from(sample.dropped);
             self.peak = self.peak.max(sample.inflight);
         }
-        // A round lasts one smoothed RTT and sees at least half a limit of calls back (a
-        // probe's, one and a half RTTs and a whole dip's worth): after a jump of the limit
-        // the first calls back are the fastest of those it let in, and a round cut short
-        // would take their mean for the RTT (on a jittery link, a baseline that is too low).
-        let probing = matches!(self.phase, Phase::Probe { .. });
-        let (rounds, calls) = if probing {
-            (1.5, self.reported)
-        } else {
-            (1.0, self.reported.div_ceil(2))
+        // A round lasts one smoothed RTT and sees at least half a limit of calls back; in
+        // slow start a whole limit, and in a probe a whole dip over one and a half RTTs.
+        // After a jump of the limit the first calls back are the fastest of those it let in,
+        // and a round cut short would take their mean for the RTT (on a jittery link, a
+        // baseline that is too low).
+        let (rounds, calls) = match self.phase {
+            Phase::Probe { .. } => (1.5, self.reported),
+            Phase::SlowStart => (1.0, self.reported),
+            Phase::Gradient => (1.0, self.reported.div_ceil(2)),
         };
         let length = (rounds * self.srtt).max(self.config.min_round.as_secs_f64());
         if (self.count as usize) < calls.max(1) || now_s - self.round_start < length {
