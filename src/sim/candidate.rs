@@ -108,6 +108,10 @@ impl Default for CandidateConfig {
     }
 }
 
+/// A round's length in smoothed RTTs: a tenth short of one, so that a generation of calls
+/// that all take exactly one RTT closes the round it began, rather than the next.
+const ROUND: f64 = 0.9;
+
 /// Which part of its cycle the controller is in.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
@@ -353,8 +357,8 @@ impl Controller for Candidate {
         // baseline that is too low).
         let (rounds, calls) = match self.phase {
             Phase::Probe { .. } => (1.5, self.reported),
-            Phase::SlowStart => (1.0, self.reported),
-            Phase::Gradient => (1.0, self.reported.div_ceil(2)),
+            Phase::SlowStart => (ROUND, self.reported),
+            Phase::Gradient => (ROUND, self.reported.div_ceil(2)),
         };
         let length = (rounds * self.srtt).max(self.config.min_round.as_secs_f64());
         if (self.count as usize) < calls.max(1) || now_s - self.round_start < length {
