@@ -123,21 +123,24 @@ fn a_queue_ends_slow_start_and_the_gradient_takes_over() {
     // tolerance: target = limit, no move.
     assert_eq!(round(&mut c, ms(600), ms(130), 15, 8), None);
     assert_eq!(c.limit(), 15);
-    // Ratio 2 (200 ms): target 14.93 × 1.3 / 2 = 9.71, half-way: 12.32, reported 12.
-    assert_eq!(round(&mut c, ms(730), ms(200), 15, 8), Some(12));
+    // Ratio 1.8 (180 ms): target 14.93 × 1.3 / 1.8 = 10.79, half-way: 12.86, reported 13.
+    assert_eq!(round(&mut c, ms(730), ms(180), 15, 8), Some(13));
     // Two rounds after slow start ended (at 450 ms + 2 × 150 ms) the first probe is due: the
-    // next round closes, then dips. A faster round (90 ms; 6 calls, half of 12) first lowers
-    // the baseline by 0.5 × 6 / 32 of the gap: 100 − 10 × 0.09375 = 99.0625 ms. The dip is
-    // min(12.32 / 2, 0.75 × 12.32 / max(ratio, 1)) = 6.16, floored: 6.
-    assert_eq!(round(&mut c, ms(930), ms(90), 12, 6), Some(6));
+    // next round closes, then dips. A faster round (90 ms; 7 calls, half of 13) first lowers
+    // the baseline by 0.5 × 7 / 32 of the gap: 100 − 10 × 0.109375 = 98.90625 ms. The dip is
+    // min(12.86 / 2, 0.75 × 12.86 / max(ratio, 1)) = 6.43, floored: 6.
+    assert_eq!(round(&mut c, ms(930), ms(90), 13, 7), Some(6));
     assert!(c.probing());
     let baseline = c.baseline().expect("a baseline").as_secs_f64();
-    assert!((baseline - 0.099_062_5).abs() < 1e-9, "{baseline}");
+    assert!((baseline - 0.098_906_25).abs() < 1e-9, "{baseline}");
     // The probe round: 1.5 smoothed RTTs (135 ms; these end at 140) and 6 calls admitted
     // under the dip. They took 100 ms (within 1.25 of the baseline): that is the baseline,
-    // and the limit comes back to min(12.32, 1.3 × 12.32 / 1) = 12.32, reported 12.
-    assert_eq!(round(&mut c, ms(1070), ms(100), 6, 6), Some(12));
+    // and the limit comes back to min(12.86, 1.3 × 12.86 / 1) = 12.86, reported 13.
+    assert_eq!(round(&mut c, ms(1070), ms(100), 6, 6), Some(13));
     assert_eq!(c.baseline(), Some(ms(100)));
+    // A collapse: a round at 4 baselines (400 ms; 7 calls) is no jitter, so the gradient
+    // applies undamped and unclamped: 12.86 × 1.3 / 4 = 4.18, reported 4.
+    assert_eq!(round(&mut c, ms(1200), ms(400), 13, 7), Some(4));
 }
 
 /// A drop backs off by 0.8, and calls admitted above the limit in force are not judged.

@@ -108,6 +108,10 @@ impl Default for CandidateConfig {
     }
 }
 
+/// A round whose mean RTT is this many baselines is a collapse, not jitter: the gradient
+/// applies in full, undamped.
+const SEVERE: f64 = 2.0;
+
 /// A round's length in smoothed RTTs: a tenth short of one, so that a generation of calls
 /// that all take exactly one RTT closes the round it began, rather than the next.
 const ROUND: f64 = 0.9;
@@ -305,9 +309,16 @@ impl Candidate {
             self.new_round(now);
             return None;
         }
-        // Up or down by at most half per round: one odd round cannot throw the limit far.
+        if ratio >= SEVERE {
+            // A round whose mean is twice the baseline is no jitter: the capacity fell.
+            // Straight to the gradient's target (Little's law: what the downstream serves,
+            // times the tolerance), or the queue the old limit built keeps every call slow
+            // for as many rounds as halving steps take.
+            return self.set(now, target);
+        }
+        // Up by at most half, down by at most half per round: one odd round cannot throw the
+        // limit far; and half-way to that, which damps the jitter of the RTT.
         let target = target.clamp(0.5 * self.limit, 1.5 * self.limit);
-        // Half-way: damps the jitter of the RTT.
         let limit = self.limit + config.smoothing * (target - self.limit);
         self.set(now, limit)
     }
