@@ -143,7 +143,8 @@ fn a_queue_ends_slow_start_and_the_gradient_takes_over() {
     assert_eq!(round(&mut c, ms(1200), ms(400), 13, 7), Some(4));
 }
 
-/// A drop backs off by 0.8, and calls admitted above the limit in force are not judged.
+/// A drop backs off by 0.8, calls admitted above the limit in force are not judged, and two
+/// rounds faster than the baseline start slow start again.
 #[test]
 fn a_drop_backs_off_and_calls_above_the_limit_are_ignored() {
     let mut c = Candidate::default();
@@ -155,6 +156,15 @@ fn a_drop_backs_off_and_calls_above_the_limit_are_ignored() {
     assert_eq!(round(&mut c, ms(300), ms(100), 8, 7), None);
     assert_eq!(calls(&mut c, ms(300), ms(10), 8, 1, true), Some(6));
     assert!(!c.in_slow_start());
+
+    // Two rounds faster than the baseline restart slow start. The first (3 calls, half of 6,
+    // at 90 ms) lowers the baseline by 0.5 × 3 / 32 of the gap: 99.53 ms; ratio 0.904,
+    // target 6.4 × 1.3 / 0.904 = 9.20, half-way: 7.80, reported 8.
+    assert_eq!(round(&mut c, ms(400), ms(90), 6, 3), Some(8));
+    assert!(!c.in_slow_start());
+    // The second (4 calls): baseline 98.93 ms, ratio 0.91 again: slow start, 2 × 7.80 = 15.6.
+    assert_eq!(round(&mut c, ms(500), ms(90), 8, 4), Some(16));
+    assert!(c.in_slow_start());
 }
 
 /// The probe: every 10 s the limit dips to half (or below three quarters of what the
@@ -202,6 +212,23 @@ fn the_probe_measures_the_baseline_under_a_dip() {
     let baseline = c.baseline().expect("a baseline").as_secs_f64();
     assert!((baseline - 0.110 * PROBE_RISE).abs() < 1e-9, "{baseline}");
     assert_eq!(c.limit(), 32);
+}
+
+/// A limit set by hand is where the controller goes on from: a round at the tolerance keeps
+/// it.
+#[test]
+fn a_limit_set_by_hand_is_kept() {
+    let mut c = Candidate::default();
+    assert_eq!(round(&mut c, ms(100), ms(100), 4, 4), Some(8));
+    c.set_limit(ms(150), 50);
+    assert_eq!(c.limit(), 50);
+    assert!(!c.in_slow_start());
+    // 25 calls (half of 50) at 130 ms, ratio 1.3: target 50 × 1.3 / 1.3 = 50, no change.
+    assert_eq!(round(&mut c, ms(300), ms(130), 50, 25), None);
+    assert_eq!(c.limit(), 50);
+    // Outside the bounds, it is clamped.
+    c.set_limit(ms(300), 5000);
+    assert_eq!(c.limit(), 1000);
 }
 
 proptest! {
@@ -269,6 +296,55 @@ fn the_baseline_follows_a_real_drift() {
     let (_, last) = baselines.last().copied().expect("samples");
     let ratio = last.as_secs_f64() / (2.0 * SERVICE.as_secs_f64());
     assert!((0.75..=1.25).contains(&ratio), "{last:?}");
+}
+
+/// Feeds the candidate one call in `n` (every n-th, so the run stays deterministic).
+struct OneIn {
+    inner: Candidate,
+    n: usize,
+    seen: usize,
+}
+
+impl Controller for OneIn {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn initial_limit(&self) -> usize {
+        self.inner.initial_limit()
+    }
+    fn on_sample(&mut self, now: Duration, sample: Sample) -> Option<usize> {
+        self.seen += 1;
+        if self.seen.is_multiple_of(self.n) {
+            self.inner.on_sample(now, sample)
+        } else {
+            None
+        }
+    }
+}
+
+/// Sampling one call in four keeps the pass with few calls a round (the hard limit of 5) and
+/// with noisy calls (the jittery link). Not on the two services: there it overshoots in slow
+/// start and fails on p99 (open, `design/adaptive/controller.md`).
+#[test]
+fn one_call_in_four_is_enough_for_a_queue_and_for_jitter() {
+    for (scenario, oracle) in [(scenarios::hard_limit(), 5), (scenarios::jittery(), 20)] {
+        let o = measure(&scenario, &harness::run(&scenario, Box::new(Fixed(oracle))));
+        let config = CandidateConfig {
+            sample_one_in: 4,
+            ..CandidateConfig::default()
+        };
+        let sampled = OneIn {
+            inner: Candidate::new(config),
+            n: 4,
+            seen: 0,
+        };
+        let m = measure(&scenario, &harness::run(&scenario, Box::new(sampled)));
+        assert!(
+            table::passes(&m, o.throughput, o.p99),
+            "{}: {m:?} against {o:?}",
+            scenario.name
+        );
+    }
 }
 
 /// On the jittery link the limit varies by at most 15% (time-weighted, steady state).

@@ -61,6 +61,10 @@ pub struct CandidateConfig {
     pub probe_factor: f64,
     /// The shortest round (default 1 ms), so that a burst of fast calls is not judged on one.
     pub min_round: Duration,
+    /// The caller feeds one call in this many (default 1: every call): a round's call
+    /// counts are divided by it, the rest is unchanged (a round's mean is as good from a
+    /// fixed share of its calls).
+    pub sample_one_in: usize,
 }
 
 impl CandidateConfig {
@@ -83,6 +87,7 @@ impl CandidateConfig {
             probe_interval: Duration::from_secs(10),
             probe_factor: 0.5,
             min_round: Duration::from_millis(1),
+            sample_one_in: 1,
         }
     }
 
@@ -107,6 +112,9 @@ impl Default for CandidateConfig {
         Self::new(1, 1000)
     }
 }
+
+/// The calls the first round, whose mean is the first baseline, needs at least.
+const FIRST_ROUND: usize = 4;
 
 /// A round whose mean RTT is this many baselines is a collapse, not jitter: the gradient
 /// applies in full, undamped.
@@ -153,6 +161,8 @@ pub struct Candidate {
     probed: f64,
     /// Whether the last slow-start round was high (above `slow_start_exit`).
     high: bool,
+    /// Unqueued gradient rounds in a row.
+    low: u8,
 }
 
 impl Candidate {
@@ -172,6 +182,7 @@ impl Candidate {
             peak: 0,
             probed: 0.0,
             high: false,
+            low: 0,
             config,
         }
     }
@@ -192,6 +203,18 @@ impl Candidate {
     #[must_use]
     pub fn in_slow_start(&self) -> bool {
         self.phase == Phase::SlowStart
+    }
+
+    /// A limit set by hand (the runtime's `set_limit`): the controller goes on from it, in
+    /// its gradient (a probe under way is called off), with a new round.
+    pub fn set_limit(&mut self, now: Duration, limit: usize) {
+        let limit = limit.clamp(self.config.min, self.config.max);
+        self.limit = limit as f64;
+        self.reported = limit;
+        self.phase = Phase::Gradient;
+        self.high = false;
+        self.low = 0;
+        self.new_round(now.as_secs_f64());
     }
 
     /// Whether it is re-measuring its baseline.
@@ -304,6 +327,21 @@ impl Candidate {
             self.phase = Phase::Gradient;
             self.probed = now - config.probe_interval.as_secs_f64() + 2.0 * self.srtt;
         }
+        if ratio < 1.0 && in_use {
+            // Two unqueued rounds in a row at a limit in use: the capacity is well above the
+            // limit (it came back, or slow start ended on a noisy round). Slow start again,
+            // rather than the gradient's 15% a round (TCP restarts slow start for less).
+            self.low = self.low.saturating_add(1);
+            if self.low >= 2 {
+                self.low = 0;
+                self.high = false;
+                self.phase = Phase::SlowStart;
+                let limit = 2.0 * self.limit;
+                return self.set(now, limit);
+            }
+        } else {
+            self.low = 0;
+        }
         let target = self.limit * config.tolerance / ratio;
         if target > self.limit && !in_use {
             self.new_round(now);
@@ -371,6 +409,11 @@ impl Controller for Candidate {
             Phase::SlowStart => (ROUND, self.reported),
             Phase::Gradient => (ROUND, self.reported.div_ceil(2)),
         };
+        let mut calls = calls.div_ceil(self.config.sample_one_in.max(1));
+        if self.baseline == 0.0 {
+            // The first baseline is one round's mean: not one call's, on a jittery link.
+            calls = calls.max(FIRST_ROUND);
+        }
         let length = (rounds * self.srtt).max(self.config.min_round.as_secs_f64());
         if (self.count as usize) < calls.max(1) || now_s - self.round_start < length {
             return None;
