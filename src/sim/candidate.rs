@@ -7,16 +7,17 @@
 //! a decision never judges again the queue that an older, higher limit built. A round's mean
 //! RTT is compared with a *baseline*, the unloaded RTT. While the ratio stays near 1 and the
 //! limit is in use, the limit doubles each round (TCP slow start, RFC 5681): 1 reaches 100
-//! in 7 rounds. Afterwards it moves by a damped gradient towards `limit · tolerance / ratio`
-//! (Netflix `Gradient2`'s form, but against the baseline rather than a long average of the
-//! RTT, which follows the queue it judges). A round with a drop (an output marked as
-//! overload) backs off multiplicatively (AIMD). The baseline goes down with faster rounds,
-//! weighted by their calls; it goes up only in slow start and through a short *probe*: every
-//! `probe_interval` the limit dips to `probe_factor` of itself until a round of calls
-//! admitted under the dip is back, and that round's mean becomes the baseline, by at most
-//! [`PROBE_RISE`] per probe (BBR's ProbeRTT, Cardwell et al., "BBR: Congestion-Based
-//! Congestion Control", ACM Queue 2016; a dip to half for about two RTTs, not Envoy's pin to
-//! 3 and slow climb back).
+//! in under 12 rounds. Afterwards it moves by a damped gradient towards
+//! `limit · tolerance / ratio` (Netflix `Gradient2`'s form, but against the baseline rather
+//! than a long average of the RTT, which follows the queue it judges). A round with a drop
+//! (an output marked as overload) backs off multiplicatively (AIMD); a round at twice the
+//! baseline is a collapse and takes the gradient's target undamped; two rounds under the
+//! baseline restart slow start. The baseline goes down with faster rounds, weighted by their
+//! calls; it goes up only in slow start and through a short *probe*: every `probe_interval`
+//! the limit dips to `probe_factor` of itself until a round of calls admitted under the dip
+//! is back, and that round's mean becomes the baseline, by at most [`PROBE_RISE`] per probe
+//! (BBR's ProbeRTT, Cardwell et al., "BBR: Congestion-Based Congestion Control", ACM Queue
+//! 2016; a dip to half for about two RTTs, not Envoy's pin to 3 and slow climb back).
 //!
 //! State is a dozen numbers (sums and counts, no window of samples), a sample costs a few
 //! additions and compares, a round (one per RTT) a division and a few multiplications, and
