@@ -329,8 +329,8 @@ impl Candidate {
             self.probed = now - config.probe_interval.as_secs_f64() + 2.0 * self.srtt;
         }
         if ratio < 1.0 && in_use {
-            // Two unqueued rounds in a row at a limit in use: the capacity is well above the
-            // limit (it came back, or slow start ended on a noisy round). Slow start again,
+            // Two rounds in a row faster than the baseline, at a limit in use: the capacity
+            // is well above the limit (it came back, or slow start ended on a noisy round). Slow start again,
             // rather than the gradient's 15% a round (TCP restarts slow start for less).
             self.low = self.low.saturating_add(1);
             if self.low >= 2 {
@@ -400,8 +400,9 @@ impl Controller for Candidate {
             self.drops += u32::from(sample.dropped);
             self.peak = self.peak.max(sample.inflight);
         }
-        // A round lasts one smoothed RTT and sees at least half a limit of calls back; in
-        // slow start a whole limit, and in a probe a whole dip over one and a half RTTs.
+        // A round lasts about one smoothed RTT (ROUND) and sees at least half a limit of calls
+        // back; in slow start a whole limit, and in a probe a whole dip over one and a half
+        // RTTs (with one call in N fed, N times fewer).
         // After a jump of the limit the first calls back are the fastest of those it let in,
         // and a round cut short would take their mean for the RTT (on a jittery link, a
         // baseline that is too low).
