@@ -1,6 +1,13 @@
 //! This crate's own adaptive controller, as a simulator contender (`"limit-runtime"` in the
-//! table). The runtime version (issue 17) will be a port of this one;
-//! `design/adaptive/controller.md` explains the algorithm, its parameters and its scores.
+//! table). `design/adaptive/controller.md` explains the algorithm, its parameters and its
+//! scores.
+//!
+//! **The runtime's controller (`limit-runtime/src/adaptive/controller.rs`) is the port of
+//! this one, decision for decision, and the two must stay equal** until the simulator runs
+//! the real adaptive limiter (issue 17's next step): the table measures this copy, so a
+//! change here that the port does not get (or the reverse) means the table no longer
+//! describes what users run. Change both, and the hand-computed steps in
+//! `tests/adaptive_candidate.rs` and in the port's unit tests, together.
 //!
 //! In a paragraph: the samples are gathered in *rounds* of about one RTT (TCP acts once per
 //! round trip), and a round counts only the calls admitted under the limit in force, so that
