@@ -9,18 +9,39 @@ use syn::parse::{Parse, ParseStream, Parser};
 use syn::{Expr, ExprLit, Ident, Lit, LitStr, Token};
 
 /// The options accepted after the limit, for the "expected one of" message.
-pub(crate) const OPTIONS: &[&str] = &["limiter", "max_wait", "queue", "key", "weight", "name"];
+pub(crate) const OPTIONS: &[&str] = &[
+    "limiter",
+    "max_wait",
+    "queue",
+    "key",
+    "weight",
+    "name",
+    "overloaded",
+];
+
+/// The parameters of `adaptive(…)`, for the "expected one of" message.
+pub(crate) const ADAPTIVE_PARAMS: &[&str] = &["initial", "min", "max"];
 
 /// What a limit may be, for the messages that reject one.
 pub(crate) const EXPECTED_LIMIT: &str = "expected a positive integer literal such as \
      `#[concurrency_limit(5)]`, an expression of type `usize` such as \
-     `#[concurrency_limit(MAX_JOBS)]`, or a shared limiter such as \
+     `#[concurrency_limit(MAX_JOBS)]`, an adaptive limit such as \
+     `#[concurrency_limit(adaptive)]`, or a shared limiter such as \
      `#[concurrency_limit(limiter = DATABASE)]`";
 
 /// An option's value, with the option's name for error spans.
 pub(crate) struct Opt<T> {
     pub(crate) key: Ident,
     pub(crate) value: T,
+}
+
+/// `adaptive`, or `adaptive(initial = …, min = …, max = …)`, each bound optional.
+pub(crate) struct AdaptiveArg {
+    /// The `adaptive` keyword, for error spans.
+    pub(crate) keyword: Ident,
+    pub(crate) initial: Option<Opt<Expr>>,
+    pub(crate) min: Option<Opt<Expr>>,
+    pub(crate) max: Option<Opt<Expr>>,
 }
 
 /// The arguments as written.
@@ -35,6 +56,10 @@ pub(crate) struct Args {
     pub(crate) key: Option<Opt<Expr>>,
     pub(crate) weight: Option<Opt<Expr>>,
     pub(crate) name: Option<Opt<LitStr>>,
+    /// `adaptive` in the place of the limit.
+    pub(crate) adaptive: Option<AdaptiveArg>,
+    /// `overloaded = PATH`: which outputs mean the downstream is overloaded.
+    pub(crate) overloaded: Option<Opt<Expr>>,
 }
 
 pub(crate) fn parse(args: TokenStream) -> syn::Result<Args> {
@@ -67,6 +92,15 @@ impl Parse for Args {
         loop {
             if is_option(input) {
                 args.parse_option(input)?;
+            } else if is_adaptive(input) {
+                let adaptive = input.parse::<AdaptiveArg>()?;
+                if args.adaptive.is_some() {
+                    return Err(syn::Error::new(
+                        adaptive.keyword.span(),
+                        "`adaptive` is given more than once",
+                    ));
+                }
+                args.adaptive = Some(adaptive);
             } else {
                 let limit: Expr = input.parse()?;
                 if args.limit.is_some() {
@@ -89,6 +123,64 @@ impl Parse for Args {
     }
 }
 
+/// `adaptive`, alone or with its parameters in parentheses, in the place of the limit.
+fn is_adaptive(input: ParseStream<'_>) -> bool {
+    let fork = input.fork();
+    fork.call(Ident::parse_any)
+        .is_ok_and(|ident| ident == "adaptive")
+        && (fork.is_empty() || fork.peek(Token![,]) || fork.peek(syn::token::Paren))
+}
+
+impl Parse for AdaptiveArg {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let keyword = input.call(Ident::parse_any)?;
+        let mut adaptive = AdaptiveArg {
+            keyword,
+            initial: None,
+            min: None,
+            max: None,
+        };
+        if !input.peek(syn::token::Paren) {
+            return Ok(adaptive);
+        }
+        let content;
+        syn::parenthesized!(content in input);
+        while !content.is_empty() {
+            let key = content.call(Ident::parse_any)?;
+            let slot = match key.to_string().as_str() {
+                "initial" => &mut adaptive.initial,
+                "min" => &mut adaptive.min,
+                "max" => &mut adaptive.max,
+                _ => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!(
+                            "unknown parameter `{key}` of `adaptive`; expected one of: {}",
+                            quoted(ADAPTIVE_PARAMS)
+                        ),
+                    ));
+                }
+            };
+            content.parse::<Token![=]>()?;
+            set_once(slot, key, content.parse()?)?;
+            if content.is_empty() {
+                break;
+            }
+            content.parse::<Token![,]>()?;
+        }
+        Ok(adaptive)
+    }
+}
+
+/// `` `a`, `b` ``: names for an "expected one of" message.
+fn quoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `ident = …` starts an option; anything else is the limit expression.
 fn is_option(input: ParseStream<'_>) -> bool {
     input.peek(Ident::peek_any) && input.peek2(Token![=]) && !input.peek2(Token![==])
@@ -105,16 +197,10 @@ impl Args {
             "key" => set_once(&mut self.key, key, input.parse()?),
             "weight" => set_once(&mut self.weight, key, input.parse()?),
             "name" => set_once(&mut self.name, key, input.parse()?),
+            "overloaded" => set_once(&mut self.overloaded, key, input.parse()?),
             _ => Err(syn::Error::new(
                 key.span(),
-                format!(
-                    "unknown option `{key}`; expected one of: {}",
-                    OPTIONS
-                        .iter()
-                        .map(|option| format!("`{option}`"))
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                ),
+                format!("unknown option `{key}`; expected one of: {}", quoted(OPTIONS)),
             )),
         }
     }

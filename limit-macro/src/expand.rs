@@ -21,7 +21,7 @@ use syn::spanned::Spanned;
 
 use crate::item::{Attr, Body, Input, Pattern, Sig, Tokens};
 use crate::out::{Out, mixed_site};
-use crate::validate::{Plan, Policy, Shape, Source, Weight};
+use crate::validate::{Bounds, OwnLimit, Plan, Policy, Shape, Source, Weight};
 
 /// What the parts of the expansion share.
 struct Cx<'a> {
@@ -35,9 +35,15 @@ struct Cx<'a> {
     policy_ident: Ident,
     /// `__permit`, what the call's wait ends with.
     permit: Ident,
+    /// Whether the call may be a sample of an adaptive limit (`Plan::sampled`): its guard is
+    /// `sampled()`, and its body, once it returns, `complete`s it.
+    sampled: bool,
+    /// `overloaded = …`, for a sampled call.
+    overloaded: Option<&'a syn::Expr>,
 }
 
 pub(crate) fn expand(plan: Plan) -> TokenStream {
+    let sampled = plan.sampled();
     let Plan {
         attrs,
         vis,
@@ -46,6 +52,7 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
         source,
         policy,
         weight,
+        overloaded,
         shape,
     } = plan;
     let cx = Cx {
@@ -56,6 +63,8 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
         call: mixed_site("__call"),
         policy_ident: mixed_site("__policy"),
         permit: mixed_site("__permit"),
+        sampled,
+        overloaded: overloaded.as_ref(),
     };
     let mut out = Out::new();
     for attr in &attrs {
@@ -94,7 +103,14 @@ pub(crate) fn expand(plan: Plan) -> TokenStream {
                         out.tree(async_kw).tree(move_kw);
                     };
                     limited(out, &cx, async_move, |out| {
-                        out.tree(block);
+                        if cx.sampled {
+                            // The block's `return`s are its own: it runs in an `async` block.
+                            sampled_tail(out, &cx, true, |out| {
+                                out.tree(block);
+                            });
+                        } else {
+                            out.tree(block);
+                        }
                     });
                 });
             });
@@ -157,7 +173,7 @@ fn async_fn(out: &mut Out, cx: &Cx<'_>, instrumented: bool, vis: &[TokenTree], b
         };
         limited(out, cx, async_move, |out| {
             out.tokens(&rebind);
-            match typed {
+            let tail = |out: &mut Out| match typed {
                 Some(output) => typed_body(
                     out,
                     output.inferred.as_deref().unwrap_or(&output.ty),
@@ -167,6 +183,13 @@ fn async_fn(out: &mut Out, cx: &Cx<'_>, instrumented: bool, vis: &[TokenTree], b
                 None => {
                     out.tree(block);
                 }
+            };
+            if cx.sampled {
+                sampled_tail(out, cx, body.may_exit_early(), |out| {
+                    tail(out);
+                });
+            } else {
+                tail(out);
             }
         });
     };
@@ -243,7 +266,12 @@ fn wait(out: &mut Out, cx: &Cx<'_>) {
 /// => { let __error = __refused.error(); return REFUSAL; } };`
 fn take_permit(out: &mut Out, cx: &Cx<'_>) {
     let permit = &cx.permit;
-    out.words(&["let"]).ident(permit).op("=");
+    out.words(&["let"]);
+    // A sampled call's permit is `complete`d when the body returns.
+    if cx.sampled {
+        out.words(&["mut"]);
+    }
+    out.ident(permit).op("=");
     if cx.policy.is_none() && cx.weight.is_none() {
         out.ident(permit).op(";");
         return;
@@ -390,8 +418,9 @@ fn register(out: &mut Out, cx: &Cx<'_>) {
                 out.stream(quote::ToTokens::to_token_stream(expr));
             }
             weight_args(out);
-        })
-        .op(";");
+        });
+        sampled(out, cx);
+        out.op(";");
         policy(out, cx);
         return;
     }
@@ -419,9 +448,18 @@ fn register(out: &mut Out, cx: &Cx<'_>) {
                     .braces(|out| limiter(out, cx));
             });
         enter(out, cx, &handle, &constructor, &weight_args);
+        sampled(out, cx);
     });
     out.op(";");
     policy(out, cx);
+}
+
+/// `.sampled()` after the call's guard, for a call that may be a sample of an adaptive
+/// limit.
+fn sampled(out: &mut Out, cx: &Cx<'_>) {
+    if cx.sampled {
+        out.op(".").words(&["sampled"]).parens(|_| {});
+    }
 }
 
 /// `let __policy = POLICY;`, for a call under a policy. A weighted call that may be refused
@@ -443,7 +481,7 @@ fn policy(out: &mut Out, cx: &Cx<'_>) {
 /// `&PATH`, or `static __LIMITER: ::limit_runtime::__private::Limiter =
 /// ::limit_runtime::__private::Limiter::per_fn(NAME); &__LIMITER`
 fn limiter(out: &mut Out, cx: &Cx<'_>) {
-    let name = match cx.source {
+    let (name, own) = match cx.source {
         Source::Shared(path) => {
             out.spanned(path.span(), |out| {
                 out.op("&");
@@ -451,7 +489,7 @@ fn limiter(out: &mut Out, cx: &Cx<'_>) {
             out.stream(quote::ToTokens::to_token_stream(path));
             return;
         }
-        Source::Own { name, .. } => name,
+        Source::Own { name, limit, .. } => (name, limit),
         Source::Instance(_) | Source::Argument(_) => unreachable!("no handle type"),
     };
     let limiter = mixed_site("__LIMITER");
@@ -486,7 +524,29 @@ fn limiter(out: &mut Out, cx: &Cx<'_>) {
             });
         }
     }
+    if let OwnLimit::Adaptive(bounds) = own {
+        with_adaptive(out, bounds);
+    }
     out.op(";").op("&").ident(&limiter);
+}
+
+/// `.with_adaptive(::limit_runtime::__private::Adaptive::new() .initial(I) .min(M)
+/// .max(X))`, each bound if given: the function's own limiter, made adaptive.
+fn with_adaptive(out: &mut Out, bounds: &Bounds) {
+    out.op(".").words(&["with_adaptive"]).parens(|out| {
+        out.private(&["Adaptive", "new"]).parens(|_| {});
+        for (name, bound) in [
+            ("initial", &bounds.initial),
+            ("min", &bounds.min),
+            ("max", &bounds.max),
+        ] {
+            if let Some(bound) = bound {
+                out.op(".").words(&[name]).parens(|out| {
+                    out.stream(quote::ToTokens::to_token_stream(bound));
+                });
+            }
+        }
+    });
 }
 
 /// `::limit_runtime::__private::Limiter::call_shared(__Limiter)`, or for the function's own
@@ -518,9 +578,18 @@ fn enter(
         // A `fn() -> usize`, spanned at the limit: a closure that captures (a variable
         // hidden from `validate` in a macro, such as `format!("{n}")`) is an error there.
         // (Located at the limit, but generated, so lints about closures keep quiet.)
-        out.spanned(call_site.located_at(limit.span()), |out| {
-            out.op("||").stream(quote::ToTokens::to_token_stream(limit));
-        });
+        match limit {
+            OwnLimit::Fixed(limit) => {
+                out.spanned(call_site.located_at(limit.span()), |out| {
+                    out.op("||").stream(quote::ToTokens::to_token_stream(limit));
+                });
+            }
+            // An adaptive limiter starts at its bounds' `initial`: its limit function is
+            // never called.
+            OwnLimit::Adaptive(_) => {
+                out.op("||").tree(Literal::usize_unsuffixed(0));
+            }
+        }
         out.op(",");
         // `Self`'s name, for a method named after its type.
         if name.is_none() && cx.sig.receiver().is_some() {
@@ -642,6 +711,53 @@ fn typed_body(out: &mut Out, ty: &[TokenTree], block: Group, hint: bool) {
         .tokens(ty)
         .op("=")
         .tree(block)
+        .op(";");
+    allow_unreachable(out);
+    out.ident(&ret);
+}
+
+/// The tail of a sampled call's block: the body's value, then the permit's sample, then the
+/// value. `INNER` is the tail the block would have otherwise; a body that may leave early
+/// (`return`, `?`) runs in an `async` block of its own, so that its early exits reach the
+/// sample too. A call that is cancelled or panics never gets here: no sample.
+///
+/// `let __ret = async move { INNER }.await;` (or `let __ret = { INNER };`), then
+/// `#[allow(unreachable_code)] __permit.complete(OVERLOADED); #[allow(unreachable_code)]
+/// __ret`, where `OVERLOADED` is `(PATH)(&__ret)` for `overloaded = PATH`, else `false`.
+fn sampled_tail(out: &mut Out, cx: &Cx<'_>, may_exit_early: bool, inner: impl FnOnce(&mut Out)) {
+    let ret = mixed_site("__ret");
+    let allow_unreachable = |out: &mut Out| {
+        out.attr(|out| {
+            out.words(&["allow"]).parens(|out| {
+                out.words(&["unreachable_code"]);
+            });
+        });
+    };
+    out.words(&["let"]).ident(&ret).op("=");
+    if may_exit_early {
+        out.words(&["async", "move"]).braces(inner);
+        out.op(".").words(&["await"]);
+    } else {
+        out.braces(inner);
+    }
+    out.op(";");
+    allow_unreachable(out);
+    out.ident(&cx.permit)
+        .op(".")
+        .words(&["complete"])
+        .parens(|out| match cx.overloaded {
+            Some(overloaded) => {
+                out.parens(|out| {
+                    out.stream(quote::ToTokens::to_token_stream(overloaded));
+                })
+                .parens(|out| {
+                    out.op("&").ident(&ret);
+                });
+            }
+            None => {
+                out.words(&["false"]);
+            }
+        })
         .op(";");
     allow_unreachable(out);
     out.ident(&ret);

@@ -180,6 +180,17 @@ impl Body {
         }
     }
 
+    /// Whether the body may leave before its end: a `return` or a `?` anywhere in it (in a
+    /// closure or a string too, which only costs a sampled call an `async` block it did not
+    /// need).
+    pub(crate) fn may_exit_early(&self) -> bool {
+        self.contains_return()
+            || match &self.text {
+                Some(text) => text.contains('?'),
+                None => self.stmts.to_string().contains('?'),
+            }
+    }
+
     /// Recognises `PATH::Box::pin(async move { … })`, the whole body of a method after
     /// `#[async_trait]` has rewritten it. Returns the tokens before the call's parentheses
     /// and the block of the `async move`.

@@ -6,7 +6,7 @@
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use syn::{Expr, Lit, LitStr, Path, UnOp};
 
-use crate::args::{Args, EXPECTED_LIMIT, Opt};
+use crate::args::{AdaptiveArg, Args, EXPECTED_LIMIT, Opt};
 use crate::item::{Attr, Body, Function, Sig, Tokens};
 
 /// `limit_runtime::Limiter::MAX_LIMIT` (2^31 − 1), which this crate cannot import. The
@@ -26,14 +26,30 @@ pub(crate) struct Plan {
     pub(crate) policy: Option<Policy>,
     /// `weight = …`: the call takes that many permits.
     pub(crate) weight: Option<Weight>,
+    /// `overloaded = …`: which outputs count as drops for an adaptive limit.
+    pub(crate) overloaded: Option<Expr>,
     pub(crate) shape: Shape,
+}
+
+impl Plan {
+    /// Whether a call may be a sample of an adaptive limit: its own adaptive limiter, or a
+    /// limiter given by `limiter = …`, which may be adaptive (known only at run time).
+    pub(crate) fn sampled(&self) -> bool {
+        !matches!(
+            self.source,
+            Source::Own {
+                limit: OwnLimit::Fixed(_),
+                ..
+            }
+        )
+    }
 }
 
 /// Where the function's permits come from.
 pub(crate) enum Source {
     /// Its own limiter, created in a `static`.
     Own {
-        limit: Box<Expr>,
+        limit: OwnLimit,
         name: Option<LitStr>,
         key: Option<Box<Expr>>,
     },
@@ -45,6 +61,20 @@ pub(crate) enum Source {
     /// `limiter = arg`, an argument that is a `&Limiter` or an `Arc<Limiter>`: cloned, so that
     /// the body can still use the argument.
     Argument(syn::Ident),
+}
+
+/// A function's own limit: fixed (`N`), or adaptive.
+pub(crate) enum OwnLimit {
+    Fixed(Box<Expr>),
+    Adaptive(Bounds),
+}
+
+/// `adaptive(initial = …, min = …, max = …)`: each bound as written, if given.
+#[derive(Default)]
+pub(crate) struct Bounds {
+    pub(crate) initial: Option<Expr>,
+    pub(crate) min: Option<Expr>,
+    pub(crate) max: Option<Expr>,
 }
 
 pub(crate) struct Policy {
@@ -133,7 +163,16 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
             "#[concurrency_limit] cannot be applied to a variadic function",
         ));
     }
-    let source = source(args.limit, args.limiter, args.key, args.name, &sig)?;
+    let overloaded = args.overloaded;
+    let source = source(args.limit, args.adaptive, args.limiter, args.key, args.name, &sig)?;
+    if let (Some(overloaded), Source::Own { limit: OwnLimit::Fixed(_), .. }) = (&overloaded, &source) {
+        return Err(syn::Error::new(
+            overloaded.key.span(),
+            "`overloaded` needs an adaptive limit, which backs off when the downstream says it \
+             is overloaded: write `#[concurrency_limit(adaptive, overloaded = …)]`, or use a \
+             limiter made by `Limiter::adaptive` with `limiter = …`",
+        ));
+    }
     let policy = policy(args.max_wait, args.queue, &sig, &shape)?;
     let weight = args.weight.map(|weight| Weight {
         expr: weight.value,
@@ -155,6 +194,7 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
         source,
         policy,
         weight,
+        overloaded: overloaded.map(|overloaded| overloaded.value),
         shape,
     })
 }
@@ -166,11 +206,41 @@ fn stream(tokens: &[TokenTree]) -> TokenStream {
 
 fn source(
     limit: Option<Expr>,
+    adaptive: Option<AdaptiveArg>,
     limiter: Option<Opt<Expr>>,
     key: Option<Opt<Expr>>,
     name: Option<Opt<LitStr>>,
     sig: &Sig,
 ) -> syn::Result<Source> {
+    if let Some(adaptive) = adaptive {
+        if let Some(limiter) = &limiter {
+            let shown = quote::ToTokens::to_token_stream(&limiter.value);
+            return Err(syn::Error::new(
+                adaptive.keyword.span(),
+                format!(
+                    "`adaptive` cannot be combined with `limiter = {shown}`: the limiter decides \
+                     whether it adapts; make it with \
+                     `Limiter::adaptive(Adaptive::new())` and its calls adapt it"
+                ),
+            ));
+        }
+        if let Some(limit) = &limit {
+            let shown = quote::ToTokens::to_token_stream(limit);
+            return Err(syn::Error::new(
+                adaptive.keyword.span(),
+                format!(
+                    "`adaptive` takes the place of the limit, and `{shown}` is given too: keep \
+                     one, `adaptive` for a limit that follows the downstream, or `{shown}` for a \
+                     fixed one"
+                ),
+            ));
+        }
+        return Ok(Source::Own {
+            limit: OwnLimit::Adaptive(adaptive_bounds(adaptive)?),
+            name: name.map(|name| name.value),
+            key: key.map(|key| Box::new(key.value)),
+        });
+    }
     if let Some(limiter) = limiter {
         let shown = quote::ToTokens::to_token_stream(&limiter.value);
         if let Some(limit) = limit {
@@ -212,10 +282,118 @@ fn source(
     check_limit(&limit)?;
     check_limit_is_per_function(&limit, sig)?;
     Ok(Source::Own {
-        limit: Box::new(limit),
+        limit: OwnLimit::Fixed(Box::new(limit)),
         name: name.map(|name| name.value),
         key: key.map(|key| Box::new(key.value)),
     })
+}
+
+/// `adaptive(…)`'s bounds, checked as far as literals allow: each must be a positive
+/// integer (`min` at least 1), `min <= max`, and `initial` within `[min, max]`, where a bound
+/// not given takes its default (`Adaptive`'s: `min` 1, `max` 1000 or `min` if higher). Bounds
+/// that are expressions are checked when the limiter is made, by `Adaptive`, which panics
+/// (a compile-time error in the function's `static`).
+fn adaptive_bounds(adaptive: AdaptiveArg) -> syn::Result<Bounds> {
+    let (initial, min, max) = (
+        literal_bound(&adaptive.initial)?,
+        literal_bound(&adaptive.min)?,
+        literal_bound(&adaptive.max)?,
+    );
+    if let Some((0, expr)) = min {
+        return Err(syn::Error::new_spanned(
+            expr,
+            "`min` of `adaptive` must be at least 1: a limit of 0 would never let a call run",
+        ));
+    }
+    if let (Some((0, expr)), _) | (_, Some((0, expr))) = (max, initial) {
+        return Err(syn::Error::new_spanned(
+            expr,
+            "an adaptive limit never goes to 0: `max` and `initial` must be at least 1",
+        ));
+    }
+    if let (Some((min, min_expr)), Some((max, _))) = (min, max)
+        && min > max
+    {
+        return Err(syn::Error::new_spanned(
+            min_expr,
+            format!("`min = {min}` of `adaptive` is above its `max = {max}`"),
+        ));
+    }
+    // The bounds `initial` must be within: those given, and the defaults for the others
+    // (`Adaptive::resolve`'s table), when what they depend on is a literal.
+    let known_min = match (&adaptive.min, min) {
+        (None, _) => Some(1),
+        (Some(_), Some((min, _))) => Some(min),
+        (Some(_), None) => None,
+    };
+    let known_max = match (&adaptive.max, max) {
+        (None, _) => known_min.map(|min| min.max(1000)),
+        (Some(_), Some((max, _))) => Some(max),
+        (Some(_), None) => None,
+    };
+    if let Some((initial, expr)) = initial {
+        let below = known_min.filter(|&min| initial < min);
+        let above = known_max.filter(|&max| initial > max);
+        if below.is_some() || above.is_some() {
+            let show = |bound: Option<u128>, given: bool, default: &str| match bound {
+                Some(value) if given => value.to_string(),
+                Some(value) => format!("{value} ({default})"),
+                None => "?".to_owned(),
+            };
+            return Err(syn::Error::new_spanned(
+                expr,
+                format!(
+                    "`initial = {initial}` of `adaptive` is outside [min, max] = [{}, {}]: \
+                     an adaptive limit starts within its bounds",
+                    show(known_min, adaptive.min.is_some(), "the default"),
+                    show(known_max, adaptive.max.is_some(), "the default"),
+                ),
+            ));
+        }
+    }
+    Ok(Bounds {
+        initial: adaptive.initial.map(|bound| bound.value),
+        min: adaptive.min.map(|bound| bound.value),
+        max: adaptive.max.map(|bound| bound.value),
+    })
+}
+
+/// A bound of `adaptive(…)` that is an integer literal: its value; `None` for an expression
+/// (or a bound not given). Any other literal, or a negative one, is an error.
+fn literal_bound(bound: &Option<Opt<Expr>>) -> syn::Result<Option<(u128, &Expr)>> {
+    let Some(bound) = bound else {
+        return Ok(None);
+    };
+    let expected = format!(
+        "expected a positive integer such as `{} = 8`, or an expression of type `usize`",
+        bound.key
+    );
+    match unparenthesized(&bound.value) {
+        Expr::Lit(literal) => match &literal.lit {
+            Lit::Int(int) if matches!(int.suffix(), "" | "usize") => {
+                let value = int.base10_parse::<u128>().unwrap_or(u128::MAX);
+                if value > MAX_LIMIT {
+                    return Err(syn::Error::new_spanned(
+                        int,
+                        format!(
+                            "`{}` of `adaptive` is too large: the maximum is {MAX_LIMIT} \
+                             (`Limiter::MAX_LIMIT`)",
+                            bound.key
+                        ),
+                    ));
+                }
+                Ok(Some((value, &bound.value)))
+            }
+            other => Err(syn::Error::new_spanned(
+                other,
+                format!("`{}` cannot be {}; {expected}", bound.key, describe(other)),
+            )),
+        },
+        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => Err(
+            syn::Error::new_spanned(unary, format!("`{}` cannot be negative; {expected}", bound.key)),
+        ),
+        _ => Ok(None),
+    }
 }
 
 /// What `limiter = …` names: the path of a `static` (today's zero-sized handle), or an

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use tokio::sync::{AcquireError, SemaphorePermit};
 
+use crate::adaptive::state::Stamp;
 #[cfg(feature = "redis")]
 use crate::backend::{Admission, Ask, Backend, Grant};
 use crate::core::Core;
@@ -205,6 +206,20 @@ pub trait Claim: Send + Sync + Unpin + 'static {
     ) -> impl Future<Output = Result<SemaphorePermit<'a>, AcquireError>> + 'a {
         gate.next_one(at_front)
     }
+    /// Whether the call may be a sample of an adaptive limit ([`Sampled`]): only then is
+    /// [`on_admitted`](Self::on_admitted) worth its arguments.
+    const SAMPLED: bool = false;
+    /// The call was just admitted by `core`, with `held` permits held by its gate right after:
+    /// a [`Sampled`] call of an adaptive limit is stamped.
+    #[inline]
+    fn on_admitted(&mut self, core: &Core, held: usize) {
+        let _ = (core, held);
+    }
+    /// The call's stamp, once: the body returned (`Admitted::complete`).
+    #[inline]
+    fn take_stamp(&mut self) -> Option<Stamp> {
+        None
+    }
 }
 
 /// One permit of the limiter's own. Not a public API.
@@ -288,6 +303,62 @@ impl<K: Claim> Claim for Weighted<K> {
         at_front: bool,
     ) -> impl Future<Output = Result<SemaphorePermit<'a>, AcquireError>> + 'a {
         gate.next_permit(at_front, self.weight)
+    }
+}
+
+/// A call that may be a sample of an adaptive limit: `K`'s claim, and the call's stamp once
+/// it is admitted by an adaptive limiter (16 bytes; nothing is written for a fixed limit).
+/// What the attribute uses for `adaptive` and for `limiter = …` (whose limiter may be
+/// adaptive: that is known only at run time). Not a public API.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Sampled<K: Claim = Unkeyed> {
+    claim: K,
+    stamp: Option<Stamp>,
+}
+
+impl<K: Claim> Claim for Sampled<K> {
+    const SAMPLED: bool = true;
+
+    #[inline]
+    fn gate<'a>(&'a self, core: &'a Core) -> &'a Gate {
+        self.claim.gate(core)
+    }
+
+    #[inline]
+    fn slot(&self) -> Option<&Slot> {
+        self.claim.slot()
+    }
+
+    #[inline]
+    fn weight(&self) -> usize {
+        self.claim.weight()
+    }
+
+    #[inline]
+    fn too_heavy(&self) -> Option<usize> {
+        self.claim.too_heavy()
+    }
+
+    #[inline]
+    fn next_permit<'a>(
+        &self,
+        gate: &'a Gate,
+        at_front: bool,
+    ) -> impl Future<Output = Result<SemaphorePermit<'a>, AcquireError>> + 'a {
+        self.claim.next_permit(gate, at_front)
+    }
+
+    #[inline]
+    fn on_admitted(&mut self, core: &Core, held: usize) {
+        if let Some(state) = core.adaptive(self.claim.slot()) {
+            self.stamp = Some(state.stamp(held));
+        }
+    }
+
+    #[inline]
+    fn take_stamp(&mut self) -> Option<Stamp> {
+        self.stamp.take()
     }
 }
 
@@ -482,6 +553,24 @@ impl<H: Handle, K: Claim> Call<H, K> {
         Self {
             parts: Some(Parts { handle, key }),
         }
+    }
+
+    /// The same call, a sample of its limiter if that is adaptive ([`Sampled`]): what the
+    /// attribute calls on the guard of a call of an adaptive function or of `limiter = …`.
+    /// Not a public API.
+    #[doc(hidden)]
+    #[inline]
+    pub fn sampled(mut self) -> Call<H, Sampled<K>> {
+        let Parts { handle, key } = self.take();
+        // It has moved on: nothing is left in it to drop.
+        std::mem::forget(self);
+        Call::entered(
+            handle,
+            Sampled {
+                claim: key,
+                stamp: None,
+            },
+        )
     }
 
     #[inline]
@@ -699,9 +788,14 @@ impl<H: Handle, K: Claim> Call<H, K> {
     #[doc(hidden)]
     #[inline]
     pub fn into_admitted(mut self) -> Admitted<H, K> {
-        let parts = self.take();
+        let mut parts = self.take();
         // It has moved on: nothing is left in it to drop.
         std::mem::forget(self);
+        if K::SAMPLED {
+            let core = parts.handle.limiter().core();
+            let held = parts.key.gate(core).held();
+            parts.key.on_admitted(core, held);
+        }
         Admitted {
             parts,
             fence: Fence::default(),
@@ -748,11 +842,14 @@ impl<H: Handle, K: Claim> Call<H, K> {
     /// count of permits its gate held right after; `wait` is its wait, if it had to.
     #[inline]
     fn admitted(mut self, held: usize, wait: Option<WaitObservation>) -> Admitted<H, K> {
-        let parts = self.take();
+        let mut parts = self.take();
         std::mem::forget(self);
         parts
             .core()
             .admitted(held, parts.keyed(), parts.weight(), wait);
+        if K::SAMPLED {
+            parts.key.on_admitted(parts.handle.limiter().core(), held);
+        }
         Admitted {
             parts,
             fence: Fence::default(),
@@ -1017,6 +1114,18 @@ pub struct Admitted<H: Handle, K: Claim = Unkeyed> {
 }
 
 impl<H: Handle, K: Claim> Admitted<H, K> {
+    /// The body returned `overloaded` (or not): for a call of an adaptive limit, its sample.
+    /// The attribute calls it after the body of a [`Sampled`] call, so a call that is
+    /// cancelled or panics never reaches it. Not a public API.
+    #[doc(hidden)]
+    #[inline]
+    pub fn complete(&mut self, overloaded: bool) {
+        if let Some(stamp) = self.parts.key.take_stamp() {
+            let core = self.parts.core();
+            core.sample(self.parts.key.slot(), stamp, overloaded);
+        }
+    }
+
     /// The call's fencing token, for the body's polls (`limited.rs`).
     #[inline]
     pub(crate) fn fence(&self) -> Fence {

@@ -14,6 +14,8 @@ use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
+use crate::adaptive::Bounds;
+use crate::adaptive::state::{Stamp, State};
 #[cfg(feature = "redis")]
 use crate::backend::Backend;
 use crate::error::LimitError;
@@ -45,6 +47,9 @@ pub struct Core {
     admitted: AtomicU64,
     rejected: AtomicU64,
     in_flight: InFlight,
+    /// The controller of an adaptive limiter (`Limiter::adaptive`), which moves the gate's
+    /// limit; `None` for a fixed limit. Boxed: a fixed limit's core pays one pointer.
+    adaptive: Option<Box<State>>,
     /// What the `metrics` feature keeps (the limiter's metric keys); zero-sized without it,
     /// and then never read.
     #[cfg_attr(not(feature = "metrics"), expect(dead_code))]
@@ -56,7 +61,9 @@ pub struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(name: Name, id: u64, limit: usize) -> Self {
+    pub(crate) fn new(name: Name, id: u64, limit: usize, adaptive: Option<Bounds>) -> Self {
+        // An adaptive limit starts at its `initial`, whatever `limit` says.
+        let limit = adaptive.map_or(limit, |bounds| bounds.initial);
         Self {
             name,
             id,
@@ -68,6 +75,7 @@ impl Core {
             admitted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             in_flight: InFlight::new(),
+            adaptive: adaptive.map(|bounds| Box::new(State::new(bounds))),
             observed: Observed::new(),
             #[cfg(feature = "redis")]
             backend: OnceLock::new(),
@@ -81,22 +89,27 @@ impl Core {
         self.backend.get().map(|backend| &**backend)
     }
 
-    /// Makes `backend` the source of this limiter's permits, if it has none yet and no call
-    /// of it is in flight: its gate is parked (limit 0), so the fast path closes. `Err`
-    /// says which of the two failed: `true` when it was shared already.
+    /// Makes `backend` the source of this limiter's permits, if it has none yet, is not
+    /// adaptive, and no call of it is in flight: its gate is parked (limit 0), so the fast
+    /// path closes. `Err` says which condition failed.
     ///
     /// A call made at the same moment on another thread can still take a permit of the gate
     /// before it is parked; the docs say to share a limiter before its first call.
     #[cfg(feature = "redis")]
-    pub(crate) fn share(&self, backend: std::sync::Arc<dyn Backend>) -> Result<(), bool> {
+    pub(crate) fn share(&self, backend: std::sync::Arc<dyn Backend>) -> Result<(), Unshareable> {
         let _serial = self.resize.lock().unwrap_or_else(PoisonError::into_inner);
         if self.backend.get().is_some() {
-            return Err(true);
+            return Err(Unshareable::Shared);
+        }
+        if self.adaptive.is_some() {
+            return Err(Unshareable::Adaptive);
         }
         if self.in_flight() != 0 || self.gate.held() != 0 || self.waiting() != 0 {
-            return Err(false);
+            return Err(Unshareable::InUse);
         }
-        self.backend.set(backend).map_err(|_| true)?;
+        self.backend
+            .set(backend)
+            .map_err(|_| Unshareable::Shared)?;
         self.gate.set_limit(0);
         Ok(())
     }
@@ -157,6 +170,7 @@ impl Core {
             fleet: self.backend().map(Backend::stats),
             #[cfg(not(feature = "redis"))]
             fleet: None,
+            adaptive: self.adaptive.as_deref().map(State::stats),
         }
     }
 
@@ -165,13 +179,53 @@ impl Core {
         if let Some(keys) = self.keys.get() {
             keys.set_limit(limit);
         }
+        // An adaptive limit's controller goes on from the limit set, and its gate changes
+        // under the controller's lock, as its own changes do. (Never shared: see `share`.)
+        if let Some(adaptive) = self.adaptive.as_deref() {
+            adaptive.set_limit(limit, |limit| self.gate.set_limit(limit));
+            observe::limit_set(self, limit);
+            return;
+        }
         // A shared limiter's own gate stays parked: the backend holds its limit.
         #[cfg(feature = "redis")]
         if let Some(backend) = self.backend() {
             backend.set_limit(limit);
+            observe::limit_set(self, limit);
             return;
         }
         self.gate.set_limit(limit);
+        observe::limit_set(self, limit);
+    }
+
+    /// The controller of an adaptive limit, for a call of `slot` (a key's, which adapts on
+    /// its own) or of the limiter itself.
+    #[inline]
+    pub(crate) fn adaptive<'a>(&'a self, slot: Option<&'a Slot>) -> Option<&'a State> {
+        match slot {
+            Some(slot) => slot.adaptive(),
+            None => self.adaptive.as_deref(),
+        }
+    }
+
+    /// Whether the limit is adaptive.
+    #[cfg(feature = "redis")]
+    pub(crate) fn is_adaptive(&self) -> bool {
+        self.adaptive.is_some()
+    }
+
+    /// The sample of an adaptive call of `slot` (or of the limiter), stamped at its
+    /// admission, whose body just returned: the controller may move the gate's limit.
+    pub(crate) fn sample(&self, slot: Option<&Slot>, stamp: Stamp, overloaded: bool) {
+        let (state, gate) = match slot {
+            Some(slot) => (slot.adaptive(), &slot.gate),
+            None => (self.adaptive.as_deref(), &self.gate),
+        };
+        let Some(state) = state else {
+            return;
+        };
+        if let Some(change) = state.sample(stamp, overloaded, |limit| gate.set_limit(limit)) {
+            observe::limit_changed(self, slot.is_some(), change);
+        }
     }
 
     /// Counts a call as in flight: from now until [`exit`](Self::exit).
@@ -187,7 +241,7 @@ impl Core {
         K: std::hash::Hash + Eq + Send + Sync + 'static,
     {
         let keys = self.keys.get_or_init(Keys::default);
-        let slot = keys.enter(key, || self.limit());
+        let slot = keys.enter(key, || self.limit(), self.adaptive.as_deref());
         self.enter();
         slot
     }
@@ -265,6 +319,17 @@ impl Core {
         observe::rejected(self, &error);
         error
     }
+}
+
+/// Why a limiter cannot be shared (`Core::share`).
+#[cfg(feature = "redis")]
+pub(crate) enum Unshareable {
+    /// It was shared already.
+    Shared,
+    /// A call of it is in flight.
+    InUse,
+    /// It is adaptive: the processes would need to agree on one controller.
+    Adaptive,
 }
 
 impl Drop for Core {

@@ -705,7 +705,6 @@
 // models in `loom_models` run against them (see the README's Testing section).
 #![cfg_attr(loom, expect(dead_code))]
 
-// The adaptive limit's configuration and controller (issue 17), not yet on any call path.
 #[cfg(not(loom))]
 mod adaptive;
 #[cfg(all(feature = "redis", not(loom)))]
@@ -745,6 +744,8 @@ mod registry;
 mod stats;
 mod sync;
 
+#[cfg(not(loom))]
+pub use adaptive::Adaptive;
 #[cfg(not(loom))]
 pub use call::{OwnedPermit, Permit};
 #[cfg(not(loom))]
@@ -993,7 +994,7 @@ pub use name::Name;
 #[cfg(not(loom))]
 pub use registry::{drain, limiter, limiters, track};
 #[cfg(not(loom))]
-pub use stats::{SharedStats, Stats, Stragglers, stragglers};
+pub use stats::{AdaptiveStats, SharedStats, Stats, Stragglers, stragglers};
 
 /// What the expansion of `#[concurrency_limit]` refers to. Not a public API: it may change
 /// in any release.
@@ -1002,8 +1003,11 @@ pub use stats::{SharedStats, Stats, Stragglers, stragglers};
 pub mod __private {
     pub use crate::call::{
         Admitted, AtFront, Back, Call, Claim, Front, Handle, Heavy, HeavyPanics, HeavyRefuses,
-        IntoHandle, Keyed, OnHeavy, Place, Policy, Refused, Step, Unkeyed, Weighted, never_refused,
+        IntoHandle, Keyed, OnHeavy, Place, Policy, Refused, Sampled, Step, Unkeyed, Weighted,
+        never_refused,
     };
+    pub use crate::adaptive::Adaptive;
+    pub use crate::adaptive::controller::Controller as AdaptiveController;
     pub use crate::error::{Refusal, refusal};
     pub use crate::limited::{Entered, Machine, Never, Outcome, Spec, Waited, never_front};
     pub use crate::limiter::Limiter;

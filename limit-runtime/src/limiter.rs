@@ -9,6 +9,7 @@ use crate::call::{
     Admitted, Call, Claim, Handle, IntoHandle, Keyed, OnHeavy, OwnedPermit, Permit, Unkeyed,
     Weighted,
 };
+use crate::adaptive::{Adaptive, Bounds};
 use crate::core::Core;
 use crate::error::{LimitError, LimitTooLarge};
 use crate::gate::MAX_LIMIT;
@@ -58,6 +59,8 @@ pub struct Limiter {
     /// and a rejected limit panics at the caller's line (outside any closure).
     init: Mutex<()>,
     per_fn: bool,
+    /// An adaptive limit's bounds, resolved when the limiter is made (`Limiter::adaptive`).
+    adaptive: Option<Bounds>,
 }
 
 /// A limiter's name before its core exists.
@@ -138,7 +141,66 @@ impl Limiter {
             default_name: OnceLock::new(),
             init: Mutex::new(()),
             per_fn: false,
+            adaptive: None,
         }
+    }
+
+    /// An adaptive limiter: its limit starts at `adaptive`'s `initial` and follows what its
+    /// calls' durations say the downstream can take, within `[min, max]` (see the README's
+    /// "Adaptive limits" for the algorithm, and when not to use it). A `const fn`, for
+    /// `static`s; `#[concurrency_limit(adaptive(…))]` gives a function one of its own.
+    ///
+    /// Its calls are samples: the attribute's calls of it (by `limiter = …`, or its own),
+    /// each from admission to the body's return, on tokio's clock. A call that is cancelled,
+    /// panics or is refused is no sample, and neither is a permit taken by hand
+    /// ([`acquire`](Self::acquire), [`track`](crate::track)). The limit moves through the
+    /// same resizing as [`set_limit`](Self::set_limit), so a shrink never revokes a running
+    /// call; a `set_limit` by hand sets the limit now, and the controller goes on from there.
+    /// [`limit`](Self::limit) is the limit now, [`stats`](Self::stats)`().adaptive` what the
+    /// controller estimates. A fleet cannot share an adaptive limiter
+    /// (`FleetError::Adaptive`, with the `redis` feature).
+    ///
+    /// # Panics
+    ///
+    /// On bounds that [`Adaptive`] rejects (`min(0)`, `min` above `max`, an `initial`
+    /// outside them): at compile time in a `static`.
+    ///
+    /// ```
+    /// use limit_runtime::{Adaptive, Limiter, concurrency_limit};
+    ///
+    /// static SEARCH: Limiter = Limiter::adaptive(Adaptive::new().max(64)).with_name("search-api");
+    ///
+    /// #[concurrency_limit(limiter = SEARCH)]
+    /// async fn search(query: &str) -> usize {
+    ///     query.len()
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// assert_eq!(search("rust").await, 4);
+    /// assert_eq!(SEARCH.stats().adaptive.unwrap().samples, 1);
+    /// assert!(SEARCH.limit() <= 64);
+    /// # }
+    /// ```
+    #[must_use]
+    #[track_caller]
+    pub const fn adaptive(adaptive: Adaptive) -> Self {
+        let bounds = adaptive.resolve();
+        let mut limiter = Self::new(bounds.initial);
+        limiter.adaptive = Some(bounds);
+        limiter
+    }
+
+    /// A function's own limiter (`per_fn`, `per_method`), made adaptive: what
+    /// `#[concurrency_limit(adaptive(…))]` expands to. Not a public API.
+    #[doc(hidden)]
+    #[must_use]
+    pub const fn with_adaptive(mut self, adaptive: Adaptive) -> Self {
+        let bounds = adaptive.resolve();
+        self.limit = bounds.initial;
+        self.per_fn = false;
+        self.adaptive = Some(bounds);
+        self
     }
 
     /// The same limiter, named: the name appears in [`Stats`], [`LimitError`] messages and
@@ -194,6 +256,7 @@ impl Limiter {
             default_name: OnceLock::new(),
             init: Mutex::new(()),
             per_fn: true,
+            adaptive: None,
         }
     }
 
@@ -209,6 +272,7 @@ impl Limiter {
             default_name: OnceLock::new(),
             init: Mutex::new(()),
             per_fn: true,
+            adaptive: None,
         }
     }
 
@@ -220,6 +284,7 @@ impl Limiter {
             init: Mutex::new(()),
             limit: 0,
             per_fn: false,
+            adaptive: None,
             core: OnceLock::from(core),
         }
     }
@@ -352,6 +417,10 @@ impl Limiter {
                 peak_running: 0,
                 active_keys: 0,
                 fleet: None,
+                // What a controller that has seen no call shows.
+                adaptive: self
+                    .adaptive
+                    .map(|bounds| crate::adaptive::state::State::new(bounds).stats()),
             },
         }
     }
@@ -890,7 +959,7 @@ impl Limiter {
         } else {
             self.limit
         };
-        let core = registry::register(name, limit);
+        let core = registry::register(name, limit, self.adaptive);
         observe::registered(&core);
         self.core.get_or_init(|| core)
     }

@@ -252,6 +252,57 @@ mod hooks {
 pub(crate) use hooks::{admitted, left_queue, registered, rejected, released, waiting_started};
 
 // ---------------------------------------------------------------------------------------
+// An adaptive limit's changes: one per round of calls at most, so the macros serve.
+// ---------------------------------------------------------------------------------------
+
+/// An adaptive limiter's controller moved the limit (of a key, if `keyed`): `DEBUG` with the
+/// reason, and the gauge `concurrency_limit_limit` (the limiter's own limit; a key's limit is
+/// not a gauge, as keys are not labels).
+#[cfg_attr(
+    not(any(feature = "tracing", feature = "metrics")),
+    expect(unused_variables)
+)]
+pub(crate) fn limit_changed(limiter: &Core, keyed: bool, change: crate::adaptive::state::Change) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(
+        target: TARGET,
+        limiter = limiter.name().as_str(),
+        from = change.from,
+        to = change.to,
+        reason = change.reason.as_str(),
+        keyed,
+        "adaptive limit {} -> {} ({})",
+        change.from,
+        change.to,
+        change.reason.as_str(),
+    );
+    #[cfg(feature = "metrics")]
+    if !keyed {
+        metrics_keys::set_limit(limiter, change.to);
+    }
+}
+
+/// A limit set by hand (`set_limit`) on an adaptive limiter: the gauge.
+#[cfg_attr(not(feature = "metrics"), expect(unused_variables))]
+pub(crate) fn limit_set(limiter: &Core, limit: usize) {
+    #[cfg(feature = "metrics")]
+    metrics_keys::set_limit(limiter, limit);
+}
+
+/// An adaptive limiter forgot the learned limits of `count` keys idle longest (more than
+/// `keyed::LEARNED_KEYS` were idle): `DEBUG`.
+#[cfg_attr(not(feature = "tracing"), expect(unused_variables))]
+pub(crate) fn keys_forgotten(count: usize) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(
+        target: TARGET,
+        count,
+        "adaptive limit: forgot what {count} idle keys learned (more than {} keys were idle)",
+        crate::keyed::LEARNED_KEYS,
+    );
+}
+
+// ---------------------------------------------------------------------------------------
 // A fleet's events (the `redis` feature): rare, so the macros serve.
 // ---------------------------------------------------------------------------------------
 
@@ -388,6 +439,7 @@ mod metrics_keys {
     const ADMITTED: &str = "concurrency_limit_admitted_total";
     const REJECTED: &str = "concurrency_limit_rejected_total";
     const WAIT_SECONDS: &str = "concurrency_limit_wait_seconds";
+    const LIMIT: &str = "concurrency_limit_limit";
 
     static METADATA: Metadata<'static> =
         Metadata::new(super::TARGET, Level::INFO, Some(module_path!()));
@@ -399,6 +451,7 @@ mod metrics_keys {
         admitted: Key,
         rejected: Key,
         wait_seconds: Key,
+        limit: Key,
     }
 
     fn keys(limiter: &Core) -> &Keys {
@@ -415,6 +468,7 @@ mod metrics_keys {
                 admitted: key(ADMITTED),
                 rejected: key(REJECTED),
                 wait_seconds: key(WAIT_SECONDS),
+                limit: key(LIMIT),
             }
         })
     }
@@ -434,7 +488,11 @@ mod metrics_keys {
 
     pub(super) fn registered(limiter: &Core) {
         let (running, waiting) = (limiter.running(), limiter.waiting());
+        let limit = limiter.limit();
         with_recorder(limiter, |recorder, keys| {
+            recorder
+                .register_gauge(&keys.limit, &METADATA)
+                .set(gauge_value(limit));
             recorder
                 .register_gauge(&keys.running, &METADATA)
                 .set(gauge_value(running));
@@ -450,6 +508,14 @@ mod metrics_keys {
             // A histogram has no zero to report; registering it is enough for exporters
             // that list what is registered.
             drop(recorder.register_histogram(&keys.wait_seconds, &METADATA));
+        });
+    }
+
+    pub(super) fn set_limit(limiter: &Core, limit: usize) {
+        with_recorder(limiter, |recorder, keys| {
+            recorder
+                .register_gauge(&keys.limit, &METADATA)
+                .set(gauge_value(limit));
         });
     }
 

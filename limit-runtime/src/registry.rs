@@ -29,11 +29,15 @@ fn lock() -> std::sync::MutexGuard<'static, Registry> {
 }
 
 /// Creates a limiter's core, and registers it.
-pub(crate) fn register(name: Name, limit: usize) -> Arc<Core> {
+pub(crate) fn register(
+    name: Name,
+    limit: usize,
+    adaptive: Option<crate::adaptive::Bounds>,
+) -> Arc<Core> {
     let mut registry = lock();
     let id = registry.next_id;
     registry.next_id += 1;
-    let core = Arc::new(Core::new(name, id, limit));
+    let core = Arc::new(Core::new(name, id, limit, adaptive));
     registry.cores.insert(id, Arc::downgrade(&core));
     core
 }

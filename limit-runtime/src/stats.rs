@@ -1,6 +1,7 @@
 //! Snapshots of a limiter's counters, and the shutdown report of what is still in flight.
 
 use std::fmt;
+use std::time::Duration;
 
 use crate::Name;
 
@@ -54,6 +55,47 @@ pub struct Stats {
     /// for a limiter of this process alone. `limit`, `running` and `waiting` above stay this
     /// process's view, but for `limit`, which is the fleet's.
     pub fleet: Option<SharedStats>,
+    /// What the controller estimates, for an adaptive limiter
+    /// ([`Limiter::adaptive`](crate::Limiter::adaptive), or the attribute's `adaptive`);
+    /// `None` for a fixed limit. For a limiter with `key = …`, each key adapts on its own, and
+    /// this is the limiter's own controller (the one new keys start from).
+    pub adaptive: Option<AdaptiveStats>,
+}
+
+/// An adaptive limiter's controller, in [`Stats::adaptive`]: see the README's "Adaptive
+/// limits". Durations and counts, so that `Stats` stays `Eq`.
+///
+/// ```
+/// use limit_runtime::{Adaptive, Limiter};
+///
+/// let api = Limiter::adaptive(Adaptive::new().min(2).max(64));
+/// let stats = api.stats().adaptive.unwrap();
+/// assert_eq!((stats.min, stats.max), (2, 64));
+/// assert_eq!(stats.baseline, None); // no call has come back yet
+/// assert_eq!(stats.samples, 0);
+/// assert!(stats.slow_start);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdaptiveStats {
+    /// The lowest limit it goes down to.
+    pub min: usize,
+    /// The highest limit it goes up to.
+    pub max: usize,
+    /// The unloaded RTT it estimates (a call's duration with no queue), once a round of
+    /// calls has come back.
+    pub baseline: Option<Duration>,
+    /// The mean duration of the calls of its last round (about one RTT of calls).
+    pub rtt: Option<Duration>,
+    /// Calls that ended and were counted: each body that returned (a cancelled or panicking
+    /// call, or a refused one, is no sample).
+    pub samples: u64,
+    /// Samples whose output the function called overloaded (`overloaded = …`).
+    pub overloaded: u64,
+    /// Whether it is re-measuring its baseline now, the limit halved for about two RTTs.
+    pub probing: bool,
+    /// Whether it is still in slow start, doubling the limit each unqueued round.
+    pub slow_start: bool,
 }
 
 /// The fleet's side of a shared limiter, in [`Stats::fleet`]: see the crate docs' "Across

@@ -428,6 +428,12 @@ impl Controller for Candidate {
             return None;
         }
         let mean = self.sum / f64::from(self.count);
+        if mean <= 0.0 {
+            // Calls that took no time at all say nothing of a queue, and a baseline of 0
+            // would make every ratio infinite (the runtime's copy has the same guard).
+            self.new_round(now_s);
+            return None;
+        }
         self.srtt = mean;
         self.decide(now_s, mean)
     }

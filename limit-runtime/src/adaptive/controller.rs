@@ -107,6 +107,38 @@ fn rounded(limit: f64, bounds: Bounds) -> usize {
         .clamp(bounds.min, bounds.max)
 }
 
+/// Why the limit last changed: the `DEBUG` event's `reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// Slow start: the round was unqueued, and the limit doubled.
+    SlowStart,
+    /// The damped gradient's step towards `limit × 1.3 / ratio`.
+    Gradient,
+    /// A round at two baselines or more: straight to the gradient's target.
+    Collapse,
+    /// A round with a call that the function called overloaded: ×0.8.
+    Overloaded,
+    /// The limit dipped to re-measure the baseline.
+    Probe,
+    /// The probe ended, and the limit went back.
+    ProbeEnd,
+}
+
+impl Reason {
+    /// As the `DEBUG` event writes it.
+    #[cfg_attr(not(feature = "tracing"), expect(dead_code))]
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::SlowStart => "slow start",
+            Self::Gradient => "gradient",
+            Self::Collapse => "latency collapse",
+            Self::Overloaded => "overloaded",
+            Self::Probe => "probe",
+            Self::ProbeEnd => "probe end",
+        }
+    }
+}
+
 /// Which part of its cycle the controller is in.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
@@ -120,8 +152,13 @@ enum Phase {
 
 /// The controller (see the module docs). `Clone` so that a key's learned state can be kept
 /// when its entry is forgotten (`design/adaptive/runtime.md`, "Keys").
+///
+/// Public, hidden, in `__private` as `AdaptiveController`, for one reader: the simulator in
+/// the root package (`src/sim/candidate.rs`), which scores this very controller. Not a
+/// public API.
+#[doc(hidden)]
 #[derive(Clone, Debug)]
-pub(crate) struct Controller {
+pub struct Controller {
     bounds: Bounds,
     /// The instant that time is measured from (the simulator's start of the run): the first
     /// admission, or the first sample's admission if no admission was reported.
@@ -150,6 +187,8 @@ pub(crate) struct Controller {
     high: bool,
     /// Unqueued gradient rounds in a row.
     low: u8,
+    /// Why the limit last changed.
+    reason: Reason,
 }
 
 impl Controller {
@@ -171,17 +210,35 @@ impl Controller {
             probed: 0.0,
             high: false,
             low: 0,
+            reason: Reason::SlowStart,
         }
     }
 
+    /// A controller for `adaptive`'s bounds (the simulator's constructor).
+    #[must_use]
+    pub fn from_config(adaptive: super::Adaptive) -> Self {
+        Self::new(adaptive.resolve())
+    }
+
     /// The limit now, within `[min, max]`.
-    pub(crate) fn limit(&self) -> usize {
+    pub fn limit(&self) -> usize {
         self.reported
     }
 
     /// The baseline (unloaded RTT) it estimates, once it has one: for `stats()`.
     pub(crate) fn baseline(&self) -> Option<Duration> {
         (self.baseline > 0.0).then(|| Duration::from_secs_f64(self.baseline))
+    }
+
+    /// The mean RTT of the last round (the first call's, until a round closes), once a call
+    /// came back: for `stats()`.
+    pub(crate) fn rtt(&self) -> Option<Duration> {
+        (self.srtt > 0.0).then(|| Duration::from_secs_f64(self.srtt))
+    }
+
+    /// Why the limit last changed (for the `DEBUG` event of the change `on_sample` returned).
+    pub(crate) fn reason(&self) -> Reason {
+        self.reason
     }
 
     /// Whether it is still in slow start.
@@ -205,7 +262,7 @@ impl Controller {
     /// The algorithm reads the in-flight count from the sample, as the simulator's
     /// `Candidate` does (it ignores `on_admit`); the hook has the simulator's signature so
     /// that the call path feeds the same signals to whichever controller.
-    pub(crate) fn on_admit(&mut self, now: Instant, inflight: usize) {
+    pub fn on_admit(&mut self, now: Instant, inflight: usize) {
         let _ = inflight;
         self.epoch.get_or_insert(now);
     }
@@ -214,7 +271,7 @@ impl Controller {
     /// on from it (clamped to the bounds), in its gradient (a probe under way is called off),
     /// with a new round from `now`. `now` because the simulator's `set_limit` starts that
     /// round at the moment of the set, and the port keeps its behaviour.
-    pub(crate) fn set_limit(&mut self, now: Instant, limit: usize) {
+    pub fn set_limit(&mut self, now: Instant, limit: usize) {
         let now = self.seconds(now);
         let limit = limit.clamp(self.bounds.min, self.bounds.max);
         self.limit = float(limit);
@@ -228,7 +285,7 @@ impl Controller {
     /// A call admitted with `inflight` in flight (itself included) ended at `now` after
     /// `rtt` (admission to completion, not its wait), `dropped` if its output says the
     /// downstream is overloaded. Returns the new limit if it changes.
-    pub(crate) fn on_sample(
+    pub fn on_sample(
         &mut self,
         now: Instant,
         rtt: Duration,
@@ -280,13 +337,19 @@ impl Controller {
             return None;
         }
         let mean = self.sum / f64::from(self.count);
+        if mean <= 0.0 {
+            // Calls that took no time at all (a paused clock, a body that never waits) say
+            // nothing of a queue, and a baseline of 0 would make every ratio infinite.
+            self.new_round(now_s);
+            return None;
+        }
         self.srtt = mean;
         self.decide(now_s, mean)
     }
 
     /// Sets the limit (clamped to the bounds) and starts a new round. Every change of the
     /// limit but a manual one goes through here: the bounds' invariant lives in this clamp.
-    fn set(&mut self, now: f64, limit: f64) -> Option<usize> {
+    fn set(&mut self, now: f64, limit: f64, reason: Reason) -> Option<usize> {
         let (min, max) = (float(self.bounds.min), float(self.bounds.max));
         self.limit = limit.clamp(min, max);
         self.new_round(now);
@@ -295,6 +358,7 @@ impl Controller {
             return None;
         }
         self.reported = rounded;
+        self.reason = reason;
         Some(rounded)
     }
 
@@ -315,7 +379,7 @@ impl Controller {
             if mean <= PROBE_RISE * self.baseline {
                 // The round was admitted under the dip: its mean is the unloaded RTT.
                 self.baseline = mean;
-                return self.set(now, restore);
+                return self.set(now, restore, Reason::ProbeEnd);
             }
             // Higher than a drift explains: the downstream got slower or lost servers just
             // now, and the dip did not drain it. The baseline rises by PROBE_RISE at most, so
@@ -331,7 +395,7 @@ impl Controller {
             // A downstream that says "overloaded" is believed at once (AIMD's backoff).
             self.phase = Phase::Gradient;
             let limit = self.limit * BACKOFF;
-            return self.set(now, limit);
+            return self.set(now, limit, Reason::Overloaded);
         }
         if self.baseline == 0.0 {
             self.baseline = mean;
@@ -359,7 +423,7 @@ impl Controller {
                 restore: self.limit.min(TOLERANCE * serves),
             };
             let dip = (self.limit * PROBE_FACTOR).min(0.75 * serves).floor();
-            return self.set(now, dip);
+            return self.set(now, dip, Reason::Probe);
         }
         if slow_start {
             if ratio < SLOW_START_EXIT {
@@ -369,7 +433,7 @@ impl Controller {
                     return None;
                 }
                 let limit = 2.0 * self.limit;
-                return self.set(now, limit);
+                return self.set(now, limit, Reason::SlowStart);
             }
             if !self.high {
                 // One high round may be noise (the first rounds are small, and a few calls
@@ -398,7 +462,7 @@ impl Controller {
                 self.high = false;
                 self.phase = Phase::SlowStart;
                 let limit = 2.0 * self.limit;
-                return self.set(now, limit);
+                return self.set(now, limit, Reason::SlowStart);
             }
         } else {
             self.low = 0;
@@ -413,13 +477,13 @@ impl Controller {
             // Straight to the gradient's target (Little's law: what the downstream serves,
             // times the tolerance), or the queue the old limit built keeps every call slow
             // for as many rounds as halving steps take.
-            return self.set(now, target);
+            return self.set(now, target, Reason::Collapse);
         }
         // Up by at most half, down by at most half per round: one odd round cannot throw the
         // limit far; and half-way to that, which damps the jitter of the RTT.
         let target = target.clamp(0.5 * self.limit, 1.5 * self.limit);
         let limit = self.limit + SMOOTHING * (target - self.limit);
-        self.set(now, limit)
+        self.set(now, limit, Reason::Gradient)
     }
 }
 

@@ -1,15 +1,9 @@
-//! Adaptive limits (issue 17): the configuration ([`Adaptive`], a `const` builder, and its
-//! resolution into [`Bounds`]) and the controller that moves the limit
-//! ([`controller::Controller`]).
+//! Adaptive limits: the configuration ([`Adaptive`], a `const` builder, and its resolution
+//! into [`Bounds`]), the controller that moves the limit ([`controller::Controller`]), and
+//! the state in a limiter's core that feeds it the calls' samples ([`state::State`]).
 //!
-//! This is the first step of the runtime port (`design/adaptive/runtime.md`): a
-//! self-contained state machine and its configuration, with no call path reaching them yet.
-//! Everything is `pub(crate)` until the hooks exist (`Limiter::adaptive`, the admission
-//! instant in the call's guard, the sample at completion, `set_limit`, `stats()`), because a
-//! public `Adaptive` that no constructor accepts would be an item that does nothing. The
-//! call-path hooks come next; until then nothing outside the tests uses this module, hence
-//! the `dead_code` expectation below. The rustdoc examples come with the public items;
-//! until then the unit tests below run the same cases.
+//! The controller was designed and measured on the simulator first (`src/sim/candidate.rs`,
+//! `design/adaptive/controller.md`); the README's "Adaptive limits" says what users see.
 //!
 //! # The configuration
 //!
@@ -28,12 +22,11 @@
 //! A given bound is never moved: `min = 0`, `min > max`, `max` above
 //! [`MAX_LIMIT`], and an `initial` outside the resolved `[min, max]`
 //! (`initial = 5000` with no `max`: the default `max` is 1000) panic, and in a `static` or
-//! `const` that panic is a compile-time error.
-
-// The call-path hooks come next (see the module docs): until then only the tests reach this.
-#![cfg_attr(not(test), expect(dead_code))]
+//! `const` that panic is a compile-time error. The attribute checks its literals itself
+//! first, for a spanned error.
 
 pub(crate) mod controller;
+pub(crate) mod state;
 
 use crate::gate::MAX_LIMIT;
 
@@ -47,10 +40,32 @@ pub(crate) const DEFAULT_MAX: usize = 1000;
 /// (`design/adaptive/controller.md`, the parameters' table).
 pub(crate) const DEFAULT_INITIAL: usize = 4;
 
-/// An adaptive limit's configuration: the bounds it moves within and where it starts, each
-/// optional. A `const` builder, so that a `static` limiter can be adaptive.
+/// An adaptive limit's configuration, for [`Limiter::adaptive`](crate::Limiter::adaptive):
+/// the bounds the limit moves within and where it starts, each optional. A `const` builder,
+/// so that a `static` limiter can be adaptive. The attribute's
+/// `#[concurrency_limit(adaptive(initial = …, min = …, max = …))]` is the same
+/// configuration.
+///
+/// The defaults follow from what is given: from 4, within `[1, 1000]`; with `max(2)` it
+/// starts at 2, with `min(8)` at 8, and `min(2000)` alone raises the default `max` to 2000.
+/// A bound you give is never moved: `min(0)`, a `min` above the `max`, a `max` above
+/// [`Limiter::MAX_LIMIT`](crate::Limiter::MAX_LIMIT) and an `initial` outside `[min, max]`
+/// panic when the limiter is made (at compile time, in a `static`).
+///
+/// ```
+/// use limit_runtime::{Adaptive, Limiter};
+///
+/// static SEARCH: Limiter = Limiter::adaptive(Adaptive::new().max(64)).with_name("search-api");
+///
+/// assert_eq!(SEARCH.limit(), 4); // the default start, within [1, 64]
+/// let stats = SEARCH.stats().adaptive.unwrap();
+/// assert_eq!((stats.min, stats.max), (1, 64));
+///
+/// let small = Limiter::adaptive(Adaptive::new().max(2));
+/// assert_eq!(small.limit(), 2); // it starts at most at its `max`
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Adaptive {
+pub struct Adaptive {
     // `Option`s, not resolved values: a default depends on the other bounds given, so it can
     // only be chosen once all three are known, in `resolve`.
     initial: Option<usize>,
@@ -72,8 +87,15 @@ pub(crate) struct Bounds {
 
 impl Adaptive {
     /// The documented defaults: from 4, within `[1, 1000]`.
+    ///
+    /// ```
+    /// use limit_runtime::{Adaptive, Limiter};
+    ///
+    /// let limiter = Limiter::adaptive(Adaptive::new());
+    /// assert_eq!(limiter.limit(), 4);
+    /// ```
     #[must_use]
-    pub(crate) const fn new() -> Self {
+    pub const fn new() -> Self {
         Self {
             initial: None,
             min: None,
@@ -81,28 +103,48 @@ impl Adaptive {
         }
     }
 
-    /// Starts at `initial`, which must be within `[min, max]` (checked by
-    /// [`resolve`](Self::resolve), once the bounds are known).
+    /// The limit it starts from (by default 4, moved into `[min, max]`).
+    ///
+    /// ```
+    /// use limit_runtime::{Adaptive, Limiter};
+    ///
+    /// let limiter = Limiter::adaptive(Adaptive::new().initial(1));
+    /// assert_eq!(limiter.limit(), 1);
+    /// ```
     #[must_use]
-    pub(crate) const fn initial(self, initial: usize) -> Self {
+    pub const fn initial(self, initial: usize) -> Self {
         Self {
             initial: Some(initial),
             ..self
         }
     }
 
-    /// The lowest limit (at least 1); the default `initial` is at least this.
+    /// The lowest limit it goes down to (by default 1; it must be at least 1).
+    ///
+    /// ```
+    /// use limit_runtime::{Adaptive, Limiter};
+    ///
+    /// let limiter = Limiter::adaptive(Adaptive::new().min(8));
+    /// assert_eq!(limiter.limit(), 8); // the default start is at least `min`
+    /// ```
     #[must_use]
-    pub(crate) const fn min(self, min: usize) -> Self {
+    pub const fn min(self, min: usize) -> Self {
         Self {
             min: Some(min),
             ..self
         }
     }
 
-    /// The highest limit; the default `initial` is at most this.
+    /// The highest limit it goes up to (by default 1000, or `min` if that is higher).
+    ///
+    /// ```
+    /// use limit_runtime::{Adaptive, Limiter};
+    ///
+    /// let limiter = Limiter::adaptive(Adaptive::new().max(64));
+    /// assert_eq!(limiter.stats().adaptive.unwrap().max, 64);
+    /// ```
     #[must_use]
-    pub(crate) const fn max(self, max: usize) -> Self {
+    pub const fn max(self, max: usize) -> Self {
         Self {
             max: Some(max),
             ..self
@@ -111,7 +153,7 @@ impl Adaptive {
 
     /// The bounds, with the defaults that follow from those given (the table in the module
     /// docs). The one place the defaults are defined: the attribute and the constructors
-    /// will all resolve through it.
+    /// resolve through it.
     ///
     /// # Panics
     ///

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Limiter;
-use crate::core::Core;
+use crate::core::{Core, Unshareable};
 
 pub use crate::fence::{FencingToken, fencing_token};
 
@@ -127,6 +127,8 @@ impl Fleet {
     /// - [`FleetError::AlreadyShared`]: it was shared already, by this fleet or another.
     /// - [`FleetError::NameTaken`]: another limiter of this process shares that name here.
     /// - [`FleetError::InUse`]: it has calls in flight.
+    /// - [`FleetError::Adaptive`]: it is adaptive ([`Limiter::adaptive`]); the processes
+    ///   would need to agree on one controller, which the fleet does not do yet.
     /// - [`FleetError::Redis`]: the server did not answer.
     ///
     /// ```no_run
@@ -182,6 +184,10 @@ impl Fleet {
         if core.backend().is_some() {
             return Err(FleetError::AlreadyShared { limiter: name });
         }
+        // Before the server is asked anything: an adaptive limiter cannot join.
+        if core.is_adaptive() {
+            return Err(FleetError::Adaptive { limiter: name });
+        }
         let Some(reservation) = self.inner.shared.reserve(&name) else {
             return Err(FleetError::NameTaken { name });
         };
@@ -199,8 +205,9 @@ impl Fleet {
                 crate::observe::fleet_shared(core, local_limit, joined.limit);
                 Ok(())
             }
-            Err(true) => Err(FleetError::AlreadyShared { limiter: name }),
-            Err(false) => Err(FleetError::InUse { limiter: name }),
+            Err(Unshareable::Shared) => Err(FleetError::AlreadyShared { limiter: name }),
+            Err(Unshareable::InUse) => Err(FleetError::InUse { limiter: name }),
+            Err(Unshareable::Adaptive) => Err(FleetError::Adaptive { limiter: name }),
         }
     }
 
@@ -518,6 +525,13 @@ pub enum FleetError {
         /// Its name.
         limiter: String,
     },
+    /// The limiter is adaptive: each process's controller would move the fleet's one limit
+    /// from its own samples, so a fleet cannot share it (yet). Share a fixed limit.
+    #[non_exhaustive]
+    Adaptive {
+        /// Its name.
+        limiter: String,
+    },
 }
 
 impl fmt::Display for FleetError {
@@ -545,6 +559,12 @@ impl fmt::Display for FleetError {
                 f,
                 "concurrency limit {limiter:?} has calls in flight: share it before its \
                  first call"
+            ),
+            Self::Adaptive { limiter } => write!(
+                f,
+                "concurrency limit {limiter:?} is adaptive, and a fleet cannot share an \
+                 adaptive limit: each process's controller would move the one limit from its \
+                 own calls; share a fixed limit (`Limiter::new`)"
             ),
         }
     }

@@ -1,0 +1,165 @@
+//! [`State`]: an adaptive limit's controller in a limiter's core (or a key's slot), with the
+//! clock its calls are stamped against, and [`Stamp`], what an adaptive call carries from its
+//! admission to its end.
+//!
+//! The split of the work: a call is stamped when it is admitted (`Claim::on_admitted` of a
+//! `Sampled` claim in `call.rs`: one clock read, no lock), and when its body returns it gives
+//! its sample here (`Admitted::complete`: a second clock read and the controller's lock). A
+//! call that is cancelled, panics or is refused never reaches `complete`, so it is no sample.
+//! The controller's answer, a new limit, is applied by the caller through the gate's own
+//! resizing (`Gate::set_limit`), so a shrink never revokes a running call.
+
+use std::num::NonZeroU64;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::Bounds;
+use super::controller::{Controller, Reason};
+
+/// What an adaptive call carries from its admission to its end: when it was admitted, in
+/// nanoseconds since its limiter's first stamp (plus one, so that an `Option<Stamp>` takes
+/// no more room than the stamp: 16 bytes in the call's future), and the permits its gate
+/// held right after (the controller's in-flight count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    at: NonZeroU64,
+    held: u32,
+}
+
+/// A change of the limit that a sample caused: for the `DEBUG` event and the gauge.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(
+    not(feature = "tracing"),
+    allow(dead_code, reason = "all read by the `tracing` event; `to` also by the gauge")
+)]
+pub(crate) struct Change {
+    pub(crate) from: usize,
+    pub(crate) to: usize,
+    pub(crate) reason: Reason,
+}
+
+/// One adaptive limit's controller and clock.
+#[derive(Debug)]
+pub(crate) struct State {
+    bounds: Bounds,
+    /// The instant that stamps count from: the first stamp's. On tokio's clock, so that a
+    /// paused runtime's calls see its simulated time.
+    epoch: OnceLock<Instant>,
+    /// Taken once per sample (and by a manual `set_limit`): the controller's decisions, and
+    /// the gate changes they cause, happen in the order of the samples.
+    controller: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    controller: Controller,
+    samples: u64,
+    overloaded: u64,
+}
+
+impl State {
+    pub(crate) fn new(bounds: Bounds) -> Self {
+        Self {
+            bounds,
+            epoch: OnceLock::new(),
+            controller: Mutex::new(Inner {
+                controller: Controller::new(bounds),
+                samples: 0,
+                overloaded: 0,
+            }),
+        }
+    }
+
+    /// A new key's controller: the same bounds, starting from `limit` (the limiter's limit
+    /// now, within the bounds), with a clock of its own.
+    pub(crate) fn for_key(&self, limit: usize) -> Self {
+        let bounds = self.bounds;
+        Self::new(super::Bounds {
+            initial: limit.clamp(bounds.min, bounds.max),
+            ..bounds
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // The controller's arithmetic does not panic; if a panic ever left it half-updated,
+        // its next round starts it over.
+        self.controller
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stamps a call admitted now, with `held` permits held by its gate right after.
+    #[inline]
+    pub(crate) fn stamp(&self, held: usize) -> Stamp {
+        let now = Instant::now();
+        let epoch = *self.epoch.get_or_init(|| now);
+        Stamp {
+            at: nanos_plus_one(now.saturating_duration_since(epoch)),
+            held: u32::try_from(held).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The sample of a call stamped with `stamp` that ends now, `overloaded` if its output
+    /// says the downstream is overloaded. `apply` is called with the new limit, if the
+    /// controller moves it, while the controller's lock is held (so that two changes reach
+    /// the gate in the order they were decided).
+    pub(crate) fn sample(
+        &self,
+        stamp: Stamp,
+        overloaded: bool,
+        apply: impl FnOnce(usize),
+    ) -> Option<Change> {
+        let now = Instant::now();
+        // A stamp exists only once the epoch does.
+        let epoch = *self.epoch.get_or_init(|| now);
+        let admitted = Duration::from_nanos(stamp.at.get() - 1);
+        let rtt = now
+            .saturating_duration_since(epoch)
+            .saturating_sub(admitted);
+        let mut inner = self.lock();
+        inner.samples += 1;
+        inner.overloaded += u64::from(overloaded);
+        let from = inner.controller.limit();
+        let to = inner
+            .controller
+            .on_sample(now, rtt, stamp.held as usize, overloaded)?;
+        apply(to);
+        Some(Change {
+            from,
+            to,
+            reason: inner.controller.reason(),
+        })
+    }
+
+    /// A limit set by hand: the controller goes on from it (within its bounds), and the gate
+    /// takes it as given (0 pauses, as for any limiter) until the controller's next change.
+    /// `apply` sets the gate, under the controller's lock (see [`sample`](Self::sample)).
+    pub(crate) fn set_limit(&self, limit: usize, apply: impl FnOnce(usize)) {
+        let mut inner = self.lock();
+        inner.controller.set_limit(Instant::now(), limit);
+        apply(limit);
+    }
+
+    /// What `stats().adaptive` shows.
+    pub(crate) fn stats(&self) -> crate::stats::AdaptiveStats {
+        let inner = self.lock();
+        crate::stats::AdaptiveStats {
+            min: self.bounds.min,
+            max: self.bounds.max,
+            baseline: inner.controller.baseline(),
+            rtt: inner.controller.rtt(),
+            samples: inner.samples,
+            overloaded: inner.overloaded,
+            probing: inner.controller.probing(),
+            slow_start: inner.controller.in_slow_start(),
+        }
+    }
+}
+
+/// `elapsed` in nanoseconds, plus one, saturating (584 years of uptime).
+fn nanos_plus_one(elapsed: Duration) -> NonZeroU64 {
+    let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX - 1);
+    NonZeroU64::MIN.saturating_add(nanos)
+}
