@@ -5,18 +5,23 @@ fn serve(
 ) -> ::limit_runtime::Limited<
     impl ::limit_runtime::__private::Spec<Output = io::Result<()>>,
 > {
-    let __call = ::limit_runtime::__private::Limiter::call_instance(&self.connections);
+    let __call = ::limit_runtime::__private::Limiter::call_instance(&self.connections)
+        .sampled();
     ::limit_runtime::Limited::new(
         ::limit_runtime::__private::Machine::new(
             __call,
             ::limit_runtime::__private::Call::wait,
             ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
-                let __permit = __permit;
+                let mut __permit = __permit;
                 let _ = &self;
                 let socket = socket;
-                #[allow(clippy::diverging_sub_expression)]
-                let __ret: io::Result<()> = { self.handle(socket).await };
+                let __ret = {
+                    #[allow(clippy::diverging_sub_expression)]
+                    let __ret: io::Result<()> = { self.handle(socket).await };
+                    #[allow(unreachable_code)] __ret
+                };
+                #[allow(unreachable_code)] __permit.complete(false);
                 #[allow(unreachable_code)] __ret
             },
         ),
@@ -26,18 +31,23 @@ fn serve(
 fn run(
     &mut self,
 ) -> ::limit_runtime::Limited<impl ::limit_runtime::__private::Spec<Output = ()>> {
-    let __call = ::limit_runtime::__private::Limiter::call_instance(self.limits.clone());
+    let __call = ::limit_runtime::__private::Limiter::call_instance(self.limits.clone())
+        .sampled();
     ::limit_runtime::Limited::new(
         ::limit_runtime::__private::Machine::new(
             __call,
             ::limit_runtime::__private::Call::wait,
             ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
-                let __permit = __permit;
+                let mut __permit = __permit;
                 let _ = &self;
-                {
-                    self.step().await;
-                }
+                let __ret = {
+                    {
+                        self.step().await;
+                    }
+                };
+                #[allow(unreachable_code)] __permit.complete(false);
+                #[allow(unreachable_code)] __ret
             },
         ),
     )
@@ -48,19 +58,24 @@ fn query(
     sql: &str,
 ) -> ::limit_runtime::Limited<impl ::limit_runtime::__private::Spec<Output = usize>> {
     let __call = ::limit_runtime::__private::Limiter::call_instance(
-        ::core::clone::Clone::clone(&pool),
-    );
+            ::core::clone::Clone::clone(&pool),
+        )
+        .sampled();
     ::limit_runtime::Limited::new(
         ::limit_runtime::__private::Machine::new(
             __call,
             ::limit_runtime::__private::Call::wait,
             ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
-                let __permit = __permit;
+                let mut __permit = __permit;
                 let pool = pool;
                 let sql = sql;
-                #[allow(clippy::diverging_sub_expression)]
-                let __ret: usize = { sql.len() };
+                let __ret = {
+                    #[allow(clippy::diverging_sub_expression)]
+                    let __ret: usize = { sql.len() };
+                    #[allow(unreachable_code)] __ret
+                };
+                #[allow(unreachable_code)] __permit.complete(false);
                 #[allow(unreachable_code)] __ret
             },
         ),

@@ -10,7 +10,7 @@ fn load_user(
                 &DATABASE
             }
         }
-        ::limit_runtime::__private::Limiter::call_shared(__Limiter)
+        ::limit_runtime::__private::Limiter::call_shared(__Limiter).sampled()
     };
     ::limit_runtime::Limited::new(
         ::limit_runtime::__private::Machine::new(
@@ -18,10 +18,14 @@ fn load_user(
             ::limit_runtime::__private::Call::wait,
             ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
-                let __permit = __permit;
+                let mut __permit = __permit;
                 let id = id;
-                #[allow(clippy::diverging_sub_expression)]
-                let __ret: User = { db().load(id).await };
+                let __ret = {
+                    #[allow(clippy::diverging_sub_expression)]
+                    let __ret: User = { db().load(id).await };
+                    #[allow(unreachable_code)] __ret
+                };
+                #[allow(unreachable_code)] __permit.complete(false);
                 #[allow(unreachable_code)] __ret
             },
         ),

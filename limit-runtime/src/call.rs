@@ -314,7 +314,8 @@ impl<K: Claim> Claim for Weighted<K> {
 #[derive(Debug)]
 pub struct Sampled<K: Claim = Unkeyed> {
     claim: K,
-    stamp: Option<Stamp>,
+    /// `Stamp::NONE` until an adaptive limiter admits the call (not an `Option`: see `Stamp`).
+    stamp: Stamp,
 }
 
 impl<K: Claim> Claim for Sampled<K> {
@@ -352,7 +353,7 @@ impl<K: Claim> Claim for Sampled<K> {
     #[inline]
     fn on_admitted(&mut self, core: &Core, held: usize) {
         if let Some(state) = core.adaptive(self.claim.slot()) {
-            self.stamp = Some(state.stamp(held));
+            self.stamp = state.stamp(held);
         }
     }
 
@@ -568,7 +569,7 @@ impl<H: Handle, K: Claim> Call<H, K> {
             handle,
             Sampled {
                 claim: key,
-                stamp: None,
+                stamp: Stamp::NONE,
             },
         )
     }

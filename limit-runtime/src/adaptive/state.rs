@@ -9,7 +9,7 @@
 //! The controller's answer, a new limit, is applied by the caller through the gate's own
 //! resizing (`Gate::set_limit`), so a shrink never revokes a running call.
 
-use std::num::NonZeroU64;
+use std::num::NonZeroU32;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -19,13 +19,32 @@ use super::Bounds;
 use super::controller::{Controller, Reason};
 
 /// What an adaptive call carries from its admission to its end: when it was admitted, in
-/// nanoseconds since its limiter's first stamp (plus one, so that an `Option<Stamp>` takes
-/// no more room than the stamp: 16 bytes in the call's future), and the permits its gate
-/// held right after (the controller's in-flight count).
+/// nanoseconds since its limiter's first stamp, plus one (0 is [`Stamp::NONE`], a call not
+/// stamped), and the permits its gate held right after (the controller's in-flight count),
+/// plus one.
+///
+/// 16 bytes, and no more in a call's future: the stamp is not an `Option` (whose niche would
+/// be `at`'s), so the niche of `held` (never 0) is left for the `Option` around the call's
+/// parts (`call.rs`), which would otherwise need a tag and 8 bytes more.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stamp {
-    at: NonZeroU64,
-    held: u32,
+    at: u64,
+    held: NonZeroU32,
+}
+
+impl Stamp {
+    /// A call not stamped: its limiter is not adaptive, or it is not admitted yet.
+    pub(crate) const NONE: Self = Self {
+        at: 0,
+        held: NonZeroU32::MIN,
+    };
+
+    /// The stamp, unless it is [`NONE`](Self::NONE); `self` is left `NONE`.
+    #[inline]
+    pub(crate) fn take(&mut self) -> Option<Self> {
+        let stamp = std::mem::replace(self, Self::NONE);
+        (stamp.at != 0).then_some(stamp)
+    }
 }
 
 /// A change of the limit that a sample caused: for the `DEBUG` event and the gauge.
@@ -97,7 +116,8 @@ impl State {
         let epoch = *self.epoch.get_or_init(|| now);
         Stamp {
             at: nanos_plus_one(now.saturating_duration_since(epoch)),
-            held: u32::try_from(held).unwrap_or(u32::MAX),
+            // Permits held are at most `MAX_LIMIT` (2^31 - 1), so one more fits.
+            held: NonZeroU32::MIN.saturating_add(u32::try_from(held).unwrap_or(u32::MAX - 1)),
         }
     }
 
@@ -114,7 +134,7 @@ impl State {
         let now = Instant::now();
         // A stamp exists only once the epoch does.
         let epoch = *self.epoch.get_or_init(|| now);
-        let admitted = Duration::from_nanos(stamp.at.get() - 1);
+        let admitted = Duration::from_nanos(stamp.at - 1);
         let rtt = now
             .saturating_duration_since(epoch)
             .saturating_sub(admitted);
@@ -124,7 +144,7 @@ impl State {
         let from = inner.controller.limit();
         let to = inner
             .controller
-            .on_sample(now, rtt, stamp.held as usize, overloaded)?;
+            .on_sample(now, rtt, stamp.held.get() as usize - 1, overloaded)?;
         apply(to);
         Some(Change {
             from,
@@ -159,7 +179,8 @@ impl State {
 }
 
 /// `elapsed` in nanoseconds, plus one, saturating (584 years of uptime).
-fn nanos_plus_one(elapsed: Duration) -> NonZeroU64 {
-    let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX - 1);
-    NonZeroU64::MIN.saturating_add(nanos)
+fn nanos_plus_one(elapsed: Duration) -> u64 {
+    u64::try_from(elapsed.as_nanos())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
 }
