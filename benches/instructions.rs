@@ -18,6 +18,8 @@
 //! - `static`: `#[concurrency_limit(64)]`, the function's own limiter.
 //! - `borrowed`: `#[concurrency_limit(limiter = &self.limiter)]`.
 //! - `arc`: `#[concurrency_limit(limiter = self.shared.clone())]` (an `Arc` clone per call).
+//! - `adaptive`: `#[concurrency_limit(adaptive(initial = 64))]`: every call a sample (two
+//!   reads of tokio's clock, the controller's lock and its arithmetic).
 //! - `semaphore`: a tokio `Semaphore`, acquire + drop (no way to wait for the calls).
 //! - `hand`: the hand-written equivalent of the attribute, what `drain()` needs: a tokio
 //!   `Semaphore`, plus an in-flight `AtomicUsize` counted when the call is made and
@@ -82,6 +84,11 @@ async fn plain(x: u64) -> u64 {
 
 #[concurrency_limit(64)]
 async fn annotated(x: u64) -> u64 {
+    black_box(x) + 1
+}
+
+#[concurrency_limit(adaptive(initial = 64))]
+async fn adaptive(x: u64) -> u64 {
     black_box(x) + 1
 }
 
@@ -165,6 +172,7 @@ fn uncontended(runtime: &Runtime, calls: u64, mode: &str) {
         "static" => runtime.block_on(run(calls, annotated)),
         "borrowed" => runtime.block_on(run(calls, |x| service.borrowed(x))),
         "arc" => runtime.block_on(run(calls, |x| service.arc(x))),
+        "adaptive" => runtime.block_on(run(calls, adaptive)),
         "semaphore" => runtime.block_on(run(calls, semaphore)),
         "hand" => runtime.block_on(run(calls, hand)),
         "async-lock" => runtime.block_on(run(calls, async_lock)),
@@ -380,7 +388,7 @@ fn contended(
     runtime.block_on(measured);
 }
 
-const MODES: &str = "plain, static, borrowed, arc, semaphore, hand, async-lock, tower, tracker, \
+const MODES: &str = "plain, static, borrowed, arc, adaptive, semaphore, hand, async-lock, tower, tracker, \
     contended-static, contended-semaphore, contended-hand, contended-async-lock, \
     contended-tower, contended-tracker";
 
@@ -394,8 +402,8 @@ fn main() {
         .unwrap();
     let c = CHECK_CALLS;
     match mode.as_str() {
-        "plain" | "static" | "borrowed" | "arc" | "semaphore" | "hand" | "async-lock" | "tower"
-        | "tracker" => uncontended(&runtime, calls, &mode),
+        "plain" | "static" | "borrowed" | "arc" | "adaptive" | "semaphore" | "hand"
+        | "async-lock" | "tower" | "tracker" => uncontended(&runtime, calls, &mode),
         "contended-static" => contended(
             &runtime,
             &mode,

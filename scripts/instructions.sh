@@ -29,7 +29,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-uncontended_modes=(plain static borrowed arc semaphore hand async-lock tower tracker)
+uncontended_modes=(plain static borrowed arc adaptive semaphore hand async-lock tower tracker)
 contended_modes=(contended-static contended-semaphore contended-hand contended-async-lock
   contended-tower contended-tracker)
 read -r u1 u2 <<<"${UNCONTENDED_CALLS:-20000 120000}"
@@ -142,6 +142,7 @@ labels = {
     "static": "ours: #[concurrency_limit(64)]",
     "borrowed": "ours: limiter = &self.limiter",
     "arc": "ours: limiter = self.shared.clone()",
+    "adaptive": "ours: #[concurrency_limit(adaptive(initial = 64))]",
     "semaphore": "tokio Semaphore, acquire + drop",
     "hand": "hand-written Semaphore + counter + Notify (baseline)",
     "async-lock": "async-lock Semaphore, acquire + drop",

@@ -519,6 +519,16 @@ impl<H: Handle, K: Claim> Parts<H, K> {
     fn keyed(&self) -> bool {
         self.key.slot().is_some()
     }
+
+    /// The call was just admitted, `held` permits held by its gate right after: every
+    /// admission ends here, so that a [`Sampled`] call is stamped however it was admitted.
+    #[inline]
+    fn on_admitted(&mut self, held: usize) {
+        if K::SAMPLED {
+            let core = self.handle.limiter().core();
+            self.key.on_admitted(core, held);
+        }
+    }
 }
 
 impl<H: Handle, K: Claim> std::fmt::Debug for Call<H, K> {
@@ -793,9 +803,8 @@ impl<H: Handle, K: Claim> Call<H, K> {
         // It has moved on: nothing is left in it to drop.
         std::mem::forget(self);
         if K::SAMPLED {
-            let core = parts.handle.limiter().core();
-            let held = parts.key.gate(core).held();
-            parts.key.on_admitted(core, held);
+            let held = parts.gate(parts.core()).held();
+            parts.on_admitted(held);
         }
         Admitted {
             parts,
@@ -848,9 +857,7 @@ impl<H: Handle, K: Claim> Call<H, K> {
         parts
             .core()
             .admitted(held, parts.keyed(), parts.weight(), wait);
-        if K::SAMPLED {
-            parts.key.on_admitted(parts.handle.limiter().core(), held);
-        }
+        parts.on_admitted(held);
         Admitted {
             parts,
             fence: Fence::default(),
@@ -1023,8 +1030,10 @@ impl<H: Handle, K: Claim, P: Place> Queued<H, K, P> {
                 gate.leave(false, weight);
                 observe::left_queue(|| core);
                 core.admitted(held, parts.keyed(), weight, Some(wait));
+                let mut parts = self.call.take();
+                parts.on_admitted(held);
                 Ok(Admitted {
-                    parts: self.call.take(),
+                    parts,
                     fence: Fence::default(),
                 })
             }

@@ -543,6 +543,34 @@
 //! # }
 //! ```
 //!
+//! # Adaptive limits
+//!
+#![doc = include_str!("../docs/adaptive.md")]
+//!
+//! ```
+//! use limit_runtime::{concurrency_limit, limiter};
+//! use std::time::Duration;
+//!
+//! #[concurrency_limit(adaptive(initial = 1, max = 50), name = "backend")]
+//! async fn call_backend(id: u32) -> u32 {
+//!     tokio::time::sleep(Duration::from_millis(10)).await; // a downstream with no queue
+//!     id
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! // Many callers, on paused time: the calls never queue in the downstream, so from 1 the
+//! // limit doubles each round, up to its `max`.
+//! let calls: Vec<_> = (0..2000).map(|id| tokio::spawn(call_backend(id))).collect();
+//! for call in calls {
+//!     call.await.unwrap();
+//! }
+//! let backend = limiter("backend").unwrap();
+//! assert_eq!(backend.limit(), 50);
+//! assert_eq!(backend.stats().adaptive.unwrap().baseline, Some(Duration::from_millis(10)));
+//! # }
+//! ```
+//!
 //! # Runtime requirements
 //!
 #![doc = include_str!("../docs/runtime.md")]
