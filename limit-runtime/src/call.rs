@@ -520,13 +520,17 @@ impl<H: Handle, K: Claim> Parts<H, K> {
         self.key.slot().is_some()
     }
 
-    /// The call was just admitted, `held` permits held by its gate right after: every
+    /// The call was just admitted, `held()` permits held by its gate right after: every
     /// admission ends here, so that a [`Sampled`] call is stamped however it was admitted.
+    /// `held` is read only for a call of an adaptive limit.
     #[inline]
-    fn on_admitted(&mut self, held: usize) {
+    fn on_admitted(&mut self, held: impl FnOnce(&Gate) -> usize) {
         if K::SAMPLED {
             let core = self.handle.limiter().core();
-            self.key.on_admitted(core, held);
+            if core.adaptive(self.key.slot()).is_some() {
+                let held = held(self.key.gate(core));
+                self.key.on_admitted(core, held);
+            }
         }
     }
 }
@@ -802,10 +806,7 @@ impl<H: Handle, K: Claim> Call<H, K> {
         let mut parts = self.take();
         // It has moved on: nothing is left in it to drop.
         std::mem::forget(self);
-        if K::SAMPLED {
-            let held = parts.gate(parts.core()).held();
-            parts.on_admitted(held);
-        }
+        parts.on_admitted(Gate::held);
         Admitted {
             parts,
             fence: Fence::default(),
@@ -857,7 +858,7 @@ impl<H: Handle, K: Claim> Call<H, K> {
         parts
             .core()
             .admitted(held, parts.keyed(), parts.weight(), wait);
-        parts.on_admitted(held);
+        parts.on_admitted(|_| held);
         Admitted {
             parts,
             fence: Fence::default(),
@@ -1031,7 +1032,7 @@ impl<H: Handle, K: Claim, P: Place> Queued<H, K, P> {
                 observe::left_queue(|| core);
                 core.admitted(held, parts.keyed(), weight, Some(wait));
                 let mut parts = self.call.take();
-                parts.on_admitted(held);
+                parts.on_admitted(|_| held);
                 Ok(Admitted {
                     parts,
                     fence: Fence::default(),

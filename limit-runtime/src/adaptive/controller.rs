@@ -1,14 +1,17 @@
 //! The adaptive controller: a plain state machine that turns samples (a call's RTT, the
 //! calls in flight when it was admitted, whether the downstream called it overloaded) into
-//! a limit. It owns no clock, no lock and no allocation; the call path (next step) feeds it
+//! a limit. It owns no clock, no lock and no allocation; the call path (`state.rs`) feeds it
 //! behind the core's lock and applies what it answers through the existing resizing.
 //!
-//! **It is the port of the simulator's `Candidate` (`src/sim/candidate.rs` in the root
-//! package), decision for decision, and must stay equal to it** until the simulator runs the
-//! real adaptive limiter (issue 17's next step): the table and the goals in
-//! `design/adaptive/controller.md` were measured on the simulator's copy, so a change here
-//! without the same change there ships a controller that nothing measured. The tests below
-//! mirror `tests/adaptive_candidate.rs`'s hand-computed steps for that reason.
+//! **This is the one copy of the controller.** It was designed on the simulator (issue 16's,
+//! in the root package) and ported from its prototype decision for decision; the simulator
+//! now scores this very controller, through `__private::AdaptiveController`
+//! (`src/sim/candidate.rs` in the root package is an adapter that maps the simulator's time
+//! to `Instant`s and its samples to [`Controller::on_sample`]'s arguments). So the table and
+//! the goals in `design/adaptive/controller.md` measure what users run: a change here is
+//! measured by `cargo bench --bench adaptive` and `tests/adaptive_candidate.rs`, and the
+//! README's table and `docs/adaptive/*.svg` are regenerated with it. The tests below compute
+//! each signal's step by hand.
 //!
 //! # The algorithm
 //!
@@ -40,8 +43,9 @@
 //!   change goes through one clamp (`Controller::set`), and a manual set is clamped too.
 //! - O(1) state: a dozen scalars (sums and counts, no window of samples), no allocation.
 //! - Time is `tokio::time::Instant` (so paused-time tests see simulated latencies), kept as
-//!   seconds since the first instant the controller saw: the simulator's `Duration` since its
-//!   run began, which keeps the arithmetic below the simulator's line for line.
+//!   seconds since the first instant the controller saw (the first admission reported, or
+//!   the first sample's admission); the simulator's adapter passes a base instant plus its
+//!   `Duration` since the run began, so its runs are the same on every machine.
 
 use std::time::Duration;
 
@@ -273,6 +277,13 @@ impl Controller {
     /// round at the moment of the set, and the port keeps its behaviour.
     pub fn set_limit(&mut self, now: Instant, limit: usize) {
         let now = self.seconds(now);
+        self.set_limit_secs(now, limit);
+    }
+
+    /// [`set_limit`](Self::set_limit), `now` in seconds as [`on_sample_secs`] counts them.
+    ///
+    /// [`on_sample_secs`]: Self::on_sample_secs
+    pub(crate) fn set_limit_secs(&mut self, now: f64, limit: usize) {
         let limit = limit.clamp(self.bounds.min, self.bounds.max);
         self.limit = float(limit);
         self.reported = limit;
@@ -296,8 +307,20 @@ impl Controller {
             // No admission was reported: the run began when this call was admitted.
             self.epoch = Some(now.checked_sub(rtt).unwrap_or(now));
         }
-        let now_s = self.seconds(now);
-        let rtt = rtt.as_secs_f64();
+        let now = self.seconds(now);
+        self.on_sample_secs(now, rtt.as_secs_f64(), inflight, dropped)
+    }
+
+    /// [`on_sample`](Self::on_sample), with the times in seconds: `now` since the instant
+    /// the caller counts from (the limiter's first admission, in `state.rs`, which reads
+    /// the clock once per sample and so converts it once).
+    pub(crate) fn on_sample_secs(
+        &mut self,
+        now_s: f64,
+        rtt: f64,
+        inflight: usize,
+        dropped: bool,
+    ) -> Option<usize> {
         if self.srtt == 0.0 {
             if rtt <= 0.0 {
                 return None;

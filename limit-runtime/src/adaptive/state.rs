@@ -11,7 +11,6 @@
 
 use std::num::NonZeroU32;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -112,10 +111,8 @@ impl State {
     /// Stamps a call admitted now, with `held` permits held by its gate right after.
     #[inline]
     pub(crate) fn stamp(&self, held: usize) -> Stamp {
-        let now = Instant::now();
-        let epoch = *self.epoch.get_or_init(|| now);
         Stamp {
-            at: nanos_plus_one(now.saturating_duration_since(epoch)),
+            at: self.since_epoch(Instant::now()) + 1,
             // Permits held are at most `MAX_LIMIT` (2^31 - 1), so one more fits.
             held: NonZeroU32::MIN.saturating_add(u32::try_from(held).unwrap_or(u32::MAX - 1)),
         }
@@ -131,20 +128,27 @@ impl State {
         overloaded: bool,
         apply: impl FnOnce(usize),
     ) -> Option<Change> {
-        let now = Instant::now();
-        // A stamp exists only once the epoch does.
-        let epoch = *self.epoch.get_or_init(|| now);
-        let admitted = Duration::from_nanos(stamp.at - 1);
-        let rtt = now
-            .saturating_duration_since(epoch)
-            .saturating_sub(admitted);
+        // The clock is read once, and its one subtraction gives both times the controller
+        // needs (a stamp's `at` is nanoseconds since the epoch, plus one).
+        let since_epoch = self.since_epoch(Instant::now());
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "nanoseconds as seconds: an f64 keeps 52 bits, a microsecond after 100 days"
+        )]
+        let (now_s, rtt) = (
+            since_epoch as f64 * 1e-9,
+            (since_epoch + 1).saturating_sub(stamp.at) as f64 * 1e-9,
+        );
         let mut inner = self.lock();
         inner.samples += 1;
         inner.overloaded += u64::from(overloaded);
         let from = inner.controller.limit();
-        let to = inner
-            .controller
-            .on_sample(now, rtt, stamp.held.get() as usize - 1, overloaded)?;
+        let to = inner.controller.on_sample_secs(
+            now_s,
+            rtt,
+            stamp.held.get() as usize - 1,
+            overloaded,
+        )?;
         apply(to);
         Some(Change {
             from,
@@ -157,9 +161,26 @@ impl State {
     /// takes it as given (0 pauses, as for any limiter) until the controller's next change.
     /// `apply` sets the gate, under the controller's lock (see [`sample`](Self::sample)).
     pub(crate) fn set_limit(&self, limit: usize, apply: impl FnOnce(usize)) {
+        let now = self.seconds(Instant::now());
         let mut inner = self.lock();
-        inner.controller.set_limit(Instant::now(), limit);
+        inner.controller.set_limit_secs(now, limit);
         apply(limit);
+    }
+
+    /// Seconds from the epoch (the first stamp; set now, if there is none yet) to `now`,
+    /// with the nanosecond count that stamps use.
+    fn since_epoch(&self, now: Instant) -> u64 {
+        let epoch = *self.epoch.get_or_init(|| now);
+        // Saturating, one short of the maximum so that a stamp's `+ 1` fits (584 years).
+        u64::try_from(now.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "nanoseconds as seconds: an f64 keeps 52 bits, a microsecond after 100 days"
+    )]
+    fn seconds(&self, now: Instant) -> f64 {
+        self.since_epoch(now) as f64 * 1e-9
     }
 
     /// What `stats().adaptive` shows.
@@ -176,11 +197,4 @@ impl State {
             slow_start: inner.controller.in_slow_start(),
         }
     }
-}
-
-/// `elapsed` in nanoseconds, plus one, saturating (584 years of uptime).
-fn nanos_plus_one(elapsed: Duration) -> u64 {
-    u64::try_from(elapsed.as_nanos())
-        .unwrap_or(u64::MAX)
-        .saturating_add(1)
 }
