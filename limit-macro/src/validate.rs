@@ -66,7 +66,7 @@ pub(crate) enum Source {
 /// A function's own limit: fixed (`N`), or adaptive.
 pub(crate) enum OwnLimit {
     Fixed(Box<Expr>),
-    Adaptive(Bounds),
+    Adaptive(Box<Bounds>),
 }
 
 /// `adaptive(initial = …, min = …, max = …)`: each bound as written, if given.
@@ -236,7 +236,7 @@ fn source(
             ));
         }
         return Ok(Source::Own {
-            limit: OwnLimit::Adaptive(adaptive_bounds(adaptive)?),
+            limit: OwnLimit::Adaptive(Box::new(adaptive_bounds(adaptive)?)),
             name: name.map(|name| name.value),
             key: key.map(|key| Box::new(key.value)),
         });
@@ -295,9 +295,9 @@ fn source(
 /// (a compile-time error in the function's `static`).
 fn adaptive_bounds(adaptive: AdaptiveArg) -> syn::Result<Bounds> {
     let (initial, min, max) = (
-        literal_bound(&adaptive.initial)?,
-        literal_bound(&adaptive.min)?,
-        literal_bound(&adaptive.max)?,
+        literal_bound(adaptive.initial.as_ref())?,
+        literal_bound(adaptive.min.as_ref())?,
+        literal_bound(adaptive.max.as_ref())?,
     );
     if let Some((0, expr)) = min {
         return Err(syn::Error::new_spanned(
@@ -360,7 +360,7 @@ fn adaptive_bounds(adaptive: AdaptiveArg) -> syn::Result<Bounds> {
 
 /// A bound of `adaptive(…)` that is an integer literal: its value; `None` for an expression
 /// (or a bound not given). Any other literal, or a negative one, is an error.
-fn literal_bound(bound: &Option<Opt<Expr>>) -> syn::Result<Option<(u128, &Expr)>> {
+fn literal_bound(bound: Option<&Opt<Expr>>) -> syn::Result<Option<(u128, &Expr)>> {
     let Some(bound) = bound else {
         return Ok(None);
     };

@@ -243,13 +243,12 @@ impl Keys {
                 hash: slot.hash,
                 key: &slot.key,
             };
-            let map = &mut table.set;
-            map.remove(&probe as &dyn Lookup);
+            table.set.remove(&probe as &dyn Lookup);
             // A burst of keys leaves a large table behind; give the memory back once it is
             // mostly empty.
-            if map.capacity() > KEEP_CAPACITY && map.len() * 4 < map.capacity() {
-                let len = map.len();
-                map.shrink_to(len * 2);
+            let (len, capacity) = (table.set.len(), table.set.capacity());
+            if capacity > KEEP_CAPACITY && len * 4 < capacity {
+                table.set.shrink_to(len * 2);
             }
         }
     }

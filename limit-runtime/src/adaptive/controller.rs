@@ -225,6 +225,7 @@ impl Controller {
     }
 
     /// The limit now, within `[min, max]`.
+    #[must_use]
     pub fn limit(&self) -> usize {
         self.reported
     }
