@@ -322,7 +322,7 @@ impl Controller {
         inflight: usize,
         dropped: bool,
     ) -> Option<usize> {
-        if self.srtt == 0.0 {
+        if self.srtt == 0.0 && !dropped {
             if rtt <= 0.0 {
                 return None;
             }
@@ -336,9 +336,15 @@ impl Controller {
         // moved": that keeps only the calls fast enough to be back already, and a slow
         // service behind the same limiter would never be seen.)
         if inflight <= self.reported {
-            self.sum += rtt;
-            self.count += 1;
-            self.drops += u32::from(dropped);
+            // A drop's duration is not the downstream's round trip: a 503 comes back at
+            // once, and a round of them would teach the controller a round trip (or, in a
+            // probe, a baseline) of almost nothing. It counts as a drop only.
+            if dropped {
+                self.drops += 1;
+            } else {
+                self.sum += rtt;
+                self.count += 1;
+            }
             self.peak = self.peak.max(inflight);
         }
         // A round lasts about one smoothed RTT (ROUND) and sees at least half a limit of
@@ -357,8 +363,17 @@ impl Controller {
             calls = calls.max(FIRST_ROUND);
         }
         let length = (rounds * self.srtt).max(MIN_ROUND.as_secs_f64());
-        if (self.count as usize) < calls.max(1) || now_s - self.round_start < length {
+        let back = (self.count + self.drops) as usize;
+        if back < calls.max(1) || now_s - self.round_start < length {
             return None;
+        }
+        if self.drops > 0 {
+            // A downstream that says "overloaded" is believed at once (AIMD's backoff),
+            // whatever the round's durations, in a probe too (the probe is called off, and
+            // the baseline stays).
+            self.phase = Phase::Gradient;
+            let limit = self.limit * BACKOFF;
+            return self.set(now_s, limit, Reason::Overloaded);
         }
         let mean = self.sum / f64::from(self.count);
         if mean <= 0.0 {
@@ -414,12 +429,6 @@ impl Controller {
             self.probed = now - interval + 10.0 * self.srtt;
             self.new_round(now);
             return None;
-        }
-        if self.drops > 0 {
-            // A downstream that says "overloaded" is believed at once (AIMD's backoff).
-            self.phase = Phase::Gradient;
-            let limit = self.limit * BACKOFF;
-            return self.set(now, limit, Reason::Overloaded);
         }
         if self.baseline == 0.0 {
             self.baseline = mean;
@@ -643,6 +652,18 @@ mod tests {
         assert!(!c.in_slow_start());
         assert_eq!(round(&mut c, t0 + ms(500), ms(90), 8, 4), Some(16));
         assert!(c.in_slow_start());
+    }
+
+    /// Only in the runtime (the simulator's downstream never refuses): a 503 comes back at
+    /// once, and its duration is no round trip.
+    #[test]
+    fn a_round_of_fast_drops_backs_off_and_teaches_no_round_trip() {
+        let (mut c, t0) = started(default_bounds());
+        assert_eq!(round(&mut c, t0 + ms(100), ms(100), 4, 4), Some(8));
+        assert_eq!(calls(&mut c, t0 + ms(200), ms(1), 8, 8, true), Some(6));
+        assert_eq!(c.baseline(), Some(ms(100)));
+        assert_eq!(c.rtt(), Some(ms(100)));
+        assert!(!c.in_slow_start());
     }
 
     /// `the_probe_measures_the_baseline_under_a_dip`.
