@@ -256,8 +256,9 @@ async fn call(shared: Rc<Shared>, id: usize) {
 }
 
 /// The adaptive contenders the bench runs beside the fixed limits: one fresh instance of
-/// each anchor at its published defaults ([`super::anchors::all`]), then this crate's own
-/// controller at its defaults ([`super::candidate::Candidate`]).
+/// each anchor at its published defaults ([`super::anchors::all`]), then this crate's
+/// adaptive limit at its defaults: the runtime's controller, through
+/// [`super::candidate::Candidate`].
 #[must_use]
 pub fn anchors() -> Vec<Box<dyn Controller>> {
     let mut all = super::anchors::all();

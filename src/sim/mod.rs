@@ -5,8 +5,9 @@
 //! `tests/adaptive_*.rs` check the anchors and run a short scenario.
 //!
 //! The seam is [`Controller`]: the anchors (`anchors/`, each written from its published
-//! description) and every fixed limit implement it, and the harness knows nothing else of
-//! them.
+//! description), every fixed limit, and this crate's adaptive limit (`candidate.rs`, an
+//! adapter over the runtime's own controller) implement it, and the harness knows nothing
+//! else of them.
 
 use std::time::Duration;
 

@@ -53,9 +53,9 @@ use tokio::time::Instant;
 
 use super::Bounds;
 
-// The parameters, `CandidateConfig::default()`'s values on the simulator (each one's reason
-// is in `design/adaptive/controller.md`'s parameters' table). Not configurable: the public
-// configuration is the bounds; these are what the table measured.
+// The parameters (each one's reason is in `design/adaptive/controller.md`'s parameters'
+// table). Not configurable: the public configuration is the bounds; these are what the
+// simulator's table measured. To try another value, change it here and run the bench.
 
 /// The ratio of a round's mean RTT to the baseline that the limit settles at: the queueing
 /// it accepts.
@@ -230,8 +230,10 @@ impl Controller {
         self.reported
     }
 
-    /// The baseline (unloaded RTT) it estimates, once it has one: for `stats()`.
-    pub(crate) fn baseline(&self) -> Option<Duration> {
+    /// The baseline (unloaded RTT) it estimates, once it has one: for `stats()`, and for
+    /// the simulator's tests of the baseline's drift.
+    #[must_use]
+    pub fn baseline(&self) -> Option<Duration> {
         (self.baseline > 0.0).then(|| Duration::from_secs_f64(self.baseline))
     }
 
@@ -263,10 +265,10 @@ impl Controller {
     }
 
     /// A call was admitted at `now` with `inflight` calls in flight, itself included. The
-    /// first one starts the clock (the simulator's run starts with its first round at 0).
-    /// The algorithm reads the in-flight count from the sample, as the simulator's
-    /// `Candidate` does (it ignores `on_admit`); the hook has the simulator's signature so
-    /// that the call path feeds the same signals to whichever controller.
+    /// first one starts the clock (as the runtime's `State` counts from its first stamp).
+    /// The algorithm reads the in-flight count from the sample; the hook has the
+    /// simulator's signature (`src/sim/mod.rs`'s `Controller`), so that the simulator feeds
+    /// this controller what it feeds the anchors.
     pub fn on_admit(&mut self, now: Instant, inflight: usize) {
         let _ = inflight;
         self.epoch.get_or_insert(now);
@@ -520,9 +522,9 @@ impl Controller {
     }
 }
 
-/// The steps of `tests/adaptive_candidate.rs` (the simulator's copy), with the same
-/// hand-computed values: the two copies agree on them, which is the check that the port is
-/// equal. Time is an `Instant` at `t0` plus the simulator's `Duration`s.
+/// Each signal's step, with hand-computed values (they were first checked on the simulator's
+/// prototype, whose decisions this controller took over one for one). Time is an `Instant`
+/// at `t0` plus `Duration`s, as the simulator's adapter passes it.
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

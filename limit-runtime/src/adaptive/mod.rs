@@ -2,8 +2,9 @@
 //! into [`Bounds`]), the controller that moves the limit ([`controller::Controller`]), and
 //! the state in a limiter's core that feeds it the calls' samples ([`state::State`]).
 //!
-//! The controller was designed and measured on the simulator first (`src/sim/candidate.rs`,
-//! `design/adaptive/controller.md`); the README's "Adaptive limits" says what users see.
+//! The controller was designed on the simulator (`design/adaptive/controller.md`), which
+//! scores this very controller through `src/sim/candidate.rs`; the README's "Adaptive
+//! limits" says what users see.
 //!
 //! # The configuration
 //!
