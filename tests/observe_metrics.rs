@@ -8,7 +8,10 @@
 //!   what `Stats::admitted` and `Stats::rejected` count.
 //! - Histogram `concurrency_limit_wait_seconds` records every admission's wait, 0 for a call
 //!   admitted at once, so its count is the admitted counter.
-//! - Every metric has exactly one label, `limiter` = the limiter's name, and all five exist
+//! - Gauge `concurrency_limit_limit` is the limiter's limit: set when it is registered, at
+//!   every `set_limit`, and at each change of an adaptive limit by its controller (not a
+//!   key's: a key's limit is its own, and the gauge is the limiter's).
+//! - Every metric has exactly one label, `limiter` = the limiter's name, and all six exist
 //!   from the limiter's first call on.
 //!
 //! Each test records into a recorder of its own, made this thread's with
@@ -32,6 +35,7 @@ const WAITING: &str = "concurrency_limit_waiting";
 const ADMITTED: &str = "concurrency_limit_admitted_total";
 const REJECTED: &str = "concurrency_limit_rejected_total";
 const WAIT_SECONDS: &str = "concurrency_limit_wait_seconds";
+const LIMIT: &str = "concurrency_limit_limit";
 
 // ---------------------------------------------------------------------------------------
 // Reading the recorder
@@ -45,6 +49,8 @@ const UNSET: f64 = -1.0;
 struct Now {
     running: f64,
     waiting: f64,
+    /// The gauge `concurrency_limit_limit`.
+    limit: f64,
     admitted: u64,
     rejected: u64,
     /// Every value the histogram recorded, in order.
@@ -56,7 +62,7 @@ struct Now {
 /// A snapshot of that recorder *consumes* what it reports: counters read as what was added
 /// since the last snapshot, histograms as the values recorded since, and gauges as the last
 /// value set since, or 0 if none was. So `Meter` adds counters up and collects histogram
-/// values, and, so that "set to 0" and "not set" differ, sets both gauges to `UNSET` after
+/// values, and, so that "set to 0" and "not set" differ, sets the gauges to `UNSET` after
 /// each snapshot: a gauge still `UNSET` at the next one was not set in between, and keeps
 /// its value.
 struct Meter {
@@ -74,6 +80,7 @@ impl Meter {
             now: Now {
                 running: UNSET,
                 waiting: UNSET,
+                limit: UNSET,
                 ..Now::default()
             },
         };
@@ -84,6 +91,7 @@ impl Meter {
     fn arm(&self) {
         metrics::gauge!(RUNNING, "limiter" => self.limiter).set(UNSET);
         metrics::gauge!(WAITING, "limiter" => self.limiter).set(UNSET);
+        metrics::gauge!(LIMIT, "limiter" => self.limiter).set(UNSET);
     }
 
     /// The limiter's metrics now.
@@ -109,6 +117,7 @@ impl Meter {
                 (MetricKind::Gauge, WAITING, _) => {
                     self.now.waiting = gauge(&value, self.now.waiting)
                 }
+                (MetricKind::Gauge, LIMIT, _) => self.now.limit = gauge(&value, self.now.limit),
                 (MetricKind::Counter, ADMITTED, DebugValue::Counter(n)) => self.now.admitted += n,
                 (MetricKind::Counter, REJECTED, DebugValue::Counter(n)) => self.now.rejected += n,
                 (MetricKind::Histogram, WAIT_SECONDS, DebugValue::Histogram(values)) => {
@@ -375,7 +384,7 @@ fn the_counters_count_admissions_and_every_kind_of_refusal() {
 async fn labelled() {}
 
 #[test]
-fn a_limiter_reports_its_five_metrics_labelled_with_its_name_from_its_first_call() {
+fn a_limiter_reports_its_six_metrics_labelled_with_its_name_from_its_first_call() {
     metered(|recorder| {
         let call = labelled(); // made, not polled: the limiter is registered
         let mut metrics: Vec<_> = recorder
@@ -402,6 +411,12 @@ fn a_limiter_reports_its_five_metrics_labelled_with_its_name_from_its_first_call
                     ADMITTED.to_owned(),
                     label(),
                     DebugValue::Counter(0)
+                ),
+                (
+                    MetricKind::Gauge,
+                    LIMIT.to_owned(),
+                    label(),
+                    DebugValue::Gauge(3.0.into())
                 ),
                 (
                     MetricKind::Counter,
@@ -450,5 +465,90 @@ fn a_recorder_installed_after_a_limiters_first_call_sees_every_later_change() {
         // No call has queued since the recorder came: the waiting gauge is reported at the
         // next change of the queue.
         assert_eq!(now.waiting, UNSET);
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// The limit
+// ---------------------------------------------------------------------------------------
+
+/// A current-thread runtime on a paused clock: the adaptive tests' calls take simulated
+/// time, and run on this thread, inside its recorder.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a runtime")
+}
+
+#[concurrency_limit(adaptive(initial = 4, max = 64), name = "metered-adaptive")]
+async fn metered_adaptive() {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+#[concurrency_limit(adaptive(initial = 2, max = 64), key = key, name = "metered-adaptive-keyed")]
+async fn metered_adaptive_keyed(key: u32) {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    std::hint::black_box(key);
+}
+
+/// `count` calls at once, to the end.
+async fn all_at_once<F: Future<Output = ()> + Send + 'static>(calls: impl Iterator<Item = F>) {
+    let calls: Vec<_> = calls.map(tokio::spawn).collect();
+    for call in calls {
+        call.await.expect("no panic");
+    }
+}
+
+#[test]
+fn the_limit_gauge_follows_an_adaptive_limit_and_every_set_limit() {
+    metered(|recorder| {
+        let mut meter = Meter::new(recorder, "metered-adaptive");
+        let call = metered_adaptive(); // made, not polled: the limiter is registered
+        assert_eq!(meter.now().limit, 4.0, "its initial limit, at registration");
+        paused_runtime().block_on(async {
+            call.await;
+            assert_eq!(meter.now().limit, 4.0, "no change yet");
+            // The first round needs 4 calls; at the limit of 4, with no queue, slow start
+            // doubles it.
+            all_at_once((0..4).map(|_| metered_adaptive())).await;
+            assert_eq!(meter.now().limit, 8.0);
+            let limiter = limit_runtime::limiter("metered-adaptive").expect("registered");
+            limiter.set_limit(20);
+            assert_eq!(meter.now().limit, 20.0, "a limit set by hand");
+        });
+    });
+}
+
+#[test]
+fn a_keys_adaptive_limit_is_not_the_limiters_gauge() {
+    metered(|recorder| {
+        let mut meter = Meter::new(recorder, "metered-adaptive-keyed");
+        paused_runtime().block_on(async {
+            all_at_once((0..4).map(|_| metered_adaptive_keyed(7))).await;
+        });
+        // The key's limit went from 2 to 4 (`tests/observe_tracing.rs` sees the event); the
+        // limiter's own limit, which new keys start from, is still 2.
+        let limiter = limit_runtime::limiter("metered-adaptive-keyed").expect("registered");
+        assert_eq!(limiter.limit(), 2);
+        assert_eq!(meter.now().limit, 2.0, "set at registration, and not since");
+        limiter.set_limit(5);
+        assert_eq!(meter.now().limit, 5.0);
+    });
+}
+
+static FIXED: Limiter = Limiter::new(3).with_name("metered-fixed-limit");
+
+#[test]
+fn a_fixed_limits_gauge_is_set_at_registration_and_by_set_limit() {
+    metered(|recorder| {
+        let mut meter = Meter::new(recorder, "metered-fixed-limit");
+        drop(FIXED.try_acquire().expect("free")); // registers it
+        assert_eq!(meter.now().limit, 3.0);
+        FIXED.set_limit(7);
+        assert_eq!(meter.now().limit, 7.0);
+        drop(FIXED.try_acquire().expect("free"));
+        assert_eq!(meter.now().limit, 7.0);
     });
 }

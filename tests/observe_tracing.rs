@@ -7,6 +7,9 @@
 //! - A call admitted at once emits nothing and opens no span.
 //! - Every refusal emits one `WARN` event (fields `limiter`, `limit`, `reason`; the message is
 //!   the `LimitError`'s `Display`), and a refused call that never queued opens no span.
+//! - Each change of an adaptive limit by its controller emits one `DEBUG` event (fields
+//!   `limiter`, `from`, `to`, `reason`, `keyed`), and forgetting idle keys' learned limits
+//!   emits one (field `count`).
 //!
 //! Each test installs a recording subscriber for its own thread
 //! (`tracing::subscriber::with_default`) and polls its futures on that thread (by hand, or on
@@ -555,6 +558,129 @@ fn limiter_acquire_that_waits_is_traced_like_a_call() {
                 "DEBUG limit_runtime: admitted after waiting {limiter=traced-by-hand, waited=_} \
                  in concurrency_limit.wait",
                 "close concurrency_limit.wait",
+            ]
+        );
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Adaptive limits
+// ---------------------------------------------------------------------------------------
+
+/// A current-thread runtime on a paused clock: the adaptive tests' calls take simulated
+/// time, and run on this thread, inside its subscriber.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a runtime")
+}
+
+/// The lines of the adaptive limits' events, cleared with the rest.
+fn adaptive_lines(trace: &Trace) -> Vec<String> {
+    trace
+        .take()
+        .into_iter()
+        .filter(|line| line.contains("adaptive limit"))
+        .collect()
+}
+
+fn says_busy(output: &Result<(), ()>) -> bool {
+    output.is_err()
+}
+
+#[concurrency_limit(adaptive(initial = 4, max = 64), overloaded = says_busy, name = "traced-adaptive")]
+async fn traced_adaptive(busy: bool) -> Result<(), ()> {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if busy { Err(()) } else { Ok(()) }
+}
+
+/// `count` calls at once, `busy` of them overloaded, to the end.
+async fn adaptive_round(count: usize, busy: usize) {
+    let calls: Vec<_> = (0..count)
+        .map(|call| tokio::spawn(traced_adaptive(call < busy)))
+        .collect();
+    for call in calls {
+        let _ = call.await.expect("no panic");
+    }
+}
+
+#[test]
+fn each_change_of_an_adaptive_limit_emits_a_debug_event_with_its_reason() {
+    traced(|trace| {
+        paused_runtime().block_on(async {
+            // A round of 4 calls at the limit of 4, with no queue: slow start doubles it.
+            adaptive_round(4, 0).await;
+            assert_eq!(
+                adaptive_lines(trace),
+                [
+                    "DEBUG limit_runtime: adaptive limit 4 -> 8 (slow start) {from=4, \
+                     keyed=false, limiter=traced-adaptive, reason=slow start, to=8} in -"
+                ]
+            );
+            // A round of 8 with one overloaded output: ×0.8.
+            adaptive_round(8, 1).await;
+            assert_eq!(
+                adaptive_lines(trace),
+                [
+                    "DEBUG limit_runtime: adaptive limit 8 -> 6 (overloaded) {from=8, \
+                     keyed=false, limiter=traced-adaptive, reason=overloaded, to=6} in -"
+                ]
+            );
+        });
+    });
+}
+
+#[concurrency_limit(adaptive(initial = 2, max = 64), key = key, name = "traced-adaptive-keyed")]
+async fn traced_adaptive_keyed(key: u32) {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    std::hint::black_box(key);
+}
+
+#[test]
+fn a_keys_change_says_keyed() {
+    traced(|trace| {
+        paused_runtime().block_on(async {
+            // The first round needs 4 calls: two at a time, under the key's 2.
+            let calls: Vec<_> = (0..4)
+                .map(|_| tokio::spawn(traced_adaptive_keyed(7)))
+                .collect();
+            for call in calls {
+                call.await.expect("no panic");
+            }
+        });
+        assert_eq!(
+            adaptive_lines(trace),
+            [
+                "DEBUG limit_runtime: adaptive limit 2 -> 4 (slow start) {from=2, keyed=true, \
+                 limiter=traced-adaptive-keyed, reason=slow start, to=4} in -"
+            ]
+        );
+    });
+}
+
+#[concurrency_limit(adaptive, key = key, name = "traced-adaptive-forget")]
+async fn traced_adaptive_forget(key: u32) {
+    std::hint::black_box(key);
+}
+
+/// An adaptive limiter keeps the learned limits of up to 1024 idle keys; forgetting some
+/// is not silent.
+#[test]
+fn forgetting_idle_keys_learned_limits_emits_a_debug_event() {
+    traced(|trace| {
+        for key in 0..1024 {
+            assert_ready!(task::spawn(traced_adaptive_forget(key)).poll());
+        }
+        assert_eq!(trace.take(), Vec::<String>::new());
+        // One more idle key than kept: the oldest quarter of them goes at once.
+        assert_ready!(task::spawn(traced_adaptive_forget(1024)).poll());
+        assert_eq!(
+            trace.take(),
+            [
+                "DEBUG limit_runtime: adaptive limit: forgot what 257 idle keys learned (more \
+                 than 1024 keys were idle) {count=257} in -"
             ]
         );
     });

@@ -5,13 +5,16 @@
 //! token, and a mutated item usually stops the attribute before it reads the arguments at all.
 //! These cases are arguments as a user writes them, with the mistakes a user makes (unknown or
 //! repeated options, limits out of range or of the wrong type, `limiter` with a limit, `queue`
-//! without a `Result`, missing `=` or values, stray commas), on functions that the attribute
-//! accepts: so every error they cause is an argument error. Each case carries what it got
-//! wrong, and `expected_errors` turns that into the messages the attribute may answer with
-//! (from `args.rs` and `validate.rs`), so the property is exact: a case with no mistake
-//! expands, and a case with mistakes fails with the message of one of them, never with an
-//! item error. Every output also meets the contract that `fuzz_harness::outcome` checks (no
-//! panic; an expansion, or the item plus exactly one error).
+//! without a `Result`, missing `=` or values, stray commas; `adaptive` with a limit or a
+//! limiter, or given twice, and its bounds unknown, repeated, of the wrong type, out of range
+//! or out of order; `overloaded` with a fixed limit), on functions that the attribute accepts:
+//! so every error they cause is an argument error. Each case carries what it got wrong, and
+//! `expected_error` works out, in the order the attribute checks things (the parser in
+//! `args.rs`, left to right, then `validate.rs`), the one message it must answer with. So the
+//! property is exact: a case with no mistake expands, and a case with mistakes fails with the
+//! message of the first one the attribute meets, never with an item error. Every output also
+//! meets the contract that `fuzz_harness::outcome` checks (no panic; an expansion, or the item
+//! plus exactly one error).
 //!
 //! - `bad_arguments_fail_with_an_argument_error`: that property, on random cases of the
 //!   strategy `bad_args` (1,000 by default, `PROPTEST_CASES=N` for more);
@@ -19,7 +22,8 @@
 //!   every argument error (`REQUIRED_ERRORS`), and expand often enough (3,000 cases, its own
 //!   count, which `PROPTEST_CASES` does not change);
 //! - `argument_errors_on_every_item`: tables of arguments (`ARGUMENT_ERRORS`, `POLICY_CASES`)
-//!   pin each error on every function of the corpus, whatever the RNG does.
+//!   pin each error on every function of the corpus, whatever the RNG does, and
+//!   `ADAPTIVE_ACCEPTED` the forms of `adaptive` and `overloaded` that must expand.
 //!
 //! At full strength, together with `fuzz_tokens.rs`:
 //!
@@ -32,7 +36,7 @@
 use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
 use proptest::prelude::*;
 
-use crate::args::OPTIONS as OPTION_NAMES;
+use crate::args::{ADAPTIVE_PARAMS, OPTIONS as OPTION_NAMES};
 use crate::fuzz_harness::{CORPUS, RETURNS_RESULT, RETURNS_UNIT, config, corpus, outcome};
 use crate::validate::MAX_LIMIT;
 
@@ -56,6 +60,22 @@ const NOT_A_STRING: &str = "expected string literal";
 const LIMITER_LITERAL: &str = "`limiter` cannot be a literal";
 const NO_EXPRESSION: &str = "expected an expression";
 const NO_COMMA: &str = "expected `,`";
+/// `adaptive`'s errors.
+const ADAPTIVE_TWICE: &str = "`adaptive` is given more than once";
+const UNKNOWN_PARAMETER: &str = "unknown parameter `";
+const ADAPTIVE_WITH_LIMIT: &str = "`adaptive` takes the place of the limit, and `";
+const ADAPTIVE_WITH_LIMITER: &str = "`adaptive` cannot be combined with `limiter = ";
+const MIN_ZERO: &str =
+    "`min` of `adaptive` must be at least 1: a limit of 0 would never let a call run";
+const BOUND_ZERO: &str =
+    "an adaptive limit never goes to 0: `max` and `initial` must be at least 1";
+const MIN_ABOVE_MAX: &str = "` of `adaptive` is above its `max = ";
+const INITIAL_OUTSIDE: &str = "` of `adaptive` is outside [min, max] = [";
+const BOUND_TOO_LARGE: &str = "` of `adaptive` is too large: the maximum is 2147483647";
+const OVERLOADED_WITH_FIXED: &str = "`overloaded` needs an adaptive limit";
+/// syn's, for a parameter of `adaptive` that is not a name, or has no `=`.
+const NO_IDENT: &str = "expected ident";
+const NO_EQ: &str = "expected `=`";
 
 /// Names close to an option's, as a user might misremember them.
 const NEAR_MISSES: &[&str] = &[
@@ -273,6 +293,97 @@ const WEIGHTS: Values = &[
     ("(a + b) << 10", None),
 ];
 
+/// Any expression is a predicate to the attribute (the type system checks that it is a
+/// `fn(&Output) -> bool`).
+const OVERLOADEDS: Values = &[
+    ("is_overloaded", None),
+    ("Self::overloaded", None),
+    ("crate::policy::overloaded", None),
+    ("|result: &Result<u32, Error>| result.is_err()", None),
+    ("|_| false", None),
+    ("policy.check()", None),
+];
+
+/// What the attribute makes of a bound of `adaptive(…)` (`literal_bound` in `validate.rs`).
+#[derive(Clone, Copy, Debug)]
+enum Bound {
+    /// An integer literal of that value, within `MAX_LIMIT`: checked against the others.
+    Int(u128),
+    /// An expression: checked when the limiter is made, not by the attribute.
+    Expr,
+    /// A literal above `MAX_LIMIT` (or above any integer type).
+    TooLarge,
+    /// A negation, of a literal or not.
+    Negative,
+    /// A literal that is not a `usize` integer, described as the message does.
+    NotAnInteger(&'static str),
+}
+
+/// Bounds as source, with what the attribute makes of them.
+const BOUNDS: &[(&str, Bound)] = &[
+    ("1", Bound::Int(1)),
+    ("2", Bound::Int(2)),
+    ("4", Bound::Int(4)),
+    ("8usize", Bound::Int(8)),
+    ("0x10", Bound::Int(16)),
+    ("64", Bound::Int(64)),
+    ("999", Bound::Int(999)),
+    ("1_000", Bound::Int(1000)),
+    ("1001", Bound::Int(1001)),
+    ("5000", Bound::Int(5000)),
+    ("2147483647", Bound::Int(2_147_483_647)),
+    ("0", Bound::Int(0)),
+    ("0usize", Bound::Int(0)),
+    ("0x0", Bound::Int(0)),
+    ("MAX", Bound::Expr),
+    ("Self::MIN", Bound::Expr),
+    ("floor()", Bound::Expr),
+    ("config.max", Bound::Expr),
+    ("2147483648", Bound::TooLarge),
+    ("0x80000000", Bound::TooLarge),
+    ("18446744073709551616usize", Bound::TooLarge),
+    (
+        "99999999999999999999999999999999999999999999",
+        Bound::TooLarge,
+    ),
+    ("-1", Bound::Negative),
+    ("-0", Bound::Negative),
+    ("-(3)", Bound::Negative),
+    ("-MAX", Bound::Negative),
+    ("-5.0", Bound::Negative),
+    ("6.5", Bound::NotAnInteger("a floating-point literal")),
+    ("1e3", Bound::NotAnInteger("a floating-point literal")),
+    ("\"64\"", Bound::NotAnInteger("a string literal")),
+    (
+        "8u8",
+        Bound::NotAnInteger("an integer literal of a type other than `usize`"),
+    ),
+    (
+        "0i32",
+        Bound::NotAnInteger("an integer literal of a type other than `usize`"),
+    ),
+    ("true", Bound::NotAnInteger("a boolean literal")),
+    ("'x'", Bound::NotAnInteger("a character literal")),
+    ("b'x'", Bound::NotAnInteger("a byte literal")),
+];
+
+/// Names close to a parameter of `adaptive`'s, as a user might misremember them.
+const NEAR_MISS_PARAMS: &[&str] = &[
+    "start",
+    "initial_limit",
+    "init",
+    "minimum",
+    "maximum",
+    "min_limit",
+    "max_limit",
+    "Max",
+    "MIN",
+    "limit",
+    "floor",
+    "ceiling",
+    "target",
+];
+
 /// Values after an unknown name: never read, since the name is rejected first.
 const UNKNOWN_VALUES: &[&str] = &["5", "\"x\"", "DATABASE", "Duration::from_secs(1)", ""];
 
@@ -319,6 +430,24 @@ enum Part {
     NoValue(&'static str),
     /// A comma too many (a leading one, or two in a row).
     Comma,
+    /// `adaptive` in the place of the limit: alone (`None`), or with its parameters in
+    /// parentheses, and a trailing comma inside them if `true`.
+    Adaptive(Option<Vec<Param>>, bool),
+}
+
+/// A parameter of `adaptive(…)`.
+#[derive(Clone, Debug)]
+enum Param {
+    /// `initial`, `min` or `max` `= value`.
+    Bound(&'static str, String, Bound, Wrap),
+    /// `name = 1` with a name `adaptive` does not know.
+    Unknown(String),
+    /// `min 5`: the `=` forgotten.
+    NoEq(&'static str),
+    /// `min =` and nothing.
+    NoValue(&'static str),
+    /// A value without a name: `adaptive(64)`.
+    Positional,
 }
 
 #[derive(Clone, Debug)]
@@ -398,6 +527,7 @@ fn option_value(name: &'static str) -> BoxedStrategy<Part> {
         "key" => plain(KEYS),
         "weight" => plain(WEIGHTS),
         "name" => plain(NAMES),
+        "overloaded" => plain(OVERLOADEDS),
         "queue" => (values(QUEUES), wrap())
             .prop_map(|(value, wrap)| Part::Opt("queue", value, wrap))
             .boxed(),
@@ -418,9 +548,71 @@ fn unknown_name() -> impl Strategy<Value = String> {
     })
 }
 
+/// A bound of `adaptive(…)`: from the table, or any integer, small (so that bounds are
+/// often out of order) or beyond `MAX_LIMIT`.
+fn bound() -> impl Strategy<Value = (String, Bound)> {
+    prop_oneof![
+        4 => prop::sample::select(BOUNDS).prop_map(|(source, bound)| (source.to_owned(), bound)),
+        3 => (0..=2000_u128).prop_map(|n| (n.to_string(), Bound::Int(n))),
+        1 => (1..=MAX_LIMIT).prop_map(|n| (n.to_string(), Bound::Int(n))),
+        1 => (MAX_LIMIT + 1..=u128::MAX).prop_map(|n| (n.to_string(), Bound::TooLarge)),
+    ]
+}
+
+fn bound_param(name: &'static str) -> impl Strategy<Value = Param> {
+    (bound(), wrap())
+        .prop_map(move |((source, bound), wrap)| Param::Bound(name, source, bound, wrap))
+}
+
+/// A mistake among the parameters of `adaptive(…)`, or a bound given a second time.
+fn param_mistake() -> BoxedStrategy<Param> {
+    let known = prop::sample::select(ADAPTIVE_PARAMS);
+    prop_oneof![
+        3 => prop_oneof![
+            3 => prop::sample::select(NEAR_MISS_PARAMS).prop_map(str::to_owned),
+            1 => "[a-z][a-z0-9_]{0,8}",
+        ]
+        .prop_filter("a parameter's name", |name| {
+            !ADAPTIVE_PARAMS.contains(&name.as_str())
+        })
+        .prop_map(Param::Unknown),
+        1 => known.clone().prop_map(Param::NoEq),
+        1 => known.clone().prop_map(Param::NoValue),
+        1 => Just(Param::Positional),
+        3 => known.prop_flat_map(bound_param),
+    ]
+    .boxed()
+}
+
+/// `adaptive`, alone or with any of its bounds in any order, and sometimes a mistake among
+/// them.
+///
+/// Boxed, as are its bounds: the value trees of unions of unboxed strategies are large, and a
+/// debug build's test thread (2 MiB of stack) overflows on them.
+fn adaptive() -> BoxedStrategy<Part> {
+    let params = (
+        prop::option::of(bound_param("initial")),
+        prop::option::of(bound_param("min")),
+        prop::option::of(bound_param("max")),
+        // A mistake in one case of four: most cases then reach the checks of the bounds.
+        prop::option::weighted(0.25, param_mistake()),
+    )
+        .prop_flat_map(|(initial, min, max, mistake)| {
+            let params: Vec<Param> = [initial, min, max, mistake].into_iter().flatten().collect();
+            Just(params).prop_shuffle()
+        });
+    prop_oneof![
+        1 => Just(Part::Adaptive(None, false)),
+        4 => (params, any::<bool>()).prop_map(|(params, trailing)| {
+            Part::Adaptive(Some(params), trailing)
+        }),
+    ]
+    .boxed()
+}
+
 /// A part added to a well-formed list: usually a mistake, sometimes a second copy of an
-/// option or a limit (a mistake only if the list already has one, which `expected_errors`
-/// works out).
+/// option, a limit or `adaptive` (a mistake only if the list already has one, or `adaptive`
+/// with a limit, which `expected_error` works out).
 fn extra() -> impl Strategy<Value = Part> {
     let known = prop::sample::select(OPTION_NAMES);
     prop_oneof![
@@ -437,22 +629,27 @@ fn extra() -> impl Strategy<Value = Part> {
         1 => known.clone().prop_map(Part::NoValue),
         1 => Just(Part::Comma),
         3 => known.prop_flat_map(option_value),
-        2 => (limit_value(), wrap()).prop_map(|(value, wrap)| Part::Limit(value, wrap)),
+        2 => (limit_value(), wrap())
+            .prop_map(|(value, wrap)| Part::Limit(value, wrap))
+            .boxed(),
+        1 => adaptive(),
     ]
 }
 
-/// Arguments as a user writes them: a limit or a shared limiter (or, sometimes, neither),
-/// options with valid or invalid values, and up to two extra parts, in any order. A third of
-/// the cases are valid but for `queue`, on a function that returns a `Result`: its checks come
-/// last, so any other mistake would hide them.
+/// Arguments as a user writes them: a limit, `adaptive` or a shared limiter (or, sometimes,
+/// none of them), options with valid or invalid values, and up to two extra parts, in any
+/// order. A quarter of the cases are valid but for `queue`, on a function that returns a
+/// `Result`: its checks come last, so any other mistake would hide them; and a quarter are
+/// `adaptive` with valid options, so that its bounds are the only things that can be wrong.
 fn bad_args() -> impl Strategy<Value = BadArgs> {
-    prop_oneof![2 => any_mistakes(), 1 => only_queue_wrong()]
+    prop_oneof![2 => any_mistakes(), 1 => only_queue_wrong(), 1 => only_bounds_wrong()]
 }
 
 fn any_mistakes() -> impl Strategy<Value = BadArgs> {
     let source = prop_oneof![
         5 => (limit_value(), wrap()).prop_map(|(value, wrap)| vec![Part::Limit(value, wrap)]),
         2 => values(LIMITERS).prop_map(|value| vec![Part::Opt("limiter", value, Wrap::Plain)]),
+        2 => adaptive().prop_map(|part| vec![part]),
         1 => Just(Vec::new()),
     ];
     let options = (
@@ -461,6 +658,7 @@ fn any_mistakes() -> impl Strategy<Value = BadArgs> {
         prop::option::weighted(0.3, option_value("max_wait")),
         prop::option::weighted(0.3, option_value("queue")),
         prop::option::weighted(0.2, option_value("weight")),
+        prop::option::weighted(0.25, option_value("overloaded")),
     );
     let extras = prop_oneof![
         1 => Just(Vec::new()),
@@ -473,9 +671,19 @@ fn any_mistakes() -> impl Strategy<Value = BadArgs> {
         1 => 0..CORPUS.len(),
     ];
     (corpus, source, options, extras, any::<bool>()).prop_flat_map(
-        |(corpus, source, (name, key, max_wait, queue, weight), extras, trailing_comma)| {
+        |(
+            corpus,
+            source,
+            (name, key, max_wait, queue, weight, overloaded),
+            extras,
+            trailing_comma,
+        )| {
             let mut parts = source;
-            parts.extend([name, key, max_wait, queue, weight].into_iter().flatten());
+            parts.extend(
+                [name, key, max_wait, queue, weight, overloaded]
+                    .into_iter()
+                    .flatten(),
+            );
             parts.extend(extras);
             (
                 Just(corpus),
@@ -495,6 +703,7 @@ fn only_queue_wrong() -> impl Strategy<Value = BadArgs> {
     let source = prop_oneof![
         3 => (valid_values(LIMITS), wrap()).prop_map(|(value, wrap)| Part::Limit(value, wrap)),
         1 => valid_values(LIMITERS).prop_map(|value| Part::Opt("limiter", value, Wrap::Plain)),
+        1 => Just(Part::Adaptive(None, false)),
     ];
     let max_wait = prop::option::of(
         valid_values(MAX_WAITS).prop_map(|value| Part::Opt("max_wait", value, Wrap::Plain)),
@@ -520,6 +729,45 @@ fn only_queue_wrong() -> impl Strategy<Value = BadArgs> {
                     trailing_comma,
                 })
         })
+}
+
+/// `adaptive`, its bounds valid or not, with valid options (`max_wait` and `queue` only on a
+/// function that returns a `Result`): only the bounds can be wrong.
+fn only_bounds_wrong() -> impl Strategy<Value = BadArgs> {
+    let options = (
+        prop::option::of(
+            valid_values(NAMES).prop_map(|value| Part::Opt("name", value, Wrap::Plain)),
+        ),
+        prop::option::of(valid_values(KEYS).prop_map(|value| Part::Opt("key", value, Wrap::Plain))),
+        prop::option::of(
+            valid_values(MAX_WAITS).prop_map(|value| Part::Opt("max_wait", value, Wrap::Plain)),
+        ),
+        prop::option::of(
+            valid_values(OVERLOADEDS).prop_map(|value| Part::Opt("overloaded", value, Wrap::Plain)),
+        ),
+    );
+    (
+        prop::sample::select(RETURNS_RESULT),
+        adaptive(),
+        options,
+        any::<bool>(),
+    )
+        .prop_flat_map(
+            |(corpus, adaptive, (name, key, max_wait, overloaded), trailing_comma)| {
+                let mut parts = vec![adaptive];
+                parts.extend([name, key, max_wait, overloaded].into_iter().flatten());
+                (
+                    Just(corpus),
+                    Just(parts).prop_shuffle(),
+                    Just(trailing_comma),
+                )
+                    .prop_map(|(corpus, parts, trailing_comma)| BadArgs {
+                        corpus,
+                        parts,
+                        trailing_comma,
+                    })
+            },
+        )
 }
 
 fn lex(source: &str) -> TokenStream {
@@ -553,6 +801,15 @@ fn render_args(case: &BadArgs) -> TokenStream {
             Part::NoEq(name, value) => stream.extend(lex(&format!("{name} {value}"))),
             Part::NoValue(name) => stream.extend(lex(&format!("{name} ="))),
             Part::Comma => stream.extend(lex(",")),
+            Part::Adaptive(params, trailing) => {
+                stream.extend(lex("adaptive"));
+                if let Some(params) = params {
+                    stream.extend([TokenTree::Group(Group::new(
+                        Delimiter::Parenthesis,
+                        render_params(params, *trailing),
+                    ))]);
+                }
+            }
         }
     }
     // One trailing comma is allowed; a lone comma is not (that is `Part::Comma`).
@@ -562,69 +819,260 @@ fn render_args(case: &BadArgs) -> TokenStream {
     stream
 }
 
-/// Every mistake in the case, as the start of the message it causes. The attribute reports
-/// the first it meets, so it must answer with one of these; and with none, it must expand.
-/// (Which one comes first is its business: these tests do not pin the order of the checks.)
-fn expected_errors(case: &BadArgs) -> Vec<String> {
-    let mut errors: Vec<String> = Vec::new();
+fn render_params(params: &[Param], trailing_comma: bool) -> TokenStream {
+    let mut stream = TokenStream::new();
+    for (index, param) in params.iter().enumerate() {
+        if index > 0 {
+            stream.extend(lex(","));
+        }
+        match param {
+            Param::Bound(name, source, _, wrap) => {
+                stream.extend(lex(&format!("{name} =")));
+                stream.extend(render_value(
+                    &Value {
+                        source: source.clone(),
+                        error: None,
+                    },
+                    *wrap,
+                ));
+            }
+            Param::Unknown(name) => stream.extend(lex(&format!("{name} = 1"))),
+            Param::NoEq(name) => stream.extend(lex(&format!("{name} 5"))),
+            Param::NoValue(name) => stream.extend(lex(&format!("{name} ="))),
+            Param::Positional => stream.extend(lex("64")),
+        }
+    }
+    if trailing_comma && !params.is_empty() {
+        stream.extend(lex(","));
+    }
+    stream
+}
+
+/// The error the attribute must answer with (all of its message, or a part that tells it
+/// from every other), or `None` if the case has no mistake: the first mistake in the order
+/// the attribute checks things. The parser (`args.rs`) reads the parts left to right and
+/// stops at the first part it cannot read; then `validate.rs` checks where the permits come
+/// from (`adaptive`, `limiter`, or a limit), `overloaded`, and last `max_wait` and `queue`.
+fn expected_error(case: &BadArgs) -> Option<String> {
+    parse_error(&case.parts).or_else(|| validation_error(case))
+}
+
+/// "unknown option `name`; expected one of: …", with every option.
+fn unknown_option(name: &str) -> String {
+    format!(
+        "{UNKNOWN}{name}`; expected one of: {}",
+        OPTION_NAMES
+            .iter()
+            .map(|option| format!("`{option}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The first part the parser rejects, and why.
+fn parse_error(parts: &[Part]) -> Option<String> {
     let mut limits = 0;
-    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
-    for part in &case.parts {
+    let mut options = std::collections::BTreeSet::<&str>::new();
+    let mut adaptive = false;
+    for part in parts {
         match part {
-            Part::Limit(value, _) => {
+            Part::Limit(..) => {
+                if limits > 0 {
+                    return Some(LIMIT_TWICE.to_owned());
+                }
                 limits += 1;
-                errors.extend(value.error.clone());
             }
             Part::Opt(name, value, _) => {
-                *counts.entry(name).or_default() += 1;
-                errors.extend(value.error.clone());
-            }
-            Part::Unknown(name, _) => errors.push(format!(
-                "{UNKNOWN}{name}`; expected one of: `limiter`, `max_wait`, `queue`, `key`, `weight`, `name`"
-            )),
-            // `name` alone is an expression, so it is read as a positional limit: the
-            // error is the missing comma after it, or the limit given twice.
-            Part::NoEq(..) => errors.extend([NO_COMMA.to_owned(), LIMIT_TWICE.to_owned()]),
-            Part::NoValue(name) => errors.push(
-                match *name {
-                    "name" => NOT_A_STRING,
-                    _ => NO_EXPRESSION,
+                // The value is read first: only `name`'s can fail to parse (it must be a
+                // string literal); every other value is an expression, checked later.
+                if *name == "name" && value.error.is_some() {
+                    return value.error.clone();
                 }
-                .to_owned(),
-            ),
-            Part::Comma => errors.push(NO_EXPRESSION.to_owned()),
+                if !options.insert(name) {
+                    return Some(format!("`{name}` {SET_TWICE}"));
+                }
+            }
+            Part::Unknown(name, _) => return Some(unknown_option(name)),
+            // `name` alone is an expression, so it is read as a positional limit: the limit
+            // given twice, or else the missing comma after it.
+            Part::NoEq(..) => {
+                return Some(if limits > 0 { LIMIT_TWICE } else { NO_COMMA }.to_owned());
+            }
+            Part::NoValue(name) => {
+                return Some(
+                    if *name == "name" {
+                        NOT_A_STRING
+                    } else {
+                        NO_EXPRESSION
+                    }
+                    .to_owned(),
+                );
+            }
+            Part::Comma => return Some(NO_EXPRESSION.to_owned()),
+            Part::Adaptive(params, _) => {
+                if let Some(error) = params.as_deref().and_then(param_error) {
+                    return Some(error);
+                }
+                if adaptive {
+                    return Some(ADAPTIVE_TWICE.to_owned());
+                }
+                adaptive = true;
+            }
         }
     }
-    if limits > 1 {
-        errors.push(LIMIT_TWICE.to_owned());
-    }
-    for (name, &count) in &counts {
-        if count > 1 {
-            errors.push(format!("`{name}` {SET_TWICE}"));
+    None
+}
+
+/// The first parameter of `adaptive(…)` that the parser rejects, and why.
+fn param_error(params: &[Param]) -> Option<String> {
+    let mut given = std::collections::BTreeSet::<&str>::new();
+    for param in params {
+        match param {
+            Param::Bound(name, ..) => {
+                if !given.insert(name) {
+                    return Some(format!("`{name}` {SET_TWICE}"));
+                }
+            }
+            Param::Unknown(name) => {
+                return Some(format!(
+                    "{UNKNOWN_PARAMETER}{name}` of `adaptive`; expected one of: `initial`, \
+                     `min`, `max`"
+                ));
+            }
+            Param::NoEq(_) => return Some(NO_EQ.to_owned()),
+            Param::NoValue(_) => return Some(NO_EXPRESSION.to_owned()),
+            Param::Positional => return Some(NO_IDENT.to_owned()),
         }
     }
-    let has = |name: &str| counts.contains_key(name);
-    if has("limiter") {
-        if limits > 0 {
-            errors.push(LIMIT_WITH_LIMITER.to_owned());
+    None
+}
+
+/// The first error of `validate.rs`, on arguments that parse.
+fn validation_error(case: &BadArgs) -> Option<String> {
+    let mut limit = None;
+    let mut options = std::collections::BTreeMap::<&str, &Value>::new();
+    let mut adaptive = None;
+    for part in &case.parts {
+        match part {
+            Part::Limit(value, _) => limit = Some(value),
+            Part::Opt(name, value, _) => {
+                options.insert(name, value);
+            }
+            Part::Adaptive(params, _) => adaptive = Some(params.as_deref().unwrap_or_default()),
+            _ => unreachable!("a part that does not parse: {part:?}"),
         }
-        if has("key") {
-            errors.push(KEY_WITH_LIMITER.to_owned());
+    }
+    let limiter = options.get("limiter");
+    if let Some(params) = adaptive {
+        if limiter.is_some() {
+            return Some(ADAPTIVE_WITH_LIMITER.to_owned());
         }
-        if has("name") {
-            errors.push(NAME_WITH_LIMITER.to_owned());
+        if limit.is_some() {
+            return Some(ADAPTIVE_WITH_LIMIT.to_owned());
         }
-    } else if limits == 0 {
-        errors.push(MISSING_LIMIT.to_owned());
+        if let Some(error) = bounds_error(params) {
+            return Some(error);
+        }
+    } else if let Some(limiter) = limiter {
+        if limit.is_some() {
+            return Some(LIMIT_WITH_LIMITER.to_owned());
+        }
+        if options.contains_key("key") {
+            return Some(KEY_WITH_LIMITER.to_owned());
+        }
+        if options.contains_key("name") {
+            return Some(NAME_WITH_LIMITER.to_owned());
+        }
+        if let Some(error) = &limiter.error {
+            return Some(error.clone());
+        }
+    } else {
+        let Some(limit) = limit else {
+            return Some(MISSING_LIMIT.to_owned());
+        };
+        if let Some(error) = &limit.error {
+            return Some(error.clone());
+        }
+        if options.contains_key("overloaded") {
+            return Some(OVERLOADED_WITH_FIXED.to_owned());
+        }
     }
     if RETURNS_UNIT.contains(&case.corpus) {
         for name in ["max_wait", "queue"] {
-            if has(name) {
-                errors.push(format!("`{name}` {NEEDS_RESULT}"));
+            if options.contains_key(name) {
+                return Some(format!("`{name}` {NEEDS_RESULT}"));
             }
         }
     }
-    errors
+    options.get("queue").and_then(|queue| queue.error.clone())
+}
+
+/// The first error in the bounds of `adaptive(…)` (`adaptive_bounds` in `validate.rs`), on
+/// parameters that parse: each distinct.
+fn bounds_error(params: &[Param]) -> Option<String> {
+    let bound = |wanted: &str| {
+        params.iter().find_map(|param| match param {
+            Param::Bound(name, _, bound, _) if *name == wanted => Some(*bound),
+            _ => None,
+        })
+    };
+    let expected = |name: &str| format!("expected a positive integer such as `{name} = 8`");
+    for name in ADAPTIVE_PARAMS {
+        match bound(name) {
+            Some(Bound::TooLarge) => {
+                return Some(format!("`{name}{BOUND_TOO_LARGE} (`Limiter::MAX_LIMIT`)"));
+            }
+            Some(Bound::Negative) => {
+                return Some(format!("`{name}` cannot be negative; {}", expected(name)));
+            }
+            Some(Bound::NotAnInteger(what)) => {
+                return Some(format!("`{name}` cannot be {what}; {}", expected(name)));
+            }
+            Some(Bound::Int(_) | Bound::Expr) | None => {}
+        }
+    }
+    let literal = |name: &str| match bound(name) {
+        Some(Bound::Int(value)) => Some(value),
+        _ => None,
+    };
+    let (initial, min, max) = (literal("initial"), literal("min"), literal("max"));
+    if min == Some(0) {
+        return Some(MIN_ZERO.to_owned());
+    }
+    if max == Some(0) || initial == Some(0) {
+        return Some(BOUND_ZERO.to_owned());
+    }
+    if let (Some(min), Some(max)) = (min, max)
+        && min > max
+    {
+        return Some(format!("`min = {min}{MIN_ABOVE_MAX}{max}`"));
+    }
+    // The bounds `initial` must be within: the literals given, and the defaults for those not
+    // given (`min` 1, `max` 1000 or `min` if higher); an expression is not checked.
+    let (min_given, max_given) = (bound("min").is_some(), bound("max").is_some());
+    let known_min = if min_given { min } else { Some(1) };
+    let known_max = if max_given {
+        max
+    } else {
+        known_min.map(|min| min.max(1000))
+    };
+    let initial = initial?;
+    let below = known_min.is_some_and(|min| initial < min);
+    let above = known_max.is_some_and(|max| initial > max);
+    if !(below || above) {
+        return None;
+    }
+    let show = |value: Option<u128>, given: bool| match value {
+        Some(value) if given => value.to_string(),
+        Some(value) => format!("{value} (the default)"),
+        None => "?".to_owned(),
+    };
+    Some(format!(
+        "`initial = {initial}{INITIAL_OUTSIDE}{}, {}]: an adaptive limit starts within its \
+         bounds",
+        show(known_min, min_given),
+        show(known_max, max_given),
+    ))
 }
 
 /// The item errors, which these cases must never reach: their items are valid functions.
@@ -639,14 +1087,12 @@ fn check_bad_args(case: &BadArgs) -> Option<String> {
     let args = render_args(case);
     let item = corpus(case.corpus);
     let result = outcome(&args, &item);
-    let expected = expected_errors(case);
+    let expected = expected_error(case);
     let context = format!("\n  args: {args}\n  item: {item}\n  case: {case:?}");
-    match &result {
-        None => assert!(
-            expected.is_empty(),
-            "expanded despite {expected:#?}{context}"
-        ),
-        Some(message) => {
+    match (&result, &expected) {
+        (None, None) => {}
+        (None, Some(expected)) => panic!("expanded despite {expected:?}{context}"),
+        (Some(message), expected) => {
             assert!(
                 !is_item_error(message),
                 "a valid function was rejected, so the arguments were not checked: \
@@ -654,9 +1100,9 @@ fn check_bad_args(case: &BadArgs) -> Option<String> {
             );
             assert!(
                 expected
-                    .iter()
-                    .any(|error| message.contains(error.as_str())),
-                "error {message:?}, expected one of {expected:#?}{context}"
+                    .as_ref()
+                    .is_some_and(|expected| message.contains(expected.as_str())),
+                "error {message:?}, expected {expected:?}{context}"
             );
         }
     }
@@ -667,8 +1113,8 @@ proptest! {
     #![proptest_config(config(1000))]
 
     /// Well-formed arguments with wrong names and values on unmutated functions: they reach
-    /// the argument checks, and each fails with the error of one of its mistakes, or, with
-    /// none, expands.
+    /// the argument checks, and each fails with the error of the first of its mistakes that
+    /// the attribute meets, or, with none, expands.
     #[test]
     fn bad_arguments_fail_with_an_argument_error(case in bad_args()) {
         check_bad_args(&case);
@@ -699,17 +1145,46 @@ const REQUIRED_ERRORS: &[&str] = &[
     LIMITER_LITERAL,
     NO_EXPRESSION,
     NO_COMMA,
+    "`overloaded` is set more than once",
+    OVERLOADED_WITH_FIXED,
+    ADAPTIVE_TWICE,
+    ADAPTIVE_WITH_LIMIT,
+    ADAPTIVE_WITH_LIMITER,
+    "` of `adaptive`; expected one of: `initial`, `min`, `max`",
+    "`max` is set more than once",
+    NO_EQ,
+    NO_IDENT,
+    MIN_ZERO,
+    BOUND_ZERO,
+    MIN_ABOVE_MAX,
+    INITIAL_OUTSIDE,
+    // `initial` outside bounds that are the defaults, and outside bounds given.
+    "(the default)",
+    "]: an adaptive limit starts within its bounds",
+    BOUND_TOO_LARGE,
+    "cannot be negative; expected a positive integer such as",
+    "literal; expected a positive integer such as",
+    "literal of a type other than `usize`; expected a positive integer such as",
 ];
 
-/// A message with the parts between backticks elided, to count kinds of error rather than
-/// every option name and number.
+/// A message with the parts between backticks elided, and every other number written `N`, to
+/// count kinds of error rather than every option name and number.
 fn error_kind(message: &str) -> String {
-    message
+    let elided = message
         .split('`')
         .enumerate()
         .map(|(index, piece)| if index % 2 == 1 { "…" } else { piece })
         .collect::<Vec<_>>()
-        .join("`")
+        .join("`");
+    let mut kind = String::with_capacity(elided.len());
+    for c in elided.chars() {
+        if !c.is_ascii_digit() {
+            kind.push(c);
+        } else if !kind.ends_with('N') {
+            kind.push('N');
+        }
+    }
+    kind
 }
 
 /// Over a fixed-seed run of `bad_args`, every required argument error is reached, and some
@@ -772,8 +1247,11 @@ const ARGUMENT_ERRORS: &[(&str, &str)] = &[
     ("", MISSING_LIMIT),
     (
         "limits = 5",
-        "unknown option `limits`; expected one of: `limiter`, `max_wait`, `queue`, `key`, `weight`, `name`",
+        "unknown option `limits`; expected one of: `limiter`, `max_wait`, `queue`, `key`, \
+         `weight`, `name`, `overloaded`",
     ),
+    // `adaptive` is not an option: it takes the place of the limit.
+    ("adaptive = 5", "unknown option `adaptive`"),
     ("limit = 5", "unknown option `limit`"),
     ("5, max_wait_ms = 100", "unknown option `max_wait_ms`"),
     ("5, Queue = 10", "unknown option `Queue`"),
@@ -868,6 +1346,159 @@ const ARGUMENT_ERRORS: &[(&str, &str)] = &[
     ("queue 10", NO_COMMA),
     ("limiter DATABASE", NO_COMMA),
     ("5 6", NO_COMMA),
+    // `overloaded`.
+    (
+        "5, overloaded = is_overloaded",
+        "`overloaded` needs an adaptive limit, which backs off when the downstream says it is \
+         overloaded: write `#[concurrency_limit(adaptive, overloaded = …)]`, or use a limiter \
+         made by `Limiter::adaptive` with `limiter = …`",
+    ),
+    (
+        "MAX_JOBS, key = id, overloaded = |_| false",
+        OVERLOADED_WITH_FIXED,
+    ),
+    ("overloaded = is_overloaded", MISSING_LIMIT),
+    ("0, overloaded = is_overloaded", AT_LEAST_ONE),
+    (
+        "adaptive, overloaded = a, overloaded = b",
+        "`overloaded` is set more than once",
+    ),
+    ("adaptive, overloaded =", NO_EXPRESSION),
+    // `adaptive` where it does not belong.
+    (
+        "5, adaptive",
+        "`adaptive` takes the place of the limit, and `5` is given too: keep one, `adaptive` \
+         for a limit that follows the downstream, or `5` for a fixed one",
+    ),
+    ("adaptive(max = 8), MAX_JOBS", ADAPTIVE_WITH_LIMIT),
+    ("adaptive, 0", ADAPTIVE_WITH_LIMIT),
+    (
+        "adaptive, limiter = DATABASE",
+        "`adaptive` cannot be combined with `limiter = DATABASE`: the limiter decides whether \
+         it adapts; make it with `Limiter::adaptive(Adaptive::new())` and its calls adapt it",
+    ),
+    (
+        "limiter = DATABASE, adaptive(max = 8), 5",
+        ADAPTIVE_WITH_LIMITER,
+    ),
+    ("adaptive(min = 0), limiter = 5", ADAPTIVE_WITH_LIMITER),
+    ("adaptive, adaptive", ADAPTIVE_TWICE),
+    (
+        "adaptive(max = 8), name = \"x\", adaptive(max = 8)",
+        ADAPTIVE_TWICE,
+    ),
+    // A repeat is found only once the second `adaptive` is read.
+    ("adaptive, adaptive(min = 1 max = 2)", NO_COMMA),
+    ("adaptive 5", NO_COMMA),
+    // Its parameters.
+    (
+        "adaptive(start = 4)",
+        "unknown parameter `start` of `adaptive`; expected one of: `initial`, `min`, `max`",
+    ),
+    ("adaptive(max = 8, limit = 4)", "unknown parameter `limit`"),
+    ("adaptive(max = 8, max = 16)", "`max` is set more than once"),
+    (
+        "adaptive(initial = 1, initial = x)",
+        "`initial` is set more than once",
+    ),
+    ("adaptive(64)", NO_IDENT),
+    ("adaptive(min 1)", NO_EQ),
+    ("adaptive(min = )", NO_EXPRESSION),
+    ("adaptive(min = 1,, max = 2)", NO_IDENT),
+    ("adaptive(min = 1 max = 2)", NO_COMMA),
+    // Its bounds, in the order `validate.rs` checks them.
+    ("adaptive(min = 0)", MIN_ZERO),
+    ("adaptive(min = (0), max = 0)", MIN_ZERO),
+    ("adaptive(max = 0)", BOUND_ZERO),
+    ("adaptive(initial = 0usize)", BOUND_ZERO),
+    ("adaptive(initial = 0, max = 0x0)", BOUND_ZERO),
+    (
+        "adaptive(min = 10, max = 5)",
+        "`min = 10` of `adaptive` is above its `max = 5`",
+    ),
+    (
+        "adaptive(max = 5, initial = 100, min = 10)",
+        "`min = 10` of `adaptive` is above its `max = 5`",
+    ),
+    (
+        "adaptive(initial = 100, min = 1, max = 64)",
+        "`initial = 100` of `adaptive` is outside [min, max] = [1, 64]: an adaptive limit starts \
+         within its bounds",
+    ),
+    (
+        "adaptive(initial = 5000)",
+        "`initial = 5000` of `adaptive` is outside [min, max] = [1 (the default), 1000 (the \
+         default)]",
+    ),
+    (
+        "adaptive(initial = 2, min = 8)",
+        "`initial = 2` of `adaptive` is outside [min, max] = [8, 1000 (the default)]",
+    ),
+    (
+        "adaptive(initial = 3000, min = 2000)",
+        "`initial = 3000` of `adaptive` is outside [min, max] = [2000, 2000 (the default)]",
+    ),
+    (
+        "adaptive(initial = 0x10, max = 8)",
+        "`initial = 16` of `adaptive` is outside [min, max] = [1 (the default), 8]",
+    ),
+    (
+        "adaptive(initial = 1, min = 2, max = MAX)",
+        "`initial = 1` of `adaptive` is outside [min, max] = [2, ?]",
+    ),
+    (
+        "adaptive(max = 6.5)",
+        "`max` cannot be a floating-point literal; expected a positive integer such as \
+         `max = 8`, or an expression of type `usize`",
+    ),
+    ("adaptive(max = \"64\")", "`max` cannot be a string literal"),
+    (
+        "adaptive(initial = 4u8)",
+        "`initial` cannot be an integer literal of a type other than `usize`",
+    ),
+    (
+        "adaptive(min = -1)",
+        "`min` cannot be negative; expected a positive integer such as `min = 8`",
+    ),
+    ("adaptive(min = -MIN)", "`min` cannot be negative"),
+    (
+        "adaptive(max = 2147483648)",
+        "`max` of `adaptive` is too large: the maximum is 2147483647 (`Limiter::MAX_LIMIT`)",
+    ),
+    (
+        "adaptive(min = 340282366920938463463374607431768211456)",
+        "`min` of `adaptive` is too large",
+    ),
+    // Each bound's type before any comparison, `initial` first.
+    (
+        "adaptive(min = 0, initial = -1)",
+        "`initial` cannot be negative",
+    ),
+    (
+        "adaptive(max = 1.5, min = 2147483648)",
+        "`min` of `adaptive` is too large",
+    ),
+];
+
+/// Arguments with `adaptive` or `overloaded` that expand on every function of the corpus.
+const ADAPTIVE_ACCEPTED: &[&str] = &[
+    "adaptive",
+    "adaptive,",
+    "adaptive()",
+    "adaptive(initial = 4, min = 1, max = 256)",
+    "adaptive(max = (8), min = (1),)",
+    "name = \"x\", adaptive(max = 64), key = 1, weight = 2",
+    "adaptive(min = 2000)",
+    "adaptive(initial = 1000)",
+    "adaptive(initial = 2147483647, min = 2147483647)",
+    // Bounds that are expressions are checked when the limiter is made.
+    "adaptive(initial = 5000, max = MAX)",
+    "adaptive(initial = 1, min = MIN)",
+    "adaptive(min = MIN, max = 0x10usize)",
+    "adaptive, overloaded = is_overloaded",
+    "adaptive(max = 4), overloaded = |result: &Result<u32, Error>| result.is_err()",
+    "limiter = DATABASE, overloaded = |_| false",
+    "limiter = crate::POOL, overloaded = Self::overloaded",
 ];
 
 /// Arguments whose fate depends on the function: the error on one that returns something
@@ -925,7 +1556,7 @@ const POLICY_CASES: &[(&str, Option<&str>, &str)] = &[
 ];
 
 /// The tables above, on every function of the corpus: each argument error is reached
-/// whatever the RNG does.
+/// whatever the RNG does, and each accepted form of `adaptive` expands.
 #[test]
 fn argument_errors_on_every_item() {
     for (index, source) in CORPUS.iter().enumerate() {
@@ -956,6 +1587,13 @@ fn argument_errors_on_every_item() {
                     "got {result:?}, expected {expected:?}\n  args: {args}\n  item: {source}"
                 ),
             }
+        }
+        for args in ADAPTIVE_ACCEPTED {
+            assert_eq!(
+                outcome(&lex(args), &item),
+                None,
+                "\n  args: {args}\n  item: {source}"
+            );
         }
     }
 }

@@ -313,7 +313,8 @@ fn returns_result_lists_the_functions_returning_a_result() {
 
 /// Arguments of every kind, valid or not on a given function, for `each_shape_goes_its_way`:
 /// the checks that read the signature (a borrowed limiter, a limit that reads an argument, a
-/// policy on a function returning nothing, a weight) must see through either reader alike.
+/// policy on a function returning nothing, a weight, an adaptive limit and `overloaded`, whose
+/// calls are samples) must see through either reader alike.
 const ARGUMENT_KINDS: &[&str] = &[
     "5",
     "MAX_JOBS, name = \"jobs\", key = 1",
@@ -333,6 +334,17 @@ const ARGUMENT_KINDS: &[&str] = &[
     "self.limit",
     "id",
     "r#type",
+    "adaptive",
+    "adaptive(initial = 2, max = 8), name = \"a\", key = id",
+    "adaptive(min = 1,), weight = buf.len(), overloaded = is_overloaded",
+    "adaptive, max_wait = Duration::from_secs(1), queue = 4",
+    "name = \"first\", adaptive(max = MAX)",
+    "adaptive(max = store)",
+    "adaptive(min = 0)",
+    "5, adaptive",
+    "5, overloaded = is_overloaded",
+    "limiter = DATABASE, overloaded = |_| false",
+    "limiter = &self.limiter, overloaded = Self::overloaded",
 ];
 
 /// Every function of `SHAPES` goes the fast way, to the reference's expansion, under each kind

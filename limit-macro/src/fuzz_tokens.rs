@@ -63,6 +63,12 @@ const IDENTS: &[&str] = &[
     "queue",
     "key",
     "name",
+    "weight",
+    "overloaded",
+    "adaptive",
+    "initial",
+    "min",
+    "max",
     "async",
     "fn",
     "pub",
@@ -309,12 +315,12 @@ fn render_item(item: &Item) -> TokenStream {
     }
 }
 
-/// Arguments: mostly random token trees, sometimes well-formed options with random values,
-/// so that the option parser and the validation behind it are reached, not only the first
-/// token's rejection.
+/// Arguments: mostly random token trees, sometimes well-formed options with random values, or
+/// `adaptive` with random parameters, so that the option parser and the validation behind it
+/// are reached, not only the first token's rejection.
 fn args() -> impl Strategy<Value = Vec<Tok>> {
     let option = (
-        prop::sample::select(&["limiter", "max_wait", "queue", "key", "name"][..]),
+        prop::sample::select(crate::args::OPTIONS),
         prop::collection::vec(tok(), 1..3),
     )
         .prop_map(|(name, value)| {
@@ -322,8 +328,41 @@ fn args() -> impl Strategy<Value = Vec<Tok>> {
             toks.extend(value);
             toks
         });
+    // `adaptive`, alone, or with parameters: `name = value` pairs with random values, or
+    // random tokens.
+    let param = (
+        prop::sample::select(&["initial", "min", "max", "start"][..]),
+        prop::collection::vec(tok(), 1..3),
+    )
+        .prop_map(|(name, value)| {
+            let mut toks = vec![Tok::Ident(name.to_owned()), Tok::Punct('=', Spacing::Alone)];
+            toks.extend(value);
+            toks
+        });
+    let params = prop_oneof![
+        3 => prop::collection::vec(param, 0..4).prop_map(|params| {
+            let mut toks = Vec::new();
+            for (index, param) in params.into_iter().enumerate() {
+                if index > 0 {
+                    toks.push(Tok::Punct(',', Spacing::Alone));
+                }
+                toks.extend(param);
+            }
+            toks
+        }),
+        1 => toks(4),
+    ];
+    let adaptive = prop::option::of(params).prop_map(|params| {
+        let mut toks = vec![Tok::Ident("adaptive".to_owned())];
+        toks.extend(params.map(|params| Tok::Group(Delimiter::Parenthesis, params)));
+        toks
+    });
     let positional = prop::collection::vec(tok(), 1..3);
-    let list = prop::collection::vec(prop_oneof![option, positional], 0..4).prop_map(|parts| {
+    let list = prop::collection::vec(
+        prop_oneof![3 => option, 1 => adaptive, 3 => positional],
+        0..4,
+    )
+    .prop_map(|parts| {
         let mut toks = Vec::new();
         for (index, part) in parts.into_iter().enumerate() {
             if index > 0 {
@@ -381,10 +420,59 @@ fn valid_args() -> impl Strategy<Value = String> {
             }
             args
         });
+    // `adaptive`, with bounds that are valid whatever the others: `initial` within `[1, 1000]`
+    // unless `max` is an expression, and `min <= max`.
+    let adaptive = (
+        prop::option::of(1..=1000_u32),
+        prop::option::of(1..=1000_u32),
+        prop::option::of(prop_oneof![
+            (1000..=2_147_483_647_u32).prop_map(|n| n.to_string()),
+            Just("MAX".to_owned()),
+        ]),
+        any::<bool>(),
+    )
+        .prop_map(|(initial, min, max, parens)| {
+            let min = min.map(|min| min.min(initial.unwrap_or(min)));
+            let params: Vec<String> = [
+                initial.map(|n| format!("initial = {n}")),
+                min.map(|n| format!("min = {n}")),
+                max.map(|n| format!("max = {n}")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if params.is_empty() && !parens {
+                "adaptive".to_owned()
+            } else {
+                format!("adaptive({})", params.join(", "))
+            }
+        });
+    let adaptive = (
+        adaptive,
+        prop::option::of("[a-z][a-z-]{0,8}"),
+        prop::option::of(Just("key = x.clone()")),
+        prop::option::of(Just("weight = 2")),
+        prop::option::of(prop_oneof![
+            Just("overloaded = is_overloaded"),
+            Just("overloaded = |_| false"),
+        ]),
+    )
+        .prop_map(|(mut args, name, key, weight, overloaded)| {
+            if let Some(name) = name {
+                let _ = write!(args, ", name = {name:?}");
+            }
+            for option in [key, weight, overloaded].into_iter().flatten() {
+                args += ", ";
+                args += option;
+            }
+            args
+        });
     prop_oneof![
         3 => own,
+        2 => adaptive,
         1 => Just("limiter = DATABASE".to_owned()),
         1 => Just("limiter = crate::db::POOL,".to_owned()),
+        1 => Just("limiter = DATABASE, overloaded = Self::overloaded".to_owned()),
     ]
 }
 

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use crate::adaptive::Bounds;
-use crate::adaptive::state::{Stamp, State};
+use crate::adaptive::controller::Reason;
+use crate::adaptive::state::{Change, Stamp, State};
 #[cfg(feature = "redis")]
 use crate::backend::Backend;
 use crate::error::LimitError;
@@ -182,8 +183,17 @@ impl Core {
         // An adaptive limit's controller goes on from the limit set, and its gate changes
         // under the controller's lock, as its own changes do. (Never shared: see `share`.)
         if let Some(adaptive) = self.adaptive.as_deref() {
+            let from = self.gate.limit();
             adaptive.set_limit(limit, |limit| self.gate.set_limit(limit));
-            observe::limit_set(self, limit);
+            observe::limit_changed(
+                self,
+                false,
+                Change {
+                    from,
+                    to: limit,
+                    reason: Reason::SetLimit,
+                },
+            );
             return;
         }
         // A shared limiter's own gate stays parked: the backend holds its limit.
@@ -207,6 +217,11 @@ impl Core {
         }
     }
 
+    /// An adaptive limit's bounds, for a handle made from the core (`Limiter::from_core`).
+    pub(crate) fn bounds(&self) -> Option<Bounds> {
+        self.adaptive.as_deref().map(State::bounds)
+    }
+
     /// Whether the limit is adaptive.
     #[cfg(feature = "redis")]
     pub(crate) fn is_adaptive(&self) -> bool {
@@ -214,7 +229,9 @@ impl Core {
     }
 
     /// The sample of an adaptive call of `slot` (or of the limiter), stamped at its
-    /// admission, whose body just returned: the controller may move the gate's limit.
+    /// admission, whose body just returned: the controller may move the gate's limit. Out
+    /// of line, as `Parts::stamp` is (`call.rs`).
+    #[inline(never)]
     pub(crate) fn sample(&self, slot: Option<&Slot>, stamp: Stamp, overloaded: bool) {
         let (state, gate) = match slot {
             Some(slot) => (slot.adaptive(), &slot.gate),

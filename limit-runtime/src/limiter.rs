@@ -284,7 +284,7 @@ impl Limiter {
             init: Mutex::new(()),
             limit: 0,
             per_fn: false,
-            adaptive: None,
+            adaptive: core.bounds(),
             core: OnceLock::from(core),
         }
     }
@@ -900,6 +900,13 @@ impl Limiter {
     #[cfg(feature = "redis")]
     pub(crate) fn shared_core(&self) -> &Core {
         self.core_with(|| 0, None)
+    }
+
+    /// Whether the limit is adaptive: read from the handle, without the core, so that a call
+    /// of a fixed limit given by `limiter = …` pays one compare for it (`call.rs`).
+    #[inline]
+    pub(crate) fn is_adaptive(&self) -> bool {
+        self.adaptive.is_some()
     }
 
     /// The core, which exists once a call has been made (the guards' `Handle`s reach it

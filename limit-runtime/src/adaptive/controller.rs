@@ -126,6 +126,8 @@ pub(crate) enum Reason {
     Probe,
     /// The probe ended, and the limit went back.
     ProbeEnd,
+    /// `set_limit`, by hand (the controller goes on from it).
+    SetLimit,
 }
 
 impl Reason {
@@ -139,6 +141,7 @@ impl Reason {
             Self::Overloaded => "overloaded",
             Self::Probe => "probe",
             Self::ProbeEnd => "probe end",
+            Self::SetLimit => "set_limit",
         }
     }
 }
@@ -193,6 +196,8 @@ pub struct Controller {
     low: u8,
     /// Why the limit last changed.
     reason: Reason,
+    /// Rounds begun so far (the runtime's `State` watches it after a manual set).
+    rounds: u64,
 }
 
 impl Controller {
@@ -215,6 +220,7 @@ impl Controller {
             high: false,
             low: 0,
             reason: Reason::SlowStart,
+            rounds: 0,
         }
     }
 
@@ -241,6 +247,12 @@ impl Controller {
     /// came back: for `stats()`.
     pub(crate) fn rtt(&self) -> Option<Duration> {
         (self.srtt > 0.0).then(|| Duration::from_secs_f64(self.srtt))
+    }
+
+    /// Rounds begun so far: a new one means the controller decided (a change of the limit,
+    /// or none).
+    pub(crate) fn rounds(&self) -> u64 {
+        self.rounds
     }
 
     /// Why the limit last changed (for the `DEBUG` event of the change `on_sample` returned).
@@ -404,6 +416,7 @@ impl Controller {
     }
 
     fn new_round(&mut self, now: f64) {
+        self.rounds += 1;
         self.round_start = now;
         self.sum = 0.0;
         self.count = 0;

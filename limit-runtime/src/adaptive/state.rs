@@ -41,8 +41,10 @@ impl Stamp {
     /// The stamp, unless it is [`NONE`](Self::NONE); `self` is left `NONE`.
     #[inline]
     pub(crate) fn take(&mut self) -> Option<Self> {
-        let stamp = std::mem::replace(self, Self::NONE);
-        (stamp.at != 0).then_some(stamp)
+        if self.at == 0 {
+            return None;
+        }
+        Some(std::mem::replace(self, Self::NONE))
     }
 }
 
@@ -75,6 +77,12 @@ struct Inner {
     controller: Controller,
     samples: u64,
     overloaded: u64,
+    /// A limit set by hand outside the bounds, in force at the gate until the controller's
+    /// next decision, and the controller's round count when it was set.
+    outside: Option<u64>,
+    /// Paused by hand (`set_limit(0)`): the controller's changes wait until a limit is set
+    /// again.
+    paused: bool,
 }
 
 impl State {
@@ -86,6 +94,8 @@ impl State {
                 controller: Controller::new(bounds),
                 samples: 0,
                 overloaded: 0,
+                outside: None,
+                paused: false,
             }),
         }
     }
@@ -98,6 +108,10 @@ impl State {
             initial: limit.clamp(bounds.min, bounds.max),
             ..bounds
         })
+    }
+
+    pub(crate) fn bounds(&self) -> Bounds {
+        self.bounds
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -143,12 +157,25 @@ impl State {
         inner.samples += 1;
         inner.overloaded += u64::from(overloaded);
         let from = inner.controller.limit();
-        let to = inner.controller.on_sample_secs(
+        let changed = inner.controller.on_sample_secs(
             now_s,
             rtt,
             stamp.held.get() as usize - 1,
             overloaded,
-        )?;
+        );
+        let to = match (changed, inner.outside) {
+            (Some(to), _) => to,
+            // A limit set by hand outside the bounds holds until the controller decides
+            // again; then the gate comes back within them, change or not.
+            (None, Some(rounds)) if inner.controller.rounds() != rounds => {
+                inner.controller.limit()
+            }
+            (None, _) => return None,
+        };
+        inner.outside = None;
+        if inner.paused {
+            return None;
+        }
         apply(to);
         Some(Change {
             from,
@@ -158,12 +185,18 @@ impl State {
     }
 
     /// A limit set by hand: the controller goes on from it (within its bounds), and the gate
-    /// takes it as given (0 pauses, as for any limiter) until the controller's next change.
+    /// takes it as given: 0 pauses, as for any limiter, until a limit is set again; a limit
+    /// outside the bounds lasts until the controller's next decision.
     /// `apply` sets the gate, under the controller's lock (see [`sample`](Self::sample)).
     pub(crate) fn set_limit(&self, limit: usize, apply: impl FnOnce(usize)) {
         let now = self.seconds(Instant::now());
         let mut inner = self.lock();
         inner.controller.set_limit_secs(now, limit);
+        // 0 pauses until a limit is set again; any other limit outside the bounds lasts
+        // until the controller's next decision (`sample`).
+        let within = limit == 0 || limit == inner.controller.limit();
+        inner.outside = (!within).then(|| inner.controller.rounds());
+        inner.paused = limit == 0;
         apply(limit);
     }
 
@@ -196,5 +229,45 @@ impl State {
             probing: inner.controller.probing(),
             slow_start: inner.controller.in_slow_start(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::time::Duration;
+
+    use super::State;
+    use crate::adaptive::Adaptive;
+
+    /// Feeds `n` calls of 100 ms, one after another (on paused time), each admitted with
+    /// `held` in flight; `gate` takes the limits the state applies.
+    async fn calls(state: &State, gate: &Cell<usize>, n: usize, held: usize) {
+        for _ in 0..n {
+            let stamp = state.stamp(held);
+            tokio::time::advance(Duration::from_millis(100)).await;
+            state.sample(stamp, false, |limit| gate.set(limit));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_limit_set_outside_the_bounds_lasts_until_the_next_decision() {
+        let state = State::new(Adaptive::new().max(16).resolve());
+        let gate = Cell::new(4);
+        state.set_limit(100, |limit| gate.set(limit));
+        assert_eq!(gate.get(), 100, "taken as given");
+        calls(&state, &gate, 40, 1).await;
+        assert!(gate.get() <= 16, "back within the bounds: {}", gate.get());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_lasts_until_a_limit_is_set_again() {
+        let state = State::new(Adaptive::new().max(16).resolve());
+        let gate = Cell::new(4);
+        state.set_limit(0, |limit| gate.set(limit));
+        calls(&state, &gate, 40, 1).await;
+        assert_eq!(gate.get(), 0, "still paused");
+        state.set_limit(3, |limit| gate.set(limit));
+        assert_eq!(gate.get(), 3);
     }
 }
