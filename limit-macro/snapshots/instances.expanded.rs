@@ -14,6 +14,7 @@ fn serve(
             ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
                 let mut __permit = __permit;
+                __permit.start();
                 let _ = &self;
                 let socket = socket;
                 let __ret = {
@@ -40,6 +41,7 @@ fn run(
             ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
                 let mut __permit = __permit;
+                __permit.start();
                 let _ = &self;
                 let __ret = {
                     {
@@ -68,6 +70,7 @@ fn query(
             ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
                 let mut __permit = __permit;
+                __permit.start();
                 let pool = pool;
                 let sql = sql;
                 let __ret = {

@@ -19,6 +19,7 @@ fn load_user(
             ::limit_runtime::__private::AtFront::wait,
             move |__permit| async move {
                 let mut __permit = __permit;
+                __permit.start();
                 let id = id;
                 let __ret = {
                     #[allow(clippy::diverging_sub_expression)]

@@ -146,7 +146,16 @@ impl Parse for AdaptiveArg {
         let content;
         syn::parenthesized!(content in input);
         while !content.is_empty() {
-            let key = content.call(Ident::parse_any)?;
+            let key = content.call(Ident::parse_any).map_err(|error| {
+                syn::Error::new(
+                    error.span(),
+                    format!(
+                        "`adaptive` takes named bounds: expected one of {}, as in \
+                         `adaptive(max = 64)`",
+                        quoted(ADAPTIVE_PARAMS)
+                    ),
+                )
+            })?;
             let slot = match key.to_string().as_str() {
                 "initial" => &mut adaptive.initial,
                 "min" => &mut adaptive.min,
@@ -191,6 +200,11 @@ impl Args {
         let key = input.call(Ident::parse_any)?;
         input.parse::<Token![=]>()?;
         match key.to_string().as_str() {
+            "adaptive" => Err(syn::Error::new(
+                key.span(),
+                "`adaptive` is not an option with a value: write it in the place of the limit, \
+                 with its bounds in parentheses, as in `#[concurrency_limit(adaptive(initial = 5))]`",
+            )),
             "limiter" => set_once(&mut self.limiter, key, input.parse()?),
             "max_wait" => set_once(&mut self.max_wait, key, input.parse()?),
             "queue" => set_once(&mut self.queue, key, input.parse()?),
@@ -200,7 +214,10 @@ impl Args {
             "overloaded" => set_once(&mut self.overloaded, key, input.parse()?),
             _ => Err(syn::Error::new(
                 key.span(),
-                format!("unknown option `{key}`; expected one of: {}", quoted(OPTIONS)),
+                format!(
+                    "unknown option `{key}`; expected one of: {}",
+                    quoted(OPTIONS)
+                ),
             )),
         }
     }

@@ -274,6 +274,7 @@ fn take_permit(out: &mut Out, cx: &Cx<'_>) {
     out.ident(permit).op("=");
     if cx.policy.is_none() && cx.weight.is_none() {
         out.ident(permit).op(";");
+        start(out, cx);
         return;
     }
     let refused = mixed_site("__refused");
@@ -312,6 +313,18 @@ fn take_permit(out: &mut Out, cx: &Cx<'_>) {
             });
     });
     out.op(";");
+    start(out, cx);
+}
+
+/// `__permit.start();`: a sampled call's body starts (its stamp, for an adaptive limit).
+fn start(out: &mut Out, cx: &Cx<'_>) {
+    if cx.sampled {
+        out.ident(&cx.permit)
+            .op(".")
+            .words(&["start"])
+            .parens(|_| {})
+            .op(";");
+    }
 }
 
 /// What a refused call returns: under a policy, `::limit_runtime::__private::refusal(__error)`
@@ -723,7 +736,8 @@ fn typed_body(out: &mut Out, ty: &[TokenTree], block: Group, hint: bool) {
 ///
 /// `let __ret = async move { INNER }.await;` (or `let __ret = { INNER };`), then
 /// `#[allow(unreachable_code)] __permit.complete(OVERLOADED); #[allow(unreachable_code)]
-/// __ret`, where `OVERLOADED` is `(PATH)(&__ret)` for `overloaded = PATH`, else `false`.
+/// __ret`, where `OVERLOADED` is `::limit_runtime::__private::overloaded(&__ret, EXPR)` for
+/// `overloaded = EXPR`, else `false`.
 fn sampled_tail(out: &mut Out, cx: &Cx<'_>, may_exit_early: bool, inner: impl FnOnce(&mut Out)) {
     let ret = mixed_site("__ret");
     let allow_unreachable = |out: &mut Out| {
@@ -747,11 +761,13 @@ fn sampled_tail(out: &mut Out, cx: &Cx<'_>, may_exit_early: bool, inner: impl Fn
         .words(&["complete"])
         .parens(|out| match cx.overloaded {
             Some(overloaded) => {
+                // Spanned at the expression, so that one of the wrong type is one error there.
+                out.spanned(overloaded.span(), |out| {
+                    out.private(&["overloaded"]);
+                });
                 out.parens(|out| {
+                    out.op("&").ident(&ret).op(",");
                     out.stream(quote::ToTokens::to_token_stream(overloaded));
-                })
-                .parens(|out| {
-                    out.op("&").ident(&ret);
                 });
             }
             None => {

@@ -73,8 +73,8 @@ const MIN_ABOVE_MAX: &str = "` of `adaptive` is above its `max = ";
 const INITIAL_OUTSIDE: &str = "` of `adaptive` is outside [min, max] = [";
 const BOUND_TOO_LARGE: &str = "` of `adaptive` is too large: the maximum is 2147483647";
 const OVERLOADED_WITH_FIXED: &str = "`overloaded` needs an adaptive limit";
-/// syn's, for a parameter of `adaptive` that is not a name, or has no `=`.
-const NO_IDENT: &str = "expected ident";
+/// A parameter of `adaptive` that is not a name; syn's, for one that has no `=`.
+const NO_IDENT: &str = "`adaptive` takes named bounds: expected one of `initial`, `min`, `max`";
 const NO_EQ: &str = "expected `=`";
 
 /// Names close to an option's, as a user might misremember them.
@@ -543,8 +543,9 @@ fn unknown_name() -> impl Strategy<Value = String> {
         1 => "[a-z][a-z0-9_]{0,10}",
         1 => "[A-Z][A-Za-z0-9_]{0,10}",
     ]
+    // `adaptive = …` has an error of its own (it belongs in the place of the limit).
     .prop_filter("an option's name", |name| {
-        !OPTION_NAMES.contains(&name.as_str())
+        !OPTION_NAMES.contains(&name.as_str()) && name != "adaptive"
     })
 }
 
@@ -1251,7 +1252,7 @@ const ARGUMENT_ERRORS: &[(&str, &str)] = &[
          `weight`, `name`, `overloaded`",
     ),
     // `adaptive` is not an option: it takes the place of the limit.
-    ("adaptive = 5", "unknown option `adaptive`"),
+    ("adaptive = 5", "`adaptive` is not an option with a value"),
     ("limit = 5", "unknown option `limit`"),
     ("5, max_wait_ms = 100", "unknown option `max_wait_ms`"),
     ("5, Queue = 10", "unknown option `Queue`"),

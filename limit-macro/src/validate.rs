@@ -164,8 +164,22 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
         ));
     }
     let overloaded = args.overloaded;
-    let source = source(args.limit, args.adaptive, args.limiter, args.key, args.name, &sig)?;
-    if let (Some(overloaded), Source::Own { limit: OwnLimit::Fixed(_), .. }) = (&overloaded, &source) {
+    let source = source(
+        args.limit,
+        args.adaptive,
+        args.limiter,
+        args.key,
+        args.name,
+        &sig,
+    )?;
+    if let (
+        Some(overloaded),
+        Source::Own {
+            limit: OwnLimit::Fixed(_),
+            ..
+        },
+    ) = (&overloaded, &source)
+    {
         return Err(syn::Error::new(
             overloaded.key.span(),
             "`overloaded` needs an adaptive limit, which backs off when the downstream says it \
@@ -234,6 +248,12 @@ fn source(
                      fixed one"
                 ),
             ));
+        }
+        for bound in [&adaptive.initial, &adaptive.min, &adaptive.max]
+            .into_iter()
+            .flatten()
+        {
+            check_bound_is_constant(bound, sig)?;
         }
         return Ok(Source::Own {
             limit: OwnLimit::Adaptive(Box::new(adaptive_bounds(adaptive)?)),
@@ -389,9 +409,10 @@ fn literal_bound(bound: Option<&Opt<Expr>>) -> syn::Result<Option<(u128, &Expr)>
                 format!("`{}` cannot be {}; {expected}", bound.key, describe(other)),
             )),
         },
-        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => Err(
-            syn::Error::new_spanned(unary, format!("`{}` cannot be negative; {expected}", bound.key)),
-        ),
+        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => Err(syn::Error::new_spanned(
+            unary,
+            format!("`{}` cannot be negative; {expected}", bound.key),
+        )),
         _ => Ok(None),
     }
 }
@@ -462,6 +483,26 @@ fn check_borrow(reference: &syn::ExprReference, sig: &Sig) -> syn::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A bound of `adaptive(…)` is part of the function's limiter, a `static`: a constant, so
+/// one that reads `self` or an argument is an error here rather than rustc's about `static`s.
+fn check_bound_is_constant(bound: &Opt<Expr>, sig: &Sig) -> syn::Result<()> {
+    let tokens = quote::ToTokens::to_token_stream(&bound.value);
+    let Some(found) = find_ident(&tokens, &|ident| {
+        ident == "self" || sig.bindings().any(|(arg, _)| arg == ident)
+    }) else {
+        return Ok(());
+    };
+    Err(syn::Error::new(
+        found.span(),
+        format!(
+            "`{}` of `adaptive` cannot depend on `{found}`: the bounds are constants, part of \
+             the function's limiter (a `static`); for bounds per instance, give each instance \
+             a `Limiter::adaptive(Adaptive::new()…)` and write `limiter = &self.limiter`",
+            bound.key
+        ),
+    ))
 }
 
 /// A function's own limit is evaluated once, at its first call, for every instance and

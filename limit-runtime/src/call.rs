@@ -206,13 +206,12 @@ pub trait Claim: Send + Sync + Unpin + 'static {
     ) -> impl Future<Output = Result<SemaphorePermit<'a>, AcquireError>> + 'a {
         gate.next_one(at_front)
     }
-    /// Whether the call may be a sample of an adaptive limit ([`Sampled`]): only then is
-    /// [`on_admitted`](Self::on_admitted) worth its arguments.
+    /// Whether the call may be a sample of an adaptive limit ([`Sampled`]).
     const SAMPLED: bool = false;
-    /// The call was just admitted by `core`, with `held` permits held by its gate right after:
-    /// a [`Sampled`] call of an adaptive limit is stamped.
+    /// The body of the call, admitted by `core` with `held` permits held by its gate, starts
+    /// now: a [`Sampled`] call of an adaptive limit is stamped.
     #[inline]
-    fn on_admitted(&mut self, core: &Core, held: usize) {
+    fn stamp(&mut self, core: &Core, held: usize) {
         let _ = (core, held);
     }
     /// The call's stamp, once: the body returned (`Admitted::complete`).
@@ -351,7 +350,7 @@ impl<K: Claim> Claim for Sampled<K> {
     }
 
     #[inline]
-    fn on_admitted(&mut self, core: &Core, held: usize) {
+    fn stamp(&mut self, core: &Core, held: usize) {
         if let Some(state) = core.adaptive(self.claim.slot()) {
             self.stamp = state.stamp(held);
         }
@@ -518,27 +517,6 @@ impl<H: Handle, K: Claim> Parts<H, K> {
     #[inline]
     fn keyed(&self) -> bool {
         self.key.slot().is_some()
-    }
-
-    /// The call was just admitted, `held()` permits held by its gate right after: every
-    /// admission ends here, so that a [`Sampled`] call is stamped however it was admitted.
-    /// `held` is read only for a call of an adaptive limit.
-    #[inline]
-    fn on_admitted(&mut self, held: impl FnOnce(&Gate) -> usize) {
-        if K::SAMPLED && self.handle.limiter().is_adaptive() {
-            let core = self.handle.limiter().core();
-            let held = held(self.key.gate(core));
-            self.stamp(held);
-        }
-    }
-
-    /// Stamps a call of an adaptive limit. Out of line: inlined, the clock read made every
-    /// call of a `limiter = …` with a fixed limit 50 instructions dearer (measured with
-    /// `scripts/instructions.sh borrowed`), though it never ran there.
-    #[inline(never)]
-    fn stamp(&mut self, held: usize) {
-        let core = self.handle.limiter().core();
-        self.key.on_admitted(core, held);
     }
 }
 
@@ -810,10 +788,9 @@ impl<H: Handle, K: Claim> Call<H, K> {
     #[doc(hidden)]
     #[inline]
     pub fn into_admitted(mut self) -> Admitted<H, K> {
-        let mut parts = self.take();
+        let parts = self.take();
         // It has moved on: nothing is left in it to drop.
         std::mem::forget(self);
-        parts.on_admitted(Gate::held);
         Admitted {
             parts,
             fence: Fence::default(),
@@ -860,12 +837,11 @@ impl<H: Handle, K: Claim> Call<H, K> {
     /// count of permits its gate held right after; `wait` is its wait, if it had to.
     #[inline]
     fn admitted(mut self, held: usize, wait: Option<WaitObservation>) -> Admitted<H, K> {
-        let mut parts = self.take();
+        let parts = self.take();
         std::mem::forget(self);
         parts
             .core()
             .admitted(held, parts.keyed(), parts.weight(), wait);
-        parts.on_admitted(|_| held);
         Admitted {
             parts,
             fence: Fence::default(),
@@ -1038,10 +1014,8 @@ impl<H: Handle, K: Claim, P: Place> Queued<H, K, P> {
                 gate.leave(false, weight);
                 observe::left_queue(|| core);
                 core.admitted(held, parts.keyed(), weight, Some(wait));
-                let mut parts = self.call.take();
-                parts.on_admitted(|_| held);
                 Ok(Admitted {
-                    parts,
+                    parts: self.call.take(),
                     fence: Fence::default(),
                 })
             }
@@ -1132,6 +1106,28 @@ pub struct Admitted<H: Handle, K: Claim = Unkeyed> {
 }
 
 impl<H: Handle, K: Claim> Admitted<H, K> {
+    /// The body starts: a [`Sampled`] call of an adaptive limit is stamped. The attribute
+    /// calls it first thing in the body of a sampled call, in the poll that admits the call
+    /// (or, after `admitted()`, the body's first poll: the body's time starts there). Here,
+    /// not in the admission's code, which every call runs: there the stamp's mere presence
+    /// made a call of a fixed limit given by `limiter = …` 38 instructions dearer
+    /// (`scripts/instructions.sh borrowed`). Not a public API.
+    #[doc(hidden)]
+    #[inline]
+    pub fn start(&mut self) {
+        if K::SAMPLED && self.parts.handle.limiter().is_adaptive() {
+            self.stamp();
+        }
+    }
+
+    /// [`start`](Self::start)'s stamp, out of line.
+    #[inline(never)]
+    fn stamp(&mut self) {
+        let core = self.parts.handle.limiter().core();
+        let held = self.parts.key.gate(core).held();
+        self.parts.key.stamp(core, held);
+    }
+
     /// The body returned `overloaded` (or not): for a call of an adaptive limit, its sample.
     /// The attribute calls it after the body of a [`Sampled`] call, so a call that is
     /// cancelled or panics never reaches it. Not a public API.
@@ -1170,6 +1166,15 @@ impl<H: Handle, K: Claim> std::fmt::Debug for Admitted<H, K> {
             .field("fence", &self.fence)
             .finish()
     }
+}
+
+/// What `overloaded = EXPR` says of a call's output: `EXPR(output)`. A function, so that a
+/// closure's argument type is inferred from the output's, and a function of the wrong type
+/// is one error at `EXPR`. Not a public API.
+#[doc(hidden)]
+#[inline]
+pub fn overloaded<T: ?Sized>(output: &T, is_overloaded: impl FnOnce(&T) -> bool) -> bool {
+    is_overloaded(output)
 }
 
 /// A permit of a [`Limiter`], borrowed from it: while it lives, it takes one of the limit's

@@ -108,9 +108,7 @@ impl Core {
         if self.in_flight() != 0 || self.gate.held() != 0 || self.waiting() != 0 {
             return Err(Unshareable::InUse);
         }
-        self.backend
-            .set(backend)
-            .map_err(|_| Unshareable::Shared)?;
+        self.backend.set(backend).map_err(|_| Unshareable::Shared)?;
         self.gate.set_limit(0);
         Ok(())
     }

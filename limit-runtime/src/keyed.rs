@@ -18,8 +18,8 @@ use std::any::Any;
 use std::borrow::Borrow;
 use std::collections::HashSet;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
-use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::adaptive::state::State;
@@ -348,7 +348,9 @@ mod tests {
     #[test]
     fn the_table_shrinks_after_a_burst_but_keeps_a_small_capacity() {
         let keys = Keys::default();
-        let slots: Vec<_> = (0..10_000_u32).map(|key| keys.enter(key, || 1, None)).collect();
+        let slots: Vec<_> = (0..10_000_u32)
+            .map(|key| keys.enter(key, || 1, None))
+            .collect();
         assert!(keys.lock().set.capacity() >= 10_000);
         for slot in &slots {
             keys.exit(slot);
@@ -369,11 +371,16 @@ mod tests {
         let keys = Keys::default();
         let state = adaptive();
         let a = keys.enter("a", || 4, Some(&state));
-        a.adaptive().unwrap().set_limit(9, |limit| a.gate.set_limit(limit));
+        a.adaptive()
+            .unwrap()
+            .set_limit(9, |limit| a.gate.set_limit(limit));
         keys.exit(&a);
         assert_eq!((keys.active(), keys.idle()), (0, 1));
         let again = keys.enter("a", || 4, Some(&state));
-        assert!(Arc::ptr_eq(&a, &again), "the idle key's slot is the one it comes back to");
+        assert!(
+            Arc::ptr_eq(&a, &again),
+            "the idle key's slot is the one it comes back to"
+        );
         assert_eq!(again.gate.limit(), 9);
         assert_eq!((keys.active(), keys.idle()), (1, 0));
         keys.exit(&again);
@@ -395,7 +402,11 @@ mod tests {
         keys.exit(&newest);
         let before = keys.lock().set.len();
         let oldest = keys.enter(0_usize, || 4, Some(&state));
-        assert_eq!(keys.lock().set.len(), before + 1, "the oldest was forgotten");
+        assert_eq!(
+            keys.lock().set.len(),
+            before + 1,
+            "the oldest was forgotten"
+        );
         keys.exit(&oldest);
     }
 }

@@ -1029,13 +1029,13 @@ pub use stats::{AdaptiveStats, SharedStats, Stats, Stragglers, stragglers};
 #[cfg(not(loom))]
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::adaptive::Adaptive;
+    pub use crate::adaptive::controller::Controller as AdaptiveController;
     pub use crate::call::{
         Admitted, AtFront, Back, Call, Claim, Front, Handle, Heavy, HeavyPanics, HeavyRefuses,
         IntoHandle, Keyed, OnHeavy, Place, Policy, Refused, Sampled, Step, Unkeyed, Weighted,
-        never_refused,
+        never_refused, overloaded,
     };
-    pub use crate::adaptive::Adaptive;
-    pub use crate::adaptive::controller::Controller as AdaptiveController;
     pub use crate::error::{Refusal, refusal};
     pub use crate::limited::{Entered, Machine, Never, Outcome, Spec, Waited, never_front};
     pub use crate::limiter::Limiter;

@@ -5,11 +5,11 @@
 use std::panic::Location;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+use crate::adaptive::{Adaptive, Bounds};
 use crate::call::{
     Admitted, Call, Claim, Handle, IntoHandle, Keyed, OnHeavy, OwnedPermit, Permit, Unkeyed,
     Weighted,
 };
-use crate::adaptive::{Adaptive, Bounds};
 use crate::core::Core;
 use crate::error::{LimitError, LimitTooLarge};
 use crate::gate::MAX_LIMIT;

@@ -52,7 +52,10 @@ impl Stamp {
 #[derive(Clone, Copy, Debug)]
 #[cfg_attr(
     not(feature = "tracing"),
-    allow(dead_code, reason = "all read by the `tracing` event; `to` also by the gauge")
+    allow(
+        dead_code,
+        reason = "all read by the `tracing` event; `to` also by the gauge"
+    )
 )]
 pub(crate) struct Change {
     pub(crate) from: usize,
@@ -157,19 +160,15 @@ impl State {
         inner.samples += 1;
         inner.overloaded += u64::from(overloaded);
         let from = inner.controller.limit();
-        let changed = inner.controller.on_sample_secs(
-            now_s,
-            rtt,
-            stamp.held.get() as usize - 1,
-            overloaded,
-        );
+        let changed =
+            inner
+                .controller
+                .on_sample_secs(now_s, rtt, stamp.held.get() as usize - 1, overloaded);
         let to = match (changed, inner.outside) {
             (Some(to), _) => to,
             // A limit set by hand outside the bounds holds until the controller decides
             // again; then the gate comes back within them, change or not.
-            (None, Some(rounds)) if inner.controller.rounds() != rounds => {
-                inner.controller.limit()
-            }
+            (None, Some(rounds)) if inner.controller.rounds() != rounds => inner.controller.limit(),
             (None, _) => return None,
         };
         inner.outside = None;
