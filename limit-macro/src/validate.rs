@@ -172,21 +172,7 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
         args.name,
         &sig,
     )?;
-    if let (
-        Some(overloaded),
-        Source::Own {
-            limit: OwnLimit::Fixed(_),
-            ..
-        },
-    ) = (&overloaded, &source)
-    {
-        return Err(syn::Error::new(
-            overloaded.key.span(),
-            "`overloaded` needs an adaptive limit, which backs off when the downstream says it \
-             is overloaded: write `#[concurrency_limit(adaptive, overloaded = …)]`, or use a \
-             limiter made by `Limiter::adaptive` with `limiter = …`",
-        ));
-    }
+    check_overloaded(overloaded.as_ref(), &source)?;
     let policy = policy(args.max_wait, args.queue, &sig, &shape)?;
     let weight = args.weight.map(|weight| Weight {
         expr: weight.value,
@@ -211,6 +197,27 @@ pub(crate) fn validate(args: Args, function: Function) -> syn::Result<Plan> {
         overloaded: overloaded.map(|overloaded| overloaded.value),
         shape,
     })
+}
+
+/// `overloaded` says which outputs are drops, which only an adaptive limit (its own, or one
+/// given by `limiter = …`, which may be) has a use for.
+fn check_overloaded(overloaded: Option<&Opt<Expr>>, source: &Source) -> syn::Result<()> {
+    if let (
+        Some(overloaded),
+        Source::Own {
+            limit: OwnLimit::Fixed(_),
+            ..
+        },
+    ) = (overloaded, source)
+    {
+        return Err(syn::Error::new(
+            overloaded.key.span(),
+            "`overloaded` needs an adaptive limit, which backs off when the downstream says it \
+             is overloaded: write `#[concurrency_limit(adaptive, overloaded = …)]`, or use a \
+             limiter made by `Limiter::adaptive` with `limiter = …`",
+        ));
+    }
+    Ok(())
 }
 
 /// Tokens as one stream, for an error's span or a message.
