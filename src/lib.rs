@@ -96,6 +96,26 @@ pub fn limiter_of(name: &str) -> Limiter {
     limit_runtime::limiter(name).unwrap_or_else(|| panic!("no limiter named {name:?}"))
 }
 
+/// A current-thread runtime on a paused clock: calls take simulated time (an adaptive
+/// limit's samples with them) and run on this thread, inside its subscriber or recorder.
+///
+/// ```
+/// let runtime = limit_suite::paused_runtime();
+/// runtime.block_on(async { tokio::time::sleep(std::time::Duration::from_secs(60)).await }); // at once
+/// ```
+///
+/// # Panics
+///
+/// If the runtime cannot be built.
+#[must_use]
+pub fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a runtime")
+}
+
 /// A gate that holds a body mid-run until its sender sends or is dropped: the body awaits
 /// the receiver (or passes it to [`wait_for`]).
 ///

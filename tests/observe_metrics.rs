@@ -472,16 +472,6 @@ fn a_recorder_installed_after_a_limiters_first_call_sees_every_later_change() {
 // The limit
 // ---------------------------------------------------------------------------------------
 
-/// A current-thread runtime on a paused clock: the adaptive tests' calls take simulated
-/// time, and run on this thread, inside its recorder.
-fn paused_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a runtime")
-}
-
 #[concurrency_limit(adaptive(initial = 4, max = 64), name = "metered-adaptive")]
 async fn metered_adaptive() {
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -507,7 +497,7 @@ fn the_limit_gauge_follows_an_adaptive_limit_and_every_set_limit() {
         let mut meter = Meter::new(recorder, "metered-adaptive");
         let call = metered_adaptive(); // made, not polled: the limiter is registered
         assert_eq!(meter.now().limit, 4.0, "its initial limit, at registration");
-        paused_runtime().block_on(async {
+        limit_suite::paused_runtime().block_on(async {
             call.await;
             assert_eq!(meter.now().limit, 4.0, "no change yet");
             // The first round needs 4 calls; at the limit of 4, with no queue, slow start
@@ -525,7 +515,7 @@ fn the_limit_gauge_follows_an_adaptive_limit_and_every_set_limit() {
 fn a_keys_adaptive_limit_is_not_the_limiters_gauge() {
     metered(|recorder| {
         let mut meter = Meter::new(recorder, "metered-adaptive-keyed");
-        paused_runtime().block_on(async {
+        limit_suite::paused_runtime().block_on(async {
             all_at_once((0..4).map(|_| metered_adaptive_keyed(7))).await;
         });
         // The key's limit went from 2 to 4 (`tests/observe_tracing.rs` sees the event); the

@@ -567,16 +567,6 @@ fn limiter_acquire_that_waits_is_traced_like_a_call() {
 // Adaptive limits
 // ---------------------------------------------------------------------------------------
 
-/// A current-thread runtime on a paused clock: the adaptive tests' calls take simulated
-/// time, and run on this thread, inside its subscriber.
-fn paused_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("a runtime")
-}
-
 /// The lines of the adaptive limits' events, cleared with the rest.
 fn adaptive_lines(trace: &Trace) -> Vec<String> {
     trace
@@ -609,7 +599,7 @@ async fn adaptive_round(count: usize, busy: usize) {
 #[test]
 fn each_change_of_an_adaptive_limit_emits_a_debug_event_with_its_reason() {
     traced(|trace| {
-        paused_runtime().block_on(async {
+        limit_suite::paused_runtime().block_on(async {
             // A round of 4 calls at the limit of 4, with no queue: slow start doubles it.
             adaptive_round(4, 0).await;
             assert_eq!(
@@ -641,7 +631,7 @@ async fn traced_adaptive_keyed(key: u32) {
 #[test]
 fn a_keys_change_says_keyed() {
     traced(|trace| {
-        paused_runtime().block_on(async {
+        limit_suite::paused_runtime().block_on(async {
             // The first round needs 4 calls: two at a time, under the key's 2.
             let calls: Vec<_> = (0..4)
                 .map(|_| tokio::spawn(traced_adaptive_keyed(7)))

@@ -495,10 +495,7 @@ fn check_borrow(reference: &syn::ExprReference, sig: &Sig) -> syn::Result<()> {
 /// A bound of `adaptive(…)` is part of the function's limiter, a `static`: a constant, so
 /// one that reads `self` or an argument is an error here rather than rustc's about `static`s.
 fn check_bound_is_constant(bound: &Opt<Expr>, sig: &Sig) -> syn::Result<()> {
-    let tokens = quote::ToTokens::to_token_stream(&bound.value);
-    let Some(found) = find_ident(&tokens, &|ident| {
-        ident == "self" || sig.bindings().any(|(arg, _)| arg == ident)
-    }) else {
+    let Some(found) = reads_self_or_argument(&bound.value, sig) else {
         return Ok(());
     };
     Err(syn::Error::new(
@@ -517,10 +514,7 @@ fn check_bound_is_constant(bound: &Opt<Expr>, sig: &Sig) -> syn::Result<()> {
 /// value to all. (The limit's closure must also coerce to `fn() -> usize`, which catches a
 /// capture hidden in a macro.)
 fn check_limit_is_per_function(limit: &Expr, sig: &Sig) -> syn::Result<()> {
-    let tokens = quote::ToTokens::to_token_stream(limit);
-    let Some(found) = find_ident(&tokens, &|ident| {
-        ident == "self" || sig.bindings().any(|(arg, _)| arg == ident)
-    }) else {
+    let Some(found) = reads_self_or_argument(limit, sig) else {
         return Ok(());
     };
     Err(syn::Error::new(
@@ -533,6 +527,15 @@ fn check_limit_is_per_function(limit: &Expr, sig: &Sig) -> syn::Result<()> {
             sig.ident
         ),
     ))
+}
+
+/// `self` or an argument of `sig`, if `expr` reads one: what a value evaluated once per
+/// function (its limit, its bounds) cannot depend on.
+fn reads_self_or_argument(expr: &Expr, sig: &Sig) -> Option<proc_macro2::Ident> {
+    let tokens = quote::ToTokens::to_token_stream(expr);
+    find_ident(&tokens, &|ident| {
+        ident == "self" || sig.bindings().any(|(arg, _)| arg == ident)
+    })
 }
 
 fn mentions(tokens: &TokenStream, matches: &dyn Fn(&proc_macro2::Ident) -> bool) -> bool {
