@@ -385,6 +385,83 @@ impl Sink for Uploader {
     }
 }
 
+// Adaptive limits: every shape whose expansion differs (a sampled call's `start` and
+// `complete`, the `async` block around a body that may leave early, `overloaded`).
+
+fn is_limit_error(result: &Result<u32, LintError>) -> bool {
+    matches!(result, Err(LintError::Limit(_)))
+}
+
+#[concurrency_limit(adaptive)]
+async fn adaptive_plain(n: u32) -> u32 {
+    n + 1
+}
+
+#[concurrency_limit(adaptive(initial = 2, min = 1, max = MAX_JOBS), name = "lints-adaptive")]
+async fn adaptive_unit() {}
+
+#[concurrency_limit(adaptive(max = 8), overloaded = is_limit_error)]
+async fn adaptive_early(text: &str) -> Result<u32, LintError> {
+    if text.is_empty() {
+        return Ok(0);
+    }
+    Ok(text.parse::<u32>()?)
+}
+
+#[concurrency_limit(adaptive, key = n % 2, weight = 1, max_wait = std::time::Duration::ZERO, overloaded = Result::is_err)]
+async fn adaptive_everything(n: u32) -> Result<u32, LintError> {
+    Ok(n)
+}
+
+#[concurrency_limit(adaptive)]
+async fn adaptive_never(flag: bool) -> u32 {
+    if flag {
+        return 1;
+    }
+    loop {
+        tokio::task::yield_now().await;
+    }
+}
+
+static ADAPTIVE: limit_runtime::Limiter =
+    limit_runtime::Limiter::adaptive(limit_runtime::Adaptive::new().max(16));
+
+#[concurrency_limit(limiter = ADAPTIVE, overloaded = |output: &u32| *output == 0)]
+async fn adaptive_shared(n: u32) -> u32 {
+    n
+}
+
+struct AdaptiveService {
+    limiter: limit_runtime::Limiter,
+}
+
+impl AdaptiveService {
+    #[concurrency_limit(limiter = &self.limiter)]
+    async fn call(&self, n: u32) -> u32 {
+        n
+    }
+}
+
+#[tokio::test]
+async fn adaptive_shapes_compile_without_warnings_and_run() {
+    assert_eq!(adaptive_plain(1).await, 2);
+    adaptive_unit().await;
+    assert_eq!(adaptive_early("").await.ok(), Some(0));
+    assert_eq!(adaptive_early("7").await.ok(), Some(7));
+    assert!(adaptive_early("x").await.is_err());
+    assert_eq!(adaptive_everything(3).await.ok(), Some(3));
+    assert_eq!(adaptive_never(true).await, 1);
+    assert_eq!(adaptive_shared(5).await, 5);
+    let service = AdaptiveService {
+        limiter: limit_runtime::Limiter::adaptive(limit_runtime::Adaptive::new()),
+    };
+    assert_eq!(service.call(4).await, 4);
+    assert_eq!(
+        service.limiter.stats().adaptive.map(|stats| stats.samples),
+        Some(1)
+    );
+}
+
 #[tokio::test]
 async fn weighted_shapes_compile_without_warnings_and_run() {
     assert_eq!(weighted_result(b"abc").await.ok(), Some(3));
