@@ -58,7 +58,7 @@ pub(crate) struct Args {
     pub(crate) name: Option<Opt<LitStr>>,
     /// `adaptive` in the place of the limit.
     pub(crate) adaptive: Option<AdaptiveArg>,
-    /// `overloaded = PATH`: which outputs mean the downstream is overloaded.
+    /// `overloaded = EXPR`: which outputs mean the downstream is overloaded.
     pub(crate) overloaded: Option<Opt<Expr>>,
 }
 

@@ -226,18 +226,15 @@ impl Core {
         self.adaptive.is_some()
     }
 
-    /// The sample of an adaptive call of `slot` (or of the limiter), stamped at its
-    /// admission, whose body just returned: the controller may move the gate's limit. Out
-    /// of line, as `Parts::stamp` is (`call.rs`).
+    /// The sample of an adaptive call of `slot` (or of the limiter), stamped as its body
+    /// started, whose body just returned: the controller may move the gate's limit. Out of
+    /// line, as `Admitted::stamp` is (`call.rs`).
     #[inline(never)]
     pub(crate) fn sample(&self, slot: Option<&Slot>, stamp: Stamp, overloaded: bool) {
-        let (state, gate) = match slot {
-            Some(slot) => (slot.adaptive(), &slot.gate),
-            None => (self.adaptive.as_deref(), &self.gate),
-        };
-        let Some(state) = state else {
+        let Some(state) = self.adaptive(slot) else {
             return;
         };
+        let gate = slot.map_or(&self.gate, |slot| &slot.gate);
         if let Some(change) = state.sample(stamp, overloaded, |limit| gate.set_limit(limit)) {
             observe::limit_changed(self, slot.is_some(), change);
         }

@@ -151,7 +151,7 @@ impl Limiter {
     /// `static`s; `#[concurrency_limit(adaptive(…))]` gives a function one of its own.
     ///
     /// Its calls are samples: the attribute's calls of it (by `limiter = …`, or its own),
-    /// each from admission to the body's return, on tokio's clock. A call that is cancelled,
+    /// each from its body's start (in the poll that admits it) to its return, on tokio's clock. A call that is cancelled,
     /// panics or is refused is no sample, and neither is a permit taken by hand
     /// ([`acquire`](Self::acquire), [`track`](crate::track)). The limit moves through the
     /// same resizing as [`set_limit`](Self::set_limit), so a shrink never revokes a running

@@ -1,11 +1,12 @@
 //! [`State`]: an adaptive limit's controller in a limiter's core (or a key's slot), with the
 //! clock its calls are stamped against, and [`Stamp`], what an adaptive call carries from its
-//! admission to its end.
+//! body's start to its end.
 //!
-//! The split of the work: a call is stamped when it is admitted (`Claim::on_admitted` of a
-//! `Sampled` claim in `call.rs`: one clock read, no lock), and when its body returns it gives
-//! its sample here (`Admitted::complete`: a second clock read and the controller's lock). A
-//! call that is cancelled, panics or is refused never reaches `complete`, so it is no sample.
+//! The split of the work: a call is stamped as its body starts, in the poll that admits it
+//! (`Admitted::start`, through a `Sampled` claim in `call.rs`: one clock read, no lock), and
+//! when its body returns it gives its sample here (`Admitted::complete`: a second clock read
+//! and the controller's lock). A call that is cancelled, panics or is refused never reaches
+//! `complete`, so it is no sample.
 //! The controller's answer, a new limit, is applied by the caller through the gate's own
 //! resizing (`Gate::set_limit`), so a shrink never revokes a running call.
 
@@ -17,7 +18,7 @@ use tokio::time::Instant;
 use super::Bounds;
 use super::controller::{Controller, Reason};
 
-/// What an adaptive call carries from its admission to its end: when it was admitted, in
+/// What an adaptive call carries from its body's start to its end: when it started, in
 /// nanoseconds since its limiter's first stamp, plus one (0 is [`Stamp::NONE`], a call not
 /// stamped), and the permits its gate held right after (the controller's in-flight count),
 /// plus one.
@@ -32,7 +33,7 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    /// A call not stamped: its limiter is not adaptive, or it is not admitted yet.
+    /// A call not stamped: its limiter is not adaptive, or its body has not started yet.
     pub(crate) const NONE: Self = Self {
         at: 0,
         held: NonZeroU32::MIN,
@@ -125,7 +126,7 @@ impl State {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Stamps a call admitted now, with `held` permits held by its gate right after.
+    /// Stamps a call whose body starts now, with `held` permits held by its gate.
     #[inline]
     pub(crate) fn stamp(&self, held: usize) -> Stamp {
         Stamp {
